@@ -1,0 +1,235 @@
+"""Integration of a batched vector field on a recording grid, with steady-state stopping.
+
+The solvers are torchdiffeq's (adaptive: dopri5, dopri8, bosh3, adaptive_heun, fehlberg2;
+fixed-step: euler, midpoint, rk4). What torchdiffeq lacks and this module adds:
+
+- solver statistics (function evaluations, accepted and rejected steps) through torchdiffeq's
+  step callbacks;
+- steady-state stopping per cue: the recording grid is integrated in blocks; after each block
+  every cue whose speed ``max |dx/dt|`` fell below ``steady_tol`` on the grid is frozen (its
+  derivative is set to zero, so it neither moves nor limits the shared step size) and its
+  convergence time is the first grid time below the tolerance; when all cues are frozen the run
+  stops. Blocks resume from the last accepted step size, so blocking costs no extra step;
+- a :class:`SolverError` naming the method, tolerances and time span when a solver cannot meet
+  its tolerance (step underflow, step budget) or the state becomes non-finite.
+
+torchdiffeq takes one step size for the whole batch; a per-cue step size is the subject of the
+performance work (DESIGN.md section 6). The loop yields :class:`Block` records, so any stepper
+that yields blocks (a stochastic spiking one, say) plugs into the same recording.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+from torchdiffeq import odeint
+
+ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
+FIXED_METHODS = ("euler", "midpoint", "rk4")
+METHODS = ADAPTIVE_METHODS + FIXED_METHODS
+
+
+class SolverError(RuntimeError):
+    """The solver could not integrate the system to its tolerance."""
+
+
+@dataclass(frozen=True)
+class Solver:
+    """Solver settings.
+
+    ``rtol``/``atol`` apply to adaptive methods; ``step_size`` to fixed-step ones (default: the
+    recording grid's spacing). ``max_steps`` bounds the accepted steps of a run. ``steady_tol``
+    enables steady-state stopping on ``max |dx/dt|`` (None: integrate to the end).
+    """
+
+    method: str = "dopri5"
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    step_size: float | None = None
+    max_steps: int = 100_000
+    steady_tol: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown solver method {self.method!r}; known: {', '.join(METHODS)}")
+        for name in ("rtol", "atol", "step_size", "steady_tol"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"solver {name} must be > 0, got {value}")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.method in ADAPTIVE_METHODS
+
+    def describe(self) -> dict:
+        out = {"method": self.method, "max_steps": self.max_steps, "steady_tol": self.steady_tol}
+        if self.adaptive:
+            out.update(rtol=self.rtol, atol=self.atol)
+        else:
+            out["step_size"] = self.step_size
+        return out
+
+
+@dataclass
+class SolverStats:
+    """Counts for one run (shared by the batch: torchdiffeq steps all cues together)."""
+
+    nfe: int = 0
+    attempted_steps: int = 0
+    accepted_steps: int = 0
+    blocks: int = 0
+    wall_time: float = 0.0
+
+    @property
+    def rejected_steps(self) -> int:
+        return self.attempted_steps - self.accepted_steps
+
+
+@dataclass
+class Block:
+    """States on part of the recording grid: ``times`` (T,), ``states`` (T, B, D), ``speed`` (T, B)."""
+
+    times: torch.Tensor
+    states: torch.Tensor
+    speed: torch.Tensor
+
+
+class _CountingField:
+    """The vector field as torchdiffeq sees it: counts evaluations and steps, zeroes frozen cues."""
+
+    def __init__(self, rhs: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], batch: int,
+                 device: torch.device) -> None:
+        self.rhs = rhs
+        self.frozen = torch.zeros(batch, dtype=torch.bool, device=device)
+        self.stats = SolverStats()
+        self.last_dt: float | None = None
+
+    def __call__(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.stats.nfe += 1
+        dy = self.rhs(t, y)
+        return dy.masked_fill(self.frozen[:, None], 0.0)
+
+    def callback_step(self, t0: torch.Tensor, y0: torch.Tensor, dt: torch.Tensor) -> None:
+        self.stats.attempted_steps += 1
+        self.stats.accepted_steps += 1
+
+
+class _AdaptiveCountingField(_CountingField):
+    """Adaptive solvers also report accepted steps; the last step size seeds the next block."""
+
+    def callback_step(self, t0: torch.Tensor, y0: torch.Tensor, dt: torch.Tensor) -> None:
+        self.stats.attempted_steps += 1
+
+    def callback_accept_step(self, t0: torch.Tensor, y0: torch.Tensor, dt: torch.Tensor) -> None:
+        self.stats.accepted_steps += 1
+        self.last_dt = float(dt)
+
+
+@dataclass
+class Integration:
+    """A running integration: iterate it for blocks; read stats and convergence afterwards."""
+
+    rhs: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    y0: torch.Tensor
+    times: torch.Tensor
+    solver: Solver
+    block_size: int = 10
+    field_: _CountingField = field(init=False)
+    convergence_time: torch.Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.y0.ndim != 2:
+            raise ValueError(f"the state must be (batch, dims), got {tuple(self.y0.shape)}")
+        t = self.times
+        if t.ndim != 1 or t.numel() < 2 or not bool((t[1:] > t[:-1]).all()):
+            raise ValueError("the recording times must be a strictly increasing 1-D grid with at least 2 points")
+        self.block_size = max(1, int(self.block_size))
+        counting = _AdaptiveCountingField if self.solver.adaptive else _CountingField
+        self.field_ = counting(self.rhs, self.y0.shape[0], self.y0.device)
+        if not self.solver.adaptive:
+            self._check_fixed_step()
+        self.convergence_time = torch.full((self.y0.shape[0],), math.nan, dtype=torch.float64)
+
+    def _check_fixed_step(self) -> None:
+        """Blocks restart the fixed grid at recording times, so the step must divide their spacing
+        (otherwise torchdiffeq would silently shorten the last step of every block)."""
+        step = self.solver.step_size
+        if step is None:
+            return
+        spacing = torch.diff(self.times.double()).cpu().numpy()
+        ratio = spacing / step
+        if not (ratio.round() >= 1).all() or abs(ratio - ratio.round()).max() > 1e-6:
+            raise ValueError(f"step_size={step:g} must divide the recording spacing "
+                             f"({spacing.min():g}..{spacing.max():g}); choose n_times so that it does")
+
+    @property
+    def stats(self) -> SolverStats:
+        return self.field_.stats
+
+    @property
+    def converged(self) -> torch.Tensor:
+        return self.field_.frozen.cpu()
+
+    def speed(self, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """``max |dx/dt|`` per cue for states (T, B, D), not counted as solver work."""
+        return torch.stack([self.rhs(ti, yi).abs().amax(-1) for ti, yi in zip(t, states)])
+
+    def _options(self) -> dict:
+        if self.solver.adaptive:
+            opts = {"max_num_steps": max(1, self.solver.max_steps - self.stats.accepted_steps)}
+            if self.field_.last_dt is not None:
+                opts["first_step"] = self.field_.last_dt
+            return opts
+        step = self.solver.step_size or float(self.times[1] - self.times[0])
+        return {"step_size": step}
+
+    def _solve(self, y: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
+        s = self.solver
+        try:
+            ys = odeint(self.field_, y, tb, method=s.method, rtol=s.rtol, atol=s.atol, options=self._options())
+        except AssertionError as err:
+            raise SolverError(
+                f"{s.method} could not integrate from t={float(tb[0]):g} to t={float(tb[-1]):g} "
+                f"with rtol={s.rtol:g}, atol={s.atol:g} ({err}); loosen the tolerances, raise max_steps "
+                f"(now {s.max_steps}), or check that the model's scale is sensible") from err
+        if not torch.isfinite(ys).all():
+            raise SolverError(
+                f"the state became NaN or infinite between t={float(tb[0]):g} and t={float(tb[-1]):g} "
+                f"({s.method}): the dynamics diverge (an energy unbounded below?) or the step is too large")
+        if self.solver.method not in ADAPTIVE_METHODS and self.stats.accepted_steps > s.max_steps:
+            raise SolverError(f"{s.method} took more than max_steps={s.max_steps} steps")
+        return ys
+
+    def __iter__(self) -> Iterator[Block]:
+        start = time.perf_counter()
+        t, y = self.times, self.y0
+        speed0 = self.speed(t[:1], y[None])
+        self._freeze_converged(t[:1], speed0)
+        yield Block(t[:1], y[None], speed0)
+        i = 0
+        while i < len(t) - 1 and not bool(self.field_.frozen.all()):
+            tb = t[i:i + self.block_size + 1]
+            ys = self._solve(y, tb)[1:]
+            speed = self.speed(tb[1:], ys)
+            self.stats.blocks += 1
+            self._freeze_converged(tb[1:], speed)
+            y, i = ys[-1], i + len(tb) - 1
+            self.stats.wall_time = time.perf_counter() - start
+            yield Block(tb[1:], ys, speed)
+
+    def _freeze_converged(self, tb: torch.Tensor, speed: torch.Tensor) -> None:
+        tol = self.solver.steady_tol
+        if tol is None:
+            return
+        below = (speed < tol) & ~self.field_.frozen[None]
+        newly = below.any(0)
+        if newly.any():
+            first = below.to(torch.int8).argmax(0)
+            self.convergence_time[newly.cpu()] = tb[first].to("cpu", torch.float64)[newly.cpu()]
+            self.field_.frozen |= newly

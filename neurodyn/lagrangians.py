@@ -1,0 +1,284 @@
+"""Convex Lagrangians of neuron populations; activations are their gradients.
+
+A population is defined by a Lagrangian ``L(x)`` summed over its units (Krotov & Hopfield 2020;
+UHN eq. 3). Its activation is the gradient ``dL/dx``: ``g = dL_v/dv`` for value neurons and
+``f = dL_h/dh`` for memory neurons, where ``f`` is the UHN *separation function*. Activations are
+never declared separately: each class gives ``value`` and, where it is cheap, the closed-form
+gradient as ``activation``; the tests check every closed form against autograd of ``value``.
+
+Each Lagrangian also states the facts the Lyapunov argument of UHN appendix A needs:
+
+- ``convex``: the Hessian is positive semi-definite on the domain (``dE/dt <= 0``);
+- ``smooth``: the activation is continuous, so the chain rule along a trajectory holds. The
+  non-smooth ones (max, top-k, threshold) are the heuristic limits the UHN paper mentions
+  below its eq. 4; the tool runs them but never calls their energy decrease guaranteed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def _positive(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+class Lagrangian:
+    """A convex function of a population's state, summed over its last dimension."""
+
+    name: str = ""
+    convex: bool = True
+    smooth: bool = True
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        """``L(x)`` for a batch ``x`` of shape (..., units); returns shape (...)."""
+        raise NotImplementedError
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """``dL/dx``, same shape as ``x``. Default: autograd of :meth:`value`."""
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.value(x).sum(), x)
+        return grad
+
+    def legendre(self, x: torch.Tensor, act: torch.Tensor | None = None) -> torch.Tensor:
+        """The single-population energy ``x . dL/dx - L(x)`` (a bracket of UHN eq. 3)."""
+        act = self.activation(x) if act is None else act
+        return (x * act).sum(-1) - self.value(x)
+
+    def params(self) -> dict[str, float]:
+        """Parameters for provenance records."""
+        return {k: v for k, v in vars(self).items() if isinstance(v, (int, float))}
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.params().items())
+        return f"{self.name}({args})" if args else self.name
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+
+class Quadratic(Lagrangian):
+    """``L = sum x^2 / 2``; activation identity. Classical HN separation, linear value neurons."""
+
+    name = "identity"
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (x * x).sum(-1)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@dataclass(repr=False)
+class RectifiedPolynomial(Lagrangian):
+    """``L = sum relu(x)^(n+1) / (n+1)``; activation ``relu(x)^n`` (DAM, Krotov & Hopfield 2016).
+
+    Any real degree ``n > 0`` is allowed: ``n = 0.5`` is UHN table 3's square root, ``n = 2, 3,
+    4, 10`` its polynomials. Convex for every ``n > 0``; the activation is continuous for ``n > 0``.
+    """
+
+    degree: float = 2.0
+    name = "polynomial"
+
+    def __post_init__(self) -> None:
+        self.degree = _positive("polynomial degree", self.degree)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).pow(self.degree + 1).sum(-1) / (self.degree + 1)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).pow(self.degree)
+
+
+@dataclass(repr=False)
+class LogSumExp(Lagrangian):
+    """``L = logsumexp(beta x) / beta``; activation ``softmax(beta x)`` (MCHN, UHN eq. 5)."""
+
+    beta: float = 1.0
+    name = "softmax"
+
+    def __post_init__(self) -> None:
+        self.beta = _positive("beta (inverse temperature)", self.beta)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(self.beta * x, dim=-1) / self.beta
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.beta * x, dim=-1)
+
+
+class Max(Lagrangian):
+    """``L = max(x)``; activation one-hot at the arg-max: the ``beta -> inf`` limit of softmax.
+
+    Convex but not differentiable where the maximum is tied; heuristic (UHN section 4).
+    """
+
+    name = "max"
+    smooth = False
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return x.max(dim=-1).values
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(x.argmax(dim=-1), x.shape[-1]).to(x.dtype)
+
+
+@dataclass(repr=False)
+class TopK(Lagrangian):
+    """``L = sum of the k largest x``; activation the indicator of the top k (SDM-like).
+
+    Convex (a sum of order statistics); not differentiable at ties.
+    """
+
+    k: int = 1
+    name = "topk"
+    smooth = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.k, int) and self.k >= 1):
+            raise ValueError(f"top-k needs an integer k >= 1, got {self.k!r}")
+
+    def _k(self, x: torch.Tensor) -> int:
+        return min(self.k, x.shape[-1])
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return x.topk(self._k(x), dim=-1).values.sum(-1)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        idx = x.topk(self._k(x), dim=-1).indices
+        return torch.zeros_like(x).scatter_(-1, idx, 1.0)
+
+
+@dataclass(repr=False)
+class Threshold(Lagrangian):
+    """``L = sum relu(x - theta)``; activation the step ``H(x - theta)`` (SDM's activation radius).
+
+    Convex; the activation jumps at ``theta``, so the energy is only piecewise smooth.
+    """
+
+    theta: float = 0.0
+    name = "threshold"
+    smooth = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.theta, (int, float)) and math.isfinite(self.theta)):
+            raise ValueError(f"threshold theta must be a finite number, got {self.theta!r}")
+        self.theta = float(self.theta)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x - self.theta).sum(-1)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return (x > self.theta).to(x.dtype)
+
+
+@dataclass(repr=False)
+class Log(Lagrangian):
+    """``L = sum (x log x - x)`` for ``x > 0``; activation ``log x`` (UHN table 3's log).
+
+    Convex on ``x > 0`` (Hessian ``1/x``). Inputs are floored at ``eps`` so the activation stays
+    finite; the floor makes the Lagrangian linear below ``eps`` (still convex).
+    """
+
+    eps: float = 1e-12
+    name = "log"
+
+    def __post_init__(self) -> None:
+        self.eps = _positive("log floor eps", self.eps)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        xc = x.clamp_min(self.eps)
+        # Continued linearly below eps with slope log(eps): convex and C^1.
+        return (xc * torch.log(xc) - xc + (x - xc) * math.log(self.eps)).sum(-1)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log(x.clamp_min(self.eps))
+
+
+@dataclass(repr=False)
+class Sigmoid(Lagrangian):
+    """``L = sum softplus(beta x) / beta``; activation the logistic ``sigmoid(beta x)`` in (0, 1)."""
+
+    beta: float = 1.0
+    name = "sigmoid"
+
+    def __post_init__(self) -> None:
+        self.beta = _positive("beta (gain)", self.beta)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        # logaddexp(y, 0) = softplus(y) without F.softplus's linear cut-off above y = 20.
+        return (torch.logaddexp(self.beta * x, torch.zeros_like(x)) / self.beta).sum(-1)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.beta * x)
+
+
+@dataclass(repr=False)
+class Tanh(Lagrangian):
+    """``L = sum log cosh(beta x) / beta``; activation ``tanh(beta x)`` in (-1, 1)."""
+
+    beta: float = 1.0
+    name = "tanh"
+
+    def __post_init__(self) -> None:
+        self.beta = _positive("beta (gain)", self.beta)
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        bx = self.beta * x
+        # log cosh(y) = |y| + log1p(exp(-2|y|)) - log 2, stable for large |y|.
+        return ((bx.abs() + torch.log1p(torch.exp(-2 * bx.abs())) - math.log(2.0)) / self.beta).sum(-1)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.beta * x)
+
+
+LAGRANGIANS: dict[str, type[Lagrangian]] = {
+    "identity": Quadratic,
+    "quadratic": Quadratic,
+    "polynomial": RectifiedPolynomial,
+    "softmax": LogSumExp,
+    "max": Max,
+    "topk": TopK,
+    "threshold": Threshold,
+    "log": Log,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+}
+
+# The positional parameter of each family, for short specs such as "softmax:100" or "polynomial:3".
+_MAIN_PARAM = {"polynomial": "degree", "softmax": "beta", "topk": "k", "threshold": "theta",
+               "sigmoid": "beta", "tanh": "beta", "log": "eps"}
+
+
+def make_lagrangian(spec: str | Lagrangian, **params: float) -> Lagrangian:
+    """Build a Lagrangian from a name (``"softmax"``), a short spec (``"softmax:100"``,
+    ``"polynomial:3"``, ``"topk:5"``) or return an instance unchanged."""
+    if isinstance(spec, Lagrangian):
+        if params:
+            raise ValueError("parameters given together with a Lagrangian instance")
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"a Lagrangian is a name or a Lagrangian, got {type(spec).__name__}")
+    name, _, arg = spec.partition(":")
+    name = name.strip().lower()
+    if name not in LAGRANGIANS:
+        raise ValueError(f"unknown Lagrangian/separation {name!r}; known: {', '.join(sorted(LAGRANGIANS))}")
+    if arg:
+        if name not in _MAIN_PARAM:
+            raise ValueError(f"{name!r} takes no parameter, got {spec!r}")
+        try:
+            params[_MAIN_PARAM[name]] = int(arg) if name == "topk" else float(arg)
+        except ValueError:
+            kind = "an integer" if name == "topk" else "a number"
+            raise ValueError(f"cannot read the parameter of {spec!r} as {kind}") from None
+    try:
+        return LAGRANGIANS[name](**params)
+    except TypeError as err:
+        raise ValueError(f"bad parameters for {name!r}: {err}") from None

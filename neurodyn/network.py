@@ -1,0 +1,401 @@
+"""Value and memory populations coupled through stored patterns: energy, dynamics, presets.
+
+Notation of DESIGN.md section 2 and UHN section 4. Memories ``M`` (N x I), projection ``P``
+(N x O, ``P = M`` for autoassociation), value state ``v`` with activation ``g = dL_v/dv``, memory
+state ``h`` with activation ``f = dL_h/dh`` (the separation function). Energy (UHN eq. 3)::
+
+    E(v, h) = [v.g - L_v(v)] + [h.f - L_h(h)] - sum_mu f_mu sim(M_mu, g) - I.g
+
+Gradient dynamics (UHN eq. 2, completed)::
+
+    tau_v dv/dt = sum_mu f_mu dsim_mu/dg - v + I        tau_h dh/dt = sim(M, g) - h
+
+Projection dynamics replace the first drive by ``P' f``. With fast memory neurons
+(``tau_h=None``) ``h = sim(M, g)`` and the energy is the reduced one (UHN eq. 4)::
+
+    E(v) = v.g - L_v(v) - L_h(sim(M, g)) - I.g
+
+A clamp mask holds chosen value units at their initial values (``dv/dt = 0`` there).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from .lagrangians import Lagrangian, Quadratic, make_lagrangian
+from .similarity import Similarity, make_similarity
+
+Dynamics = Literal["gradient", "projection"]
+READOUTS = ("identity", "sign", "binary")
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``x`` holds NaN or infinite values."""
+    if not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).sum().item()
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+
+
+@dataclass
+class Cue:
+    """How a batch of queries drives the network (DESIGN.md section 2, "Cues").
+
+    ``v0``: initial value state (B, I). ``current``: persistent input current ``I`` (B, I) or None.
+    ``clamp``: boolean mask (B, I) of value units held at ``v0``, or None.
+    """
+
+    v0: torch.Tensor
+    current: torch.Tensor | None = None
+    clamp: torch.Tensor | None = None
+
+    @property
+    def batch(self) -> int:
+        return self.v0.shape[0]
+
+
+@dataclass
+class State:
+    """The network state: value neurons ``v`` (B, I) and, for slow memory neurons, ``h`` (B, N)."""
+
+    v: torch.Tensor
+    h: torch.Tensor | None = None
+
+
+@dataclass
+class Network:
+    """A Universal Hopfield Network as two neuron populations.
+
+    Parameters
+    ----------
+    memories: stored patterns ``M``, one per row (N x I).
+    similarity: a :class:`~neurodyn.similarity.Similarity` or its name (``"dot"``, ``"manhattan"``...).
+    separation: the memory population's Lagrangian or its name (``"softmax:100"``, ``"polynomial:3"``).
+    value_lagrangian: the value population's Lagrangian (default quadratic, ``g = v``).
+    projection: ``P`` (N x O) for heteroassociation; None means ``P = M``.
+    dynamics: ``"gradient"`` (descends the energy) or ``"projection"`` (``tau_v dv/dt = P'f - v + I``).
+    tau_v, tau_h: time constants; ``tau_h=None`` makes memory neurons fast (reduced dynamics, eq. 4).
+    normalize_separation: divide ``f`` by its sum before projecting (UHN appendix E). It has no
+        Lagrangian, so it is allowed only with projection dynamics and feedforward retrieval.
+    readout: ``"identity"``, ``"sign"`` (classical HN) or ``"binary"`` (threshold 0.5, SDM),
+        applied to ``g`` to give the recalled pattern.
+    """
+
+    memories: torch.Tensor
+    similarity: Similarity | str = "dot"
+    separation: Lagrangian | str = "softmax"
+    value_lagrangian: Lagrangian | str = field(default_factory=Quadratic)
+    projection: torch.Tensor | None = None
+    dynamics: Dynamics = "gradient"
+    tau_v: float = 1.0
+    tau_h: float | None = None
+    normalize_separation: bool = False
+    readout: str = "identity"
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        m = self.memories
+        if not isinstance(m, torch.Tensor):
+            m = torch.as_tensor(m)
+        if not m.is_floating_point():
+            m = m.to(torch.get_default_dtype())
+        if m.ndim != 2:
+            raise ValueError(f"memories must be a 2-D tensor (N memories x I features), got shape {tuple(m.shape)}")
+        if m.shape[0] == 0 or m.shape[1] == 0:
+            raise ValueError(f"memories are empty (shape {tuple(m.shape)}): store at least one pattern")
+        check_finite("memories", m)
+        self.memories = m
+        if self.projection is not None:
+            p = torch.as_tensor(self.projection).to(device=m.device, dtype=m.dtype)
+            if p.ndim != 2 or p.shape[0] != m.shape[0]:
+                raise ValueError(f"projection must have one row per memory ({m.shape[0]}), got shape {tuple(p.shape)}")
+            check_finite("projection", p)
+            self.projection = p
+        self.similarity = make_similarity(self.similarity)
+        self.separation = make_lagrangian(self.separation)
+        self.value_lagrangian = make_lagrangian(self.value_lagrangian)
+        if self.dynamics not in ("gradient", "projection"):
+            raise ValueError(f"unknown dynamics {self.dynamics!r}; known: gradient, projection")
+        for label, tau in (("tau_v", self.tau_v), ("tau_h", self.tau_h)):
+            if tau is not None and not (math.isfinite(tau) and tau > 0):
+                raise ValueError(f"{label} must be > 0, got {tau}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"unknown readout {self.readout!r}; known: {', '.join(READOUTS)}")
+        if self.normalize_separation and self.dynamics == "gradient":
+            raise ValueError("normalize_separation has no Lagrangian (it breaks f = dL_h/dh); "
+                             "use dynamics='projection' or feedforward retrieval")
+
+    # ----------------------------------------------------------------- shapes and facts
+    @property
+    def n_memories(self) -> int:
+        return self.memories.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.memories.shape[1]
+
+    @property
+    def P(self) -> torch.Tensor:
+        """The projection matrix (``M`` itself when autoassociative)."""
+        return self.memories if self.projection is None else self.projection
+
+    @property
+    def fast_memory(self) -> bool:
+        return self.tau_h is None
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the projected output lives in the value space, so the loop can close."""
+        return self.P.shape[1] == self.n_features
+
+    @property
+    def is_gradient_flow(self) -> bool:
+        """True when the integrated vector field is the energy gradient of eq. 3 (or eq. 4)."""
+        if self.dynamics == "gradient":
+            return True
+        return (self.projection is None and self.similarity.bilinear and not self.normalize_separation)
+
+    @property
+    def lyapunov_guaranteed(self) -> bool:
+        """Whether theory guarantees ``dE/dt <= 0`` (UHN appendix A): a gradient flow with convex,
+        smooth Lagrangians (and a differentiable similarity along the trajectory)."""
+        lagr = (self.value_lagrangian, self.separation)
+        return (self.is_gradient_flow and all(lg.convex and lg.smooth for lg in lagr)
+                and self.similarity.smooth)
+
+    def lyapunov_reason(self) -> str:
+        """A sentence on why the energy is, or is not, guaranteed to decrease."""
+        if self.lyapunov_guaranteed:
+            return "gradient flow of the energy with convex, smooth Lagrangians: dE/dt <= 0"
+        reasons = []
+        if not self.is_gradient_flow:
+            why = ("heteroassociative P != M" if self.projection is not None else
+                   "separation normalized outside its Lagrangian" if self.normalize_separation else
+                   f"{self.similarity.name} is not bilinear, so P'f is not -dE/dg")
+            reasons.append(f"projection dynamics are not a gradient flow ({why})")
+        for role, lg in (("value", self.value_lagrangian), ("memory", self.separation)):
+            if not lg.convex:
+                reasons.append(f"{role} Lagrangian {lg.describe()} is not convex")
+            if not lg.smooth:
+                reasons.append(f"{role} Lagrangian {lg.describe()} has a discontinuous activation")
+        if not self.similarity.smooth:
+            reasons.append(f"{self.similarity.name} is not differentiable where a cue equals a memory")
+        return "; ".join(reasons)
+
+    def describe(self) -> dict:
+        """Model provenance as a JSON-serializable dict."""
+        return {
+            "name": self.name,
+            "n_memories": self.n_memories,
+            "n_features": self.n_features,
+            "heteroassociative": self.projection is not None,
+            "similarity": self.similarity.name,
+            "separation": self.separation.describe(),
+            "value_lagrangian": self.value_lagrangian.describe(),
+            "dynamics": self.dynamics,
+            "tau_v": self.tau_v,
+            "tau_h": self.tau_h,
+            "normalize_separation": self.normalize_separation,
+            "readout": self.readout,
+        }
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Network":
+        """A copy with memories (and projection) on another device or dtype."""
+        kw = dict(vars(self))
+        kw["memories"] = self.memories.to(device=device, dtype=dtype)
+        if self.projection is not None:
+            kw["projection"] = self.projection.to(device=device, dtype=dtype)
+        return Network(**kw)
+
+    # ----------------------------------------------------------------- building blocks
+    def activation(self, v: torch.Tensor) -> torch.Tensor:
+        """``g = dL_v/dv``."""
+        return self.value_lagrangian.activation(v)
+
+    def scores(self, g: torch.Tensor) -> torch.Tensor:
+        """``sim(M, g)``, shape (B, N)."""
+        return self.similarity(self.memories, g)
+
+    def separate(self, h: torch.Tensor) -> torch.Tensor:
+        """``f = dL_h/dh`` (the separation function)."""
+        return self.separation.activation(h)
+
+    def project(self, f: torch.Tensor) -> torch.Tensor:
+        """``P' f`` (with UHN appendix E normalization when requested)."""
+        if self.normalize_separation:
+            total = f.sum(-1, keepdim=True)
+            # The sum may be negative for signed separations; only an all-zero f is left as is.
+            f = torch.where(total == 0, f, f / torch.where(total == 0, 1.0, total))
+        return f @ self.P
+
+    def read(self, g: torch.Tensor) -> torch.Tensor:
+        """The recalled pattern from the value activations."""
+        if self.readout == "sign":
+            return torch.where(g >= 0, 1.0, -1.0).to(g.dtype)
+        if self.readout == "binary":
+            return (g >= 0.5).to(g.dtype)
+        return g
+
+    def initial_state(self, cue: Cue) -> State:
+        """``v(0)`` from the cue; slow memory neurons start at equilibrium, ``h(0) = sim(M, g(0))``."""
+        h0 = None if self.fast_memory else self.scores(self.activation(cue.v0))
+        return State(cue.v0, h0)
+
+    # ----------------------------------------------------------------- dynamics and energy
+    def velocity(self, state: State, cue: Cue) -> State:
+        """``(dv/dt, dh/dt)`` of the gradient or projection dynamics."""
+        v = state.v
+        g = self.activation(v)
+        h = self.scores(g) if self.fast_memory else state.h
+        f = self.separate(h)
+        if self.dynamics == "gradient":
+            drive = self.similarity.gradient(self.memories, g, f)
+        else:
+            drive = self.project(f)
+        dv = drive - v
+        if cue.current is not None:
+            dv = dv + cue.current
+        if cue.clamp is not None:
+            dv = dv.masked_fill(cue.clamp, 0.0)
+        dv = dv / self.tau_v
+        dh = None if self.fast_memory else (self.scores(g) - h) / self.tau_h
+        return State(dv, dh)
+
+    def energy(self, state: State, cue: Cue | None = None) -> dict[str, torch.Tensor]:
+        """Named energy components (B,) and their ``total`` (UHN eq. 3, or eq. 4 for fast memory).
+
+        ``value`` = v.g - L_v(v); ``memory`` = h.f - L_h(h) (full) or -L_h(sim(M, g)) (reduced);
+        ``interaction`` = -sum f_mu sim_mu (full only); ``input`` = -I.g.
+        """
+        v = state.v
+        g = self.activation(v)
+        parts = {"value": self.value_lagrangian.legendre(v, g)}
+        if self.fast_memory:
+            parts["memory"] = -self.separation.value(self.scores(g))
+        else:
+            f = self.separate(state.h)
+            parts["memory"] = self.separation.legendre(state.h, f)
+            parts["interaction"] = -(f * self.scores(g)).sum(-1)
+        current = None if cue is None else cue.current
+        parts["input"] = torch.zeros_like(parts["value"]) if current is None else -(current * g).sum(-1)
+        parts["total"] = sum(parts.values())
+        return parts
+
+    # ----------------------------------------------------------------- feedforward retrieval
+    def retrieve(self, queries: torch.Tensor, steps: int = 1) -> torch.Tensor:
+        """The UHN update ``z = read(P' sep(sim(M, q)))`` (UHN eq. 1), iterated ``steps`` times.
+
+        Iterating is the discrete-time map ``q <- read(P' sep(sim(M, q)))`` and needs ``O = I``.
+        The value Lagrangian is not applied: ``q`` enters the similarity directly, as in the papers.
+        """
+        q = self.check_queries(queries)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        if steps > 1 and not self.recurrent:
+            raise ValueError("iterated retrieval needs a projection with as many columns as features")
+        for _ in range(steps):
+            q = self.read(self.project(self.separate(self.scores(q))))
+        return q
+
+    def check_queries(self, queries: torch.Tensor, name: str = "cue") -> torch.Tensor:
+        """Validate a batch of queries (B, I) and move it to the memories' device and dtype."""
+        q = torch.as_tensor(queries)
+        if q.ndim == 1:
+            q = q[None]
+        if q.ndim != 2 or q.shape[1] != self.n_features:
+            raise ValueError(f"{name} must have shape (batch, {self.n_features}) to match the memories, "
+                             f"got {tuple(q.shape)}")
+        q = q.to(device=self.memories.device, dtype=self.memories.dtype)
+        check_finite(name, q)
+        return q
+
+    def make_cue(self, queries: torch.Tensor, mode: str = "initial", clamp: torch.Tensor | None = None,
+                 strength: float = 1.0) -> Cue:
+        """Turn queries into a :class:`Cue`.
+
+        ``mode``: ``"initial"`` (``v(0) = q``), ``"current"`` (``I = strength * q``, ``v(0) = 0``)
+        or ``"both"``. ``clamp``: a boolean mask (I,) or (B, I) of units held at ``v(0)``.
+        """
+        q = self.check_queries(queries)
+        if not self.recurrent:
+            raise ValueError(f"dynamics need the projection's output ({self.P.shape[1]} columns) to live in the "
+                             f"value space ({self.n_features} units); use Network.retrieve for one-shot "
+                             "heteroassociation into another space")
+        if mode not in ("initial", "current", "both"):
+            raise ValueError(f"unknown cue mode {mode!r}; known: initial, current, both")
+        current = strength * q if mode in ("current", "both") else None
+        v0 = torch.zeros_like(q) if mode == "current" else q
+        mask = None
+        if clamp is not None:
+            mask = torch.as_tensor(clamp, device=q.device).to(torch.bool)
+            try:
+                mask = mask.expand_as(q).clone()
+            except RuntimeError:
+                raise ValueError(f"clamp mask of shape {tuple(mask.shape)} does not fit cues of shape "
+                                 f"{tuple(q.shape)}") from None
+        return Cue(v0, current, mask)
+
+
+# ----------------------------------------------------------------------------- presets
+PRESETS: dict[str, dict] = {
+    # Classical continuous Hopfield net (Hopfield 1984): tanh value neurons, Hebbian coupling
+    # M'M through a linear memory population, sign read-out. Bipolar (+-1) patterns.
+    "hn": dict(similarity="dot", separation="identity", value_lagrangian="tanh", readout="sign"),
+    # Sparse distributed memory (Kanerva 1988): memories within Hamming radius r of the cue
+    # are activated (threshold at -r on the negative distance) and averaged; majority read-out.
+    "sdm": dict(similarity="hamming", separation="threshold:-8", dynamics="projection",
+                normalize_separation=True, readout="binary"),
+    # Dense associative memory (Krotov & Hopfield 2016), rectified polynomial of degree n.
+    "dam": dict(similarity="dot", separation="polynomial:3", value_lagrangian="tanh", readout="sign"),
+    # Modern continuous Hopfield net (Ramsauer et al. 2020), UHN eq. 5-7.
+    "mchn": dict(similarity="dot", separation="softmax:1"),
+}
+# UHN variants as the authors' code runs them (UHN-PROTOCOL.md): normalized inverse distances,
+# normalized dot product, softmax separation normalized before projection.
+for _sim in ("euclidean", "manhattan", "kl", "reverse_kl", "js"):
+    PRESETS[f"uhn-{_sim}"] = dict(similarity=f"{_sim}:inverse,normalized", separation="softmax:1000",
+                                  dynamics="projection", normalize_separation=True)
+PRESETS["uhn-dot"] = dict(similarity="normalized_dot", separation="softmax:1000", dynamics="projection",
+                          normalize_separation=True)
+
+_PARAM_NAMES = {"beta": "softmax", "degree": "polynomial", "k": "topk", "theta": "threshold"}
+
+
+def from_preset(preset: str, memories: torch.Tensor, projection: torch.Tensor | None = None,
+                **overrides) -> Network:
+    """Build a :class:`Network` from a preset name in :data:`PRESETS`, with keyword overrides.
+
+    ``beta=``, ``degree=``, ``k=`` and ``theta=`` set the preset's separation parameter.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}")
+    config = {**PRESETS[preset], **{k: v for k, v in overrides.items() if k not in _PARAM_NAMES}}
+    for param, family in _PARAM_NAMES.items():
+        if overrides.get(param) is None:
+            continue
+        sep = config["separation"]
+        sep_name = sep.split(":")[0] if isinstance(sep, str) else sep.name
+        if sep_name != family:
+            raise ValueError(f"{param}= applies to a {family} separation, but preset {preset!r} uses {sep_name!r}")
+        config["separation"] = make_lagrangian(family, **{param: overrides[param]})
+    return Network(memories, projection=projection, name=preset, **config)
+
+
+def from_config(config: dict, memories: torch.Tensor, projection: torch.Tensor | None = None) -> Network:
+    """Build a network from a declarative model dict (a ``models/*.toml`` file's ``[model]`` table).
+
+    ``preset`` names a base preset; other keys are :class:`Network` fields or separation parameters.
+    """
+    config = dict(config)
+    preset = config.pop("preset", None)
+    if preset is not None:
+        return from_preset(preset, memories, projection, **config)
+    known = set(Network.__dataclass_fields__) - {"memories", "projection"}
+    unknown = set(config) - known
+    if unknown:
+        raise ValueError(f"unknown model keys {sorted(unknown)}; known: {sorted(known)}")
+    return Network(memories, projection=projection, **config)
+

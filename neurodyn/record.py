@@ -1,0 +1,242 @@
+"""What to record, on which time grid, and how it becomes an ``xarray.Dataset``.
+
+Declare a :class:`Monitor` before the run (as with Brian2's monitors), then read the result by
+name against the ``time`` coordinate. Dimensions: ``time``, ``cue``, ``unit`` (value neurons),
+``unit_subset`` (a recorded subset of them), ``memory`` (memory neurons), ``rank`` (top-k memories) and ``pattern`` (stored patterns that
+overlaps are taken with). Every variable carries CF ``units`` and ``long_name`` attributes.
+
+Recorded quantities are reduced on the fly (index subsets, top-k, overlaps, energy), so what is
+kept per time point is what was asked for, not the whole state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .network import Cue, Network, State
+
+VARIABLES = ("v", "g", "h", "f", "energy", "overlap", "speed")
+
+_LONG_NAMES = {
+    "v": "value neuron state v",
+    "g": "value neuron activation g = dL_v/dv",
+    "h": "memory neuron state h",
+    "f": "memory neuron activation f = dL_h/dh (separation)",
+    "energy": "energy E (UHN eq. 3; eq. 4 for fast memory neurons)",
+    "energy_value": "value population energy v.g - L_v(v)",
+    "energy_memory": "memory population energy h.f - L_h(h) (reduced: -L_h(sim(M, g)))",
+    "energy_interaction": "interaction energy -sum_mu f_mu sim(M_mu, g)",
+    "energy_input": "input energy -I.g",
+    "overlap": "cosine overlap of g with stored pattern P_mu",
+    "speed": "max over units of |dx/dt| (value and memory neurons)",
+    "memory_index": "index of the k-th most active memory neuron (by f)",
+}
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """What to record and when.
+
+    ``variables``: names from :data:`VARIABLES`. ``n_times`` evenly spaced times from 0 to the
+    run's duration, or explicit ``times`` (starting at 0). ``units``: value-unit subset for
+    ``v``/``g``. ``memories``: memory subset for ``h``/``f``; or ``top_k``: record only the k most
+    active memories per cue and time (with their indices). ``overlap_with``: stored patterns for
+    ``overlap`` (default: all, which costs B x N per time point).
+    """
+
+    variables: tuple[str, ...] = ("v", "energy", "speed")
+    n_times: int = 101
+    times: tuple[float, ...] | None = None
+    units: tuple[int, ...] | None = None
+    memories: tuple[int, ...] | None = None
+    top_k: int | None = None
+    overlap_with: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.variables, str):
+            object.__setattr__(self, "variables", (self.variables,))
+        unknown = set(self.variables) - set(VARIABLES)
+        if unknown:
+            raise ValueError(f"cannot record {sorted(unknown)}; known variables: {', '.join(VARIABLES)}")
+        if self.times is None and self.n_times < 2:
+            raise ValueError(f"n_times must be >= 2, got {self.n_times}")
+        if self.top_k is not None and self.memories is not None:
+            raise ValueError("give either memories= (a fixed subset) or top_k=, not both")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        for name in ("times", "units", "memories", "overlap_with"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+
+    def grid(self, duration: float) -> np.ndarray:
+        """The recording times for a run of ``duration``."""
+        if not (math.isfinite(duration) and duration > 0):
+            raise ValueError(f"duration must be > 0, got {duration}")
+        if self.times is None:
+            return np.linspace(0.0, duration, self.n_times)
+        t = np.asarray(self.times, dtype=float)
+        if t[0] != 0 or np.any(np.diff(t) <= 0) or t[-1] > duration:
+            raise ValueError("times must start at 0, increase strictly and end by the duration")
+        return t
+
+
+def _indices(name: str, idx: Sequence[int] | None, size: int) -> torch.Tensor | None:
+    if idx is None:
+        return None
+    t = torch.as_tensor(idx, dtype=torch.long)
+    if t.ndim != 1 or t.numel() == 0 or t.min() < 0 or t.max() >= size:
+        raise ValueError(f"{name} must be a non-empty list of indices in [0, {size}), got {list(idx)}")
+    return t
+
+
+@dataclass
+class Recorder:
+    """Accumulates the monitored quantities, block by block, into numpy arrays."""
+
+    monitor: Monitor
+    network: Network
+    cue: Cue
+    time_units: str = "ms"
+    _store: dict[str, list[np.ndarray]] = field(default_factory=dict, init=False)
+    _times: list[np.ndarray] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        net = self.network
+        self.units = _indices("units", self.monitor.units, net.n_features)
+        self.memories = _indices("memories", self.monitor.memories, net.n_memories)
+        self.patterns = _indices("overlap_with", self.monitor.overlap_with, net.n_memories)
+        device = net.memories.device
+        if self.patterns is None:
+            self.patterns = torch.arange(net.n_memories)
+        p = net.P[self.patterns.to(device)]
+        self._pattern_unit = p / p.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+        self.top_k = None if self.monitor.top_k is None else min(self.monitor.top_k, net.n_memories)
+
+    def _put(self, name: str, value: torch.Tensor) -> None:
+        self._store.setdefault(name, []).append(value.detach().cpu().numpy())
+
+    @torch.no_grad()
+    def observe(self, times: torch.Tensor, v: torch.Tensor, h: torch.Tensor | None, speed: torch.Tensor) -> None:
+        """Record states at ``times`` (T,): ``v`` (T, B, I), ``h`` (T, B, N) or None, ``speed`` (T, B)."""
+        want = set(self.monitor.variables)
+        n_t, batch = v.shape[:2]
+        net = self.network
+        flat_v = v.reshape(n_t * batch, -1)
+        g = net.activation(flat_v)
+        self._times.append(times.detach().cpu().numpy().astype(float))
+
+        def unflat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(n_t, batch, *x.shape[1:])
+
+        sub = (lambda x: x) if self.units is None else (lambda x: x[..., self.units.to(x.device)])
+        if "v" in want:
+            self._put("v", sub(v))
+        if "g" in want:
+            self._put("g", sub(unflat(g)))
+        if want & {"h", "f", "energy"}:
+            flat_h = net.scores(g) if h is None else h.reshape(n_t * batch, -1)
+            f = net.separate(flat_h)
+        if "energy" in want:
+            current = None if self.cue.current is None else self.cue.current.repeat(n_t, 1)
+            parts = net.energy(State(flat_v, None if h is None else flat_h), Cue(flat_v, current))
+            for key, value in parts.items():
+                self._put("energy" if key == "total" else f"energy_{key}", unflat(value))
+        if want & {"h", "f"}:
+            if self.top_k is not None:
+                top = f.topk(self.top_k, dim=-1)
+                self._put("memory_index", unflat(top.indices))
+                picked = {"f": top.values, "h": flat_h.gather(-1, top.indices)}
+            elif self.memories is not None:
+                idx = self.memories.to(f.device)
+                picked = {"f": f[:, idx], "h": flat_h[:, idx]}
+            else:
+                picked = {"f": f, "h": flat_h}
+            for key in ("h", "f"):
+                if key in want:
+                    self._put(key, unflat(picked[key]))
+        if "overlap" in want:
+            gu = g / g.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(g.dtype).tiny)
+            self._put("overlap", unflat(gu @ self._pattern_unit.T))
+        if "speed" in want:
+            self._put("speed", speed)
+
+    def dataset(self) -> xr.Dataset:
+        """The recorded time series as a Dataset (without the run's final-state variables)."""
+        coords: dict[str, tuple] = {
+            "time": ("time", np.concatenate(self._times), {"units": self.time_units, "long_name": "time"}),
+            "cue": ("cue", np.arange(self.cue.batch), {"long_name": "cue index", "units": "1"}),
+        }
+        # A subset of value units gets its own dimension, so that final states keep ``unit``.
+        unit_dim = "unit" if self.units is None else "unit_subset"
+        units_idx = np.arange(self.network.n_features) if self.units is None else self.units.numpy()
+        mem_dim = "rank" if self.top_k is not None else "memory"
+        mem_idx = (np.arange(self.top_k) if self.top_k is not None else
+                   np.arange(self.network.n_memories) if self.memories is None else self.memories.numpy())
+        data_vars = {}
+        for name, chunks in self._store.items():
+            arr = np.concatenate(chunks, axis=0)
+            if name in ("v", "g"):
+                dims = ("time", "cue", unit_dim)
+            elif name in ("h", "f", "memory_index"):
+                dims = ("time", "cue", mem_dim)
+            elif name == "overlap":
+                dims = ("time", "cue", "pattern")
+            else:
+                dims = ("time", "cue")
+            data_vars[name] = (dims, arr, {"long_name": _LONG_NAMES[name], "units": "1"})
+        if any(name in data_vars for name in ("v", "g")):
+            coords[unit_dim] = (unit_dim, units_idx, {"long_name": "value neuron index", "units": "1"})
+        if any(name in data_vars for name in ("h", "f")):
+            label = "rank of memory activation" if self.top_k is not None else "memory neuron index"
+            coords[mem_dim] = (mem_dim, mem_idx, {"long_name": label, "units": "1"})
+        if "overlap" in data_vars:
+            coords["pattern"] = ("pattern", self.patterns.numpy(), {"long_name": "stored pattern index",
+                                                                   "units": "1"})
+        return xr.Dataset(data_vars, coords=coords)
+
+
+def _netcdf_attr(value: object) -> object:
+    """netCDF attributes hold strings, numbers and arrays: encode the rest as JSON."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (str, int, float, np.number, np.ndarray)):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def save_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to NetCDF (h5netcdf) atomically: a temporary file is renamed into place, so
+    an interrupted write never leaves a corrupt file at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = ds.copy()
+    out.attrs = {k: _netcdf_attr(v) for k, v in ds.attrs.items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        out.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_netcdf(path: str | os.PathLike) -> xr.Dataset:
+    """Read a saved run fully into memory (the file is closed afterwards)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such result file: {path}")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()

@@ -1,0 +1,212 @@
+"""Similarity functions ``sim(M, g)`` between stored patterns and value activations.
+
+Each similarity maps memories ``M`` (N x I) and a batch of activations ``g`` (B x I) to scores
+(B x N), larger meaning more similar (UHN section 3, table 2; appendix E for the numerics).
+Distances ``d`` become similarities in one of two forms:
+
+- ``negative``: ``-d`` (smooth where ``d`` is; the form used with energies and gradient dynamics);
+- ``inverse``: ``1 / (d + eps)`` as in the UHN authors' code (``UHN-PROTOCOL.md``).
+
+``normalized=True`` divides each cue's scores by their sum over memories (UHN appendix E), which
+makes the similarity's own scale cancel. Both forms remain functions of ``g`` alone, so the
+gradient dynamics use their exact gradient ``sum_mu f_mu d sim_mu / dg`` (:meth:`gradient`),
+in closed form for the dot product and the squared Euclidean distance and by autograd otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _sum_normalized(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Rows made non-negative (floored at ``eps``) and divided by their sums."""
+    x = x.clamp_min(eps)
+    return x / x.sum(-1, keepdim=True)
+
+
+def sq_euclidean_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``|g - M_mu|^2 / 2`` by the matrix-product expansion (UHN table 2, Euclidean squared).
+
+    The factor 1/2 makes ``-d`` have gradient ``M_mu - g``. Note that ``-d`` ranks memories exactly
+    like ``M_mu.g - |M_mu|^2/2``: the ``|g|^2/2`` term is common to all memories.
+    """
+    gm = g @ memories.T
+    d = 0.5 * ((g * g).sum(-1, keepdim=True) + (memories * memories).sum(-1) - 2.0 * gm)
+    return d.clamp_min(0.0)
+
+
+def euclidean_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``|g - M_mu|`` (not squared)."""
+    return torch.cdist(g, memories, p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def manhattan_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``sum_i |g_i - M_mu,i|`` (UHN table 2, Manhattan)."""
+    return torch.cdist(g, memories, p=1.0)
+
+
+def hamming_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Hamming distance for {0, 1} patterns, relaxed to ``sum g(1-m) + (1-g)m`` (affine in ``g``).
+
+    Equals the number of differing bits when both are binary.
+    """
+    return g.sum(-1, keepdim=True) + memories.sum(-1) - 2.0 * (g @ memories.T)
+
+
+def _kl_rows(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``KL(p_b || q_mu)`` for all pairs; p (B, I), q (N, I), both positive and normalized."""
+    return (p * torch.log(p)).sum(-1, keepdim=True) - p @ torch.log(q).T
+
+
+def make_kl(eps: float, reverse: bool) -> Distance:
+    def kl(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        p, q = _sum_normalized(g, eps), _sum_normalized(memories, eps)
+        return _kl_rows(q, p).T if reverse else _kl_rows(p, q)
+
+    kl.__doc__ = ("KL(memory || query)" if reverse else "KL(query || memory)") + " of sum-normalized vectors."
+    return kl
+
+
+def make_js(eps: float) -> Distance:
+    def js(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Jensen-Shannon divergence ``KL(p||m)/2 + KL(q||m)/2``, ``m = (p+q)/2``, sum-normalized."""
+        p, q = _sum_normalized(g, eps), _sum_normalized(memories, eps)
+        mix = 0.5 * (p[:, None, :] + q[None, :, :])
+        logmix = torch.log(mix)
+        kl_p = (p * torch.log(p)).sum(-1, keepdim=True) - (p[:, None, :] * logmix).sum(-1)
+        kl_q = (q * torch.log(q)).sum(-1)[None, :] - (q[None, :, :] * logmix).sum(-1)
+        return 0.5 * (kl_p + kl_q)
+
+    return js
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """A similarity ``sim(M, g) -> (B, N)`` with its gradient contracted against ``f``.
+
+    ``bilinear`` marks similarities for which ``sum_mu f_mu dsim_mu/dg = M' f``: then the
+    projection dynamics with ``P = M`` *are* the gradient dynamics (DESIGN.md section 2).
+    """
+
+    name: str
+    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(repr=False)
+    normalized: bool = False
+    bilinear: bool = False
+    closed_gradient: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = field(
+        default=None, repr=False)
+    smooth: bool = True
+
+    def __call__(self, memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        s = self.score(memories, g)
+        if self.normalized:
+            # |sum| keeps the ranking should a dot or cosine score sum turn negative.
+            s = s / s.sum(-1, keepdim=True).abs()
+        return s
+
+    def gradient(self, memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """``sum_mu f_mu * d sim(M_mu, g) / dg`` (the drive of UHN eq. 2), shape (B, I)."""
+        if self.closed_gradient is not None and not self.normalized:
+            return self.closed_gradient(memories, g, f)
+        with torch.enable_grad():
+            g = g.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self(memories, g), g, grad_outputs=f)
+        return grad
+
+
+def _dot(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return g @ memories.T
+
+
+def _dot_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return f @ memories
+
+
+def _neg_sq_euclidean_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return f @ memories - f.sum(-1, keepdim=True) * g
+
+
+def _cosine(memories: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
+    gn = g / g.norm(dim=-1, keepdim=True).clamp_min(eps)
+    mn = memories / memories.norm(dim=-1, keepdim=True).clamp_min(eps)
+    return gn @ mn.T
+
+
+def _normalized_dot(memories: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
+    """``norm(M) . norm(g)`` with ``norm(x) = x / sum(x)`` per row (UHN eq. 13, before the outer norm)."""
+    return _sum_normalized(g, eps) @ _sum_normalized(memories, eps).T
+
+
+DISTANCES = ("euclidean", "sq_euclidean", "manhattan", "kl", "reverse_kl", "js", "hamming")
+SIMILARITIES = ("dot", "normalized_dot", "cosine") + DISTANCES
+_FORMS = ("negative", "inverse")
+
+
+def make_similarity(spec: str | Similarity, *, form: str | None = None, normalized: bool | None = None,
+                    eps: float = 1e-8) -> Similarity:
+    """Build a similarity by name.
+
+    ``spec`` is a name from :data:`SIMILARITIES`, optionally with options after a colon:
+    ``"manhattan:inverse,normalized"`` is the UHN authors' ``1 / sum|q - m|`` scaled to sum to 1.
+    Distances default to the ``negative`` form. ``normalized_dot`` is always normalized (UHN eq. 13).
+    """
+    if isinstance(spec, Similarity):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"a similarity is a name, got {type(spec).__name__}")
+    name, _, opts = spec.partition(":")
+    name = name.strip().lower()
+    for opt in filter(None, (o.strip().lower() for o in opts.split(","))):
+        if opt in _FORMS:
+            form = opt
+        elif opt == "normalized":
+            normalized = True
+        else:
+            raise ValueError(f"unknown similarity option {opt!r} in {spec!r}; options: "
+                             f"{', '.join(_FORMS)}, normalized")
+    if name not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {name!r}; known: {', '.join(SIMILARITIES)}")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"eps must be > 0, got {eps}")
+    normalized = bool(normalized)
+
+    if name in ("dot", "normalized_dot", "cosine"):
+        if form is not None:
+            raise ValueError(f"{name!r} is not a distance; the forms {_FORMS} do not apply")
+        if name == "dot":
+            return Similarity("dot" + (":normalized" if normalized else ""), _dot, normalized,
+                              bilinear=not normalized, closed_gradient=_dot_gradient)
+        if name == "cosine":
+            return Similarity("cosine" + (":normalized" if normalized else ""),
+                              lambda m, g: _cosine(m, g, eps), normalized)
+        return Similarity("normalized_dot", lambda m, g: _normalized_dot(m, g, eps), normalized=True)
+
+    form = form or "negative"
+    if form not in _FORMS:
+        raise ValueError(f"unknown distance form {form!r}; known: {', '.join(_FORMS)}")
+    if form == "negative" and normalized:
+        raise ValueError(f"normalizing the negative {name} distance would rank the farthest memory first; "
+                         f"use the inverse form ({name}:inverse,normalized), as the UHN authors do")
+    distance: Distance = {
+        "euclidean": euclidean_distance,
+        "sq_euclidean": sq_euclidean_distance,
+        "manhattan": manhattan_distance,
+        "hamming": hamming_distance,
+        "kl": make_kl(eps, reverse=False),
+        "reverse_kl": make_kl(eps, reverse=True),
+        "js": make_js(eps),
+    }[name]
+    closed = _neg_sq_euclidean_gradient if (name == "sq_euclidean" and form == "negative") else None
+    if form == "negative":
+        score = lambda m, g: -distance(m, g)  # noqa: E731
+    else:
+        score = lambda m, g: 1.0 / (distance(m, g) + eps)  # noqa: E731
+    label = f"{name}:{form}" + (",normalized" if normalized else "")
+    # |.| and sqrt are not differentiable where a cue equals a memory.
+    smooth = name not in ("euclidean", "manhattan")
+    return Similarity(label, score, normalized, closed_gradient=closed, smooth=smooth)

@@ -1,0 +1,196 @@
+"""Energy, dynamics and integration: the mathematics of DESIGN.md section 2, checked numerically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neurodyn import Monitor, Network, Solver, SolverError, from_preset, simulate
+from neurodyn.analysis import lyapunov_check
+
+ENERGY = Monitor(variables=("energy",), n_times=41)
+
+
+def random_problem(seed: int, n: int, i: int, b: int = 4, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    memories = torch.randn(n, i, generator=gen, dtype=dtype) / i ** 0.5
+    cues = memories[torch.arange(b) % n] + 0.3 * torch.randn(b, i, generator=gen, dtype=dtype) / i ** 0.5
+    return memories, cues
+
+
+def test_one_euler_step_is_the_mchn_update():
+    """UHN eq. 6-7: one Euler step, dt = tau_v = 1, of the reduced MCHN gives M' softmax(beta M q)."""
+    memories, cues = random_problem(0, 20, 16, b=5, dtype=torch.float32)
+    beta = 3.0
+    net = from_preset("mchn", memories, beta=beta)
+    ds = simulate(net, cues, 1.0, monitor=Monitor(("v",), n_times=2), solver=Solver("euler", step_size=1.0))
+    expected = torch.softmax(beta * cues @ memories.T, dim=-1) @ memories
+    np.testing.assert_allclose(ds["v_final"].values, expected.numpy(), rtol=0, atol=2e-7)
+    assert ds.attrs["steps_accepted"] == 1
+
+
+# Memory Lagrangians with continuous activations; value Lagrangians that keep the energy bounded
+# below for them (the quadratic only with bounded separations).
+BOUNDED_SEPARATIONS = ["softmax:4", "sigmoid", "tanh"]
+UNBOUNDED_SEPARATIONS = ["identity", "polynomial:1", "polynomial:2", "polynomial:3"]
+CASES = ([(sep, val) for sep in BOUNDED_SEPARATIONS for val in ("identity", "tanh")]
+         + [(sep, "tanh") for sep in UNBOUNDED_SEPARATIONS])
+
+
+@pytest.mark.parametrize("separation,value", CASES)
+@pytest.mark.parametrize("similarity", ["dot", "sq_euclidean"])
+@pytest.mark.parametrize("tau_h", [None, 0.5])
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 12), i=st.integers(2, 10),
+       method=st.sampled_from(["dopri5", "bosh3", "adaptive_heun"]))
+def test_gradient_dynamics_never_increase_the_energy(separation, value, similarity, tau_h, seed, n, i, method):
+    """UHN appendix A: convex Lagrangians under gradient dynamics make E a Lyapunov function."""
+    memories, cues = random_problem(seed, n, i)
+    net = Network(memories, similarity=similarity, separation=separation, value_lagrangian=value, tau_h=tau_h)
+    assert net.lyapunov_guaranteed
+    # Low-order methods get looser tolerances (the check's tolerance follows them).
+    rtol = {"dopri5": 1e-8, "bosh3": 1e-7, "adaptive_heun": 1e-5}[method]
+    ds = simulate(net, cues, 5.0, monitor=ENERGY, solver=Solver(method, rtol=rtol, atol=rtol * 1e-2))
+    report = lyapunov_check(ds)
+    assert report.monotone, report.verdict
+    # The energy does move: the check is not passing on a flat line.
+    assert float((ds.energy[0] - ds.energy[-1]).max()) > 1e-6
+
+
+def test_lyapunov_check_catches_an_increase():
+    """An Euler step beyond stability (dt = 2.5 tau_v overshoots and oscillates) raises the
+    energy; the check must report it and blame the numerics, since theory guarantees a decrease."""
+    memories, cues = random_problem(1, 10, 8)
+    net = from_preset("mchn", memories, beta=8.0)
+    ds = simulate(net, cues, 20.0, monitor=Monitor(("energy",), n_times=9), solver=Solver("euler", step_size=2.5))
+    report = lyapunov_check(ds)
+    assert not report.monotone
+    assert "INCREASES" in report.verdict and "solver" in report.verdict
+
+
+def test_projection_dynamics_with_manhattan_are_reported_as_not_guaranteed():
+    memories, cues = random_problem(2, 10, 8)
+    net = Network(memories, similarity="manhattan", separation="softmax:5", dynamics="projection")
+    assert not net.lyapunov_guaranteed
+    assert "not a gradient flow" in net.lyapunov_reason()
+    ds = simulate(net, cues, 5.0, monitor=ENERGY)
+    report = lyapunov_check(ds)
+    assert not report.guaranteed
+    assert ("not guaranteed" in report.verdict) or ("expected, no Lyapunov guarantee" in report.verdict)
+
+
+def test_projection_equals_gradient_for_dot_similarity():
+    memories, cues = random_problem(3, 10, 8)
+    kw = dict(similarity="dot", separation="softmax:3")
+    a = simulate(Network(memories, dynamics="gradient", **kw), cues, 3.0, monitor=ENERGY)
+    b = simulate(Network(memories, dynamics="projection", **kw), cues, 3.0, monitor=ENERGY)
+    np.testing.assert_allclose(a.v_final, b.v_final, atol=1e-9)
+    assert Network(memories, dynamics="projection", **kw).lyapunov_guaranteed
+
+
+def test_projection_differs_from_gradient_for_sq_euclidean():
+    """With -|g-m|^2/2 the gradient drive is M'f - (sum f) g, not M'f: the two dynamics differ."""
+    memories, cues = random_problem(4, 10, 8)
+    kw = dict(similarity="sq_euclidean", separation="softmax:3")
+    a = simulate(Network(memories, dynamics="gradient", **kw), cues, 3.0, monitor=ENERGY)
+    b = simulate(Network(memories, dynamics="projection", **kw), cues, 3.0, monitor=ENERGY)
+    assert float(np.abs(a.v_final - b.v_final).max()) > 1e-2
+
+
+def test_fast_memory_limit_of_the_full_dynamics():
+    """tau_h -> 0: the two-population trajectory approaches the reduced one (UHN eq. 4)."""
+    memories, cues = random_problem(5, 8, 6)
+    kw = dict(similarity="dot", separation="softmax:2", value_lagrangian="tanh")
+    reduced = simulate(Network(memories, **kw), cues, 4.0, monitor=Monitor(("v",), n_times=9))
+    errors = []
+    for tau_h in (0.1, 0.01):
+        full = simulate(Network(memories, tau_h=tau_h, **kw), cues, 4.0, monitor=Monitor(("v",), n_times=9))
+        errors.append(float(np.abs(full.v - reduced.v).max()))
+    assert errors[1] < 0.2 * errors[0] and errors[1] < 5e-3
+
+
+def test_full_energy_at_equilibrium_equals_reduced_energy():
+    memories, cues = random_problem(6, 7, 5)
+    full = Network(memories, similarity="dot", separation="softmax:2", tau_h=1.0)
+    reduced = Network(memories, similarity="dot", separation="softmax:2")
+    cue = full.make_cue(cues)
+    e_full = full.energy(full.initial_state(cue), cue)["total"]  # h(0) = sim(M, g(0))
+    e_red = reduced.energy(reduced.initial_state(cue), cue)["total"]
+    torch.testing.assert_close(e_full, e_red)
+
+
+def test_clamped_units_stay_at_the_cue_and_energy_still_decreases():
+    memories, cues = random_problem(7, 10, 8)
+    clamp = torch.zeros(8, dtype=torch.bool)
+    clamp[:3] = True
+    net = Network(memories, similarity="dot", separation="softmax:3")
+    ds = simulate(net, cues, 5.0, clamp=clamp, monitor=Monitor(("v", "energy")))
+    np.testing.assert_array_equal(ds.v.values[:, :, :3], np.broadcast_to(cues[:, :3].numpy(), ds.v.shape[:2] + (3,)))
+    assert float(np.abs(ds.v.values[-1, :, 3:] - cues[:, 3:].numpy()).max()) > 1e-3
+    assert lyapunov_check(ds).monotone
+
+
+def test_input_current_cue_drives_from_zero():
+    memories, cues = random_problem(8, 6, 8)
+    net = Network(memories, similarity="dot", separation="softmax:3")
+    ds = simulate(net, memories[:2], 10.0, cue_mode="current", strength=0.5, monitor=Monitor(("v", "energy")))
+    assert float(np.abs(ds.v.values[0]).max()) == 0.0
+    assert float(np.abs(ds.energy_input.values[-1]).min()) > 0
+    assert lyapunov_check(ds).monotone
+
+
+def test_steady_state_stopping_per_cue():
+    memories, _ = random_problem(9, 5, 6)
+    # One cue already on a near-fixed point, one far away: they converge at different times.
+    net = from_preset("mchn", memories, beta=20.0)
+    far = torch.zeros(1, 6, dtype=torch.float64)
+    near = net.retrieve(net.retrieve(memories[:1]))
+    ds = simulate(net, torch.cat([near, far]), 50.0, solver=Solver(steady_tol=1e-6), monitor=Monitor(n_times=201))
+    assert bool(ds.converged.all())
+    t_near, t_far = ds.convergence_time.values
+    assert t_near < t_far < 50.0
+    assert float(ds.time[-1]) < 50.0  # the run stopped early
+    assert float(ds.speed.sel(time=t_far, cue=1)) < 1e-6
+
+
+def test_solver_error_when_the_step_budget_is_exhausted():
+    memories, cues = random_problem(10, 10, 8)
+    net = from_preset("mchn", memories, beta=5.0)
+    with pytest.raises(SolverError, match="max_steps"):
+        simulate(net, cues, 50.0, solver=Solver(rtol=1e-12, atol=1e-14, max_steps=5))
+
+
+def test_fixed_step_must_divide_the_recording_spacing():
+    memories, cues = random_problem(1, 10, 8)
+    with pytest.raises(ValueError, match="step_size"):
+        simulate(from_preset("mchn", memories), cues, 20.0, monitor=Monitor(n_times=11),
+                 solver=Solver("euler", step_size=3.0))
+
+
+def test_solver_error_when_the_state_diverges():
+    memories, cues = random_problem(11, 10, 8)
+    # Linear value neurons with a linear memory population: E is unbounded below, v blows up.
+    net = Network(memories * 10, similarity="dot", separation="identity")
+    with pytest.raises(SolverError, match="NaN or infinite|could not integrate"):
+        simulate(net, cues, 1e4, solver=Solver("euler", step_size=1.0), monitor=Monitor(n_times=3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dtype_is_kept(dtype):
+    memories, cues = random_problem(12, 5, 4, dtype=dtype)
+    ds = simulate(from_preset("mchn", memories), cues, 1.0, monitor=Monitor(("v", "energy"), n_times=3))
+    assert ds.v.dtype == (np.float32 if dtype == torch.float32 else np.float64)
+    assert ds.attrs["dtype"] == str(dtype).replace("torch.", "")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    memories, cues = random_problem(13, 50, 32)
+    net = from_preset("mchn", memories, beta=4.0)
+    cpu = simulate(net, cues, 5.0)
+    gpu = simulate(net.to("cuda"), cues, 5.0)
+    np.testing.assert_allclose(cpu.v_final, gpu.v_final, atol=1e-6)
