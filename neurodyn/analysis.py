@@ -10,6 +10,7 @@ import torch
 import xarray as xr
 
 UHN_THRESHOLD = 50.0  # UHN appendix E: sum of squared errors below 50 counts as recalled
+MNIST_SIZE = 784  # the pattern size that threshold refers to
 
 
 @dataclass(frozen=True)
@@ -86,24 +87,29 @@ def _targets(ds: xr.Dataset, targets: np.ndarray | torch.Tensor | None) -> xr.Da
     return ds["target"]
 
 
-def retrieval(ds: xr.Dataset, threshold: float = UHN_THRESHOLD,
+def retrieval(ds: xr.Dataset, threshold: float = UHN_THRESHOLD, reference_size: int | None = MNIST_SIZE,
               targets: np.ndarray | torch.Tensor | None = None) -> xr.Dataset:
     """Per-cue retrieval metrics of the recalled patterns (UHN appendix E).
 
     ``sse``: sum of squared differences to the target; ``mse``: its mean over units;
-    ``success``: ``sse <= threshold`` (UHN's criterion, threshold 50 by default; the authors'
-    code uses 60). ``attrs["rate"]`` is the fraction of cues recalled.
+    ``success``: ``sse * reference_size / I <= threshold``. UHN's criterion is ``sse <= 50`` on
+    784-pixel MNIST images (the authors' code uses 60 and can rescale by image size); by default
+    the threshold is rescaled to the pattern size ``I`` so that it means the same per-pixel error
+    on 64-pixel digits or 3072-value CIFAR images. ``reference_size=None`` compares the raw
+    ``sse`` with ``threshold``. ``attrs["rate"]`` is the fraction of cues recalled.
     """
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold}")
     err = (ds["recalled"] - _targets(ds, targets)) ** 2
     sse = err.sum("unit")
+    limit = threshold if reference_size is None else threshold * ds.sizes["unit"] / reference_size
+    success = sse <= limit
     out = xr.Dataset({
         "sse": sse.assign_attrs(long_name="sum of squared errors of the recalled pattern", units="1"),
         "mse": err.mean("unit").assign_attrs(long_name="mean squared error of the recalled pattern", units="1"),
-        "success": (sse <= threshold).assign_attrs(long_name=f"retrieved (sse <= {threshold:g})", units="1"),
+        "success": success.assign_attrs(long_name=f"retrieved (sse <= {limit:.4g})", units="1"),
     })
-    out.attrs.update(threshold=float(threshold), rate=float((sse <= threshold).mean()))
+    out.attrs.update(threshold=float(threshold), sse_limit=float(limit), rate=float(success.mean()))
     return out
 
 
@@ -142,8 +148,8 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
         lines.append(f"steady state: {n_conv}/{ds.sizes['cue']} cues{median}")
     if "target" in ds:
         r = retrieval(ds, threshold)
-        lines.append(f"retrieval: {r.attrs['rate']:.1%} of cues within sse <= {threshold:g} "
-                     f"(median sse {float(r['sse'].median()):.3g})")
+        lines.append(f"retrieval: {r.attrs['rate']:.1%} of cues within sse <= {r.attrs['sse_limit']:.3g} "
+                     f"(UHN's {threshold:g} per 784 pixels; median sse {float(r['sse'].median()):.3g})")
     if "energy" in ds:
         lines.append(f"Lyapunov: {lyapunov_check(ds).verdict}")
     return "\n".join(lines)

@@ -352,6 +352,9 @@ PRESETS: dict[str, dict] = {
     "dam": dict(similarity="dot", separation="polynomial:3", value_lagrangian="tanh", readout="sign"),
     # Modern continuous Hopfield net (Ramsauer et al. 2020), UHN eq. 5-7.
     "mchn": dict(similarity="dot", separation="softmax:1"),
+    # MCHN with the Euclidean similarity as a gradient flow: g.m - |m|^2/2 ranks like -|g-m|^2/2
+    # and has gradient m, so the dot product's bias towards bright patterns (UHN appendix E) goes.
+    "mchn-l2": dict(similarity="biased_dot", separation="softmax:10"),
 }
 # UHN variants as the authors' code runs them (UHN-PROTOCOL.md): normalized inverse distances,
 # normalized dot product, softmax separation normalized before projection.

@@ -90,8 +90,9 @@ def make_js(eps: float) -> Distance:
 class Similarity:
     """A similarity ``sim(M, g) -> (B, N)`` with its gradient contracted against ``f``.
 
-    ``bilinear`` marks similarities for which ``sum_mu f_mu dsim_mu/dg = M' f``: then the
-    projection dynamics with ``P = M`` *are* the gradient dynamics (DESIGN.md section 2).
+    ``bilinear`` marks similarities whose gradient in ``g`` is ``M_mu`` (dot, and the biased dot,
+    affine in ``g``), so that ``sum_mu f_mu dsim_mu/dg = M' f``: then the projection dynamics
+    with ``P = M`` *are* the gradient dynamics (DESIGN.md section 2).
     """
 
     name: str
@@ -127,6 +128,11 @@ def _dot_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> t
     return f @ memories
 
 
+def _biased_dot(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``g.M_mu - |M_mu|^2 / 2``: the negative squared distance without its ``-|g|^2/2`` term."""
+    return g @ memories.T - 0.5 * (memories * memories).sum(-1)
+
+
 def _neg_sq_euclidean_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return f @ memories - f.sum(-1, keepdim=True) * g
 
@@ -143,7 +149,7 @@ def _normalized_dot(memories: torch.Tensor, g: torch.Tensor, eps: float) -> torc
 
 
 DISTANCES = ("euclidean", "sq_euclidean", "manhattan", "kl", "reverse_kl", "js", "hamming")
-SIMILARITIES = ("dot", "normalized_dot", "cosine") + DISTANCES
+SIMILARITIES = ("dot", "biased_dot", "normalized_dot", "cosine") + DISTANCES
 _FORMS = ("negative", "inverse")
 
 
@@ -175,12 +181,13 @@ def make_similarity(spec: str | Similarity, *, form: str | None = None, normaliz
         raise ValueError(f"eps must be > 0, got {eps}")
     normalized = bool(normalized)
 
-    if name in ("dot", "normalized_dot", "cosine"):
+    if name in ("dot", "biased_dot", "normalized_dot", "cosine"):
         if form is not None:
             raise ValueError(f"{name!r} is not a distance; the forms {_FORMS} do not apply")
-        if name == "dot":
-            return Similarity("dot" + (":normalized" if normalized else ""), _dot, normalized,
-                              bilinear=not normalized, closed_gradient=_dot_gradient)
+        if name in ("dot", "biased_dot"):
+            # Both have gradient M_mu: sum f dsim/dg = M'f, so projection = gradient dynamics.
+            return Similarity(name + (":normalized" if normalized else ""), _dot if name == "dot" else _biased_dot,
+                              normalized, bilinear=not normalized, closed_gradient=_dot_gradient)
         if name == "cosine":
             return Similarity("cosine" + (":normalized" if normalized else ""),
                               lambda m, g: _cosine(m, g, eps), normalized)

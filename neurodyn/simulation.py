@@ -51,7 +51,7 @@ def simulate(
     targets: torch.Tensor | None = None,
     target_index: torch.Tensor | None = None,
     seed: int | None = None,
-    progress: bool = False,
+    progress: bool | None = False,
     time_units: str = "ms",
     block_size: int | None = None,
 ) -> xr.Dataset:
@@ -68,7 +68,7 @@ def simulate(
     targets: the patterns each cue should recall (B, O), stored for retrieval analysis;
         ``target_index``: the index of each cue's stored pattern (B,).
     seed: stored as provenance (the run itself is deterministic given the cues).
-    progress: show a progress bar over the recording blocks.
+    progress: show a progress bar over the recording blocks (None: only on a terminal).
 
     Returns a Dataset with the recorded time series plus, per cue, ``query``, ``v_final``,
     ``recalled`` (the read-out of ``g`` at the end), ``converged`` and ``convergence_time``.
@@ -91,7 +91,7 @@ def simulate(
     recorder = Recorder(monitor, network, cue, time_units=time_units)
     block_size = block_size or max(1, math.ceil((len(times_np) - 1) / 20))
     run = Integration(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size)
-    bar = tqdm(total=len(times_np), desc="recall", unit="t", disable=not progress, leave=False)
+    bar = tqdm(total=len(times_np), desc="recall", unit="t", disable=None if progress is None else not progress, leave=False)
     last = None
     with torch.no_grad(), bar:
         for block in run:

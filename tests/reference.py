@@ -14,7 +14,7 @@ import numpy as np
 EPS = 1e-8  # make_similarity's default eps
 LOG_EPS = 1e-12  # Log Lagrangian's default floor
 
-NAMED = ("dot", "normalized_dot", "cosine")
+NAMED = ("dot", "biased_dot", "normalized_dot", "cosine")
 DISTANCE_NAMES = ("euclidean", "sq_euclidean", "manhattan", "kl", "reverse_kl", "js", "hamming")
 FORMS = ("negative", "inverse")
 
@@ -67,6 +67,8 @@ def pair_score(name: str, form: str | None, m: np.ndarray, g: np.ndarray, eps: f
     """Unnormalized similarity score of one memory and one query."""
     if name == "dot":
         return float(sum(gi * mi for gi, mi in zip(g, m)))
+    if name == "biased_dot":
+        return float(sum(gi * mi - 0.5 * mi * mi for gi, mi in zip(g, m)))
     if name == "cosine":
         ng = max(math.sqrt(sum(gi * gi for gi in g)), eps)
         nm = max(math.sqrt(sum(mi * mi for mi in m)), eps)
@@ -92,7 +94,7 @@ def similarity(name: str, form: str | None, normalized: bool, memories, queries,
         for mu in range(M.shape[0]):
             out[b, mu] = pair_score(name, form, M[mu], G[b], eps)
     if normalized or name == "normalized_dot":
-        out = out / out.sum(-1, keepdims=True)
+        out = out / np.abs(out.sum(-1, keepdims=True))  # the absolute sum keeps the ranking
     return out
 
 

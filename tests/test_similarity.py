@@ -268,9 +268,9 @@ def test_normalization_never_reverses_ranking():
 
 # ------------------------------------------------------------------ flags and errors
 @pytest.mark.parametrize("sim", ALL_SPECS, ids=IDS)
-def test_bilinear_only_for_plain_dot(sim):
+def test_bilinear_only_for_plain_and_biased_dot(sim):
     s = make_similarity(ref.spec(*sim))
-    assert s.bilinear == (sim[0] == "dot" and not sim[2])
+    assert s.bilinear == (sim[0] in ("dot", "biased_dot") and not sim[2])
 
 
 def test_similarity_instance_passes_through():

@@ -1,0 +1,167 @@
+"""The ``neurodyn`` command: ``neurodyn recall`` runs a recall experiment, ``neurodyn inspect``
+summarizes a saved run.
+
+``neurodyn recall`` with no options stores 100 of scikit-learn's digits in a modern Hopfield
+network with the Euclidean similarity (preset ``mchn-l2``), masks the bottom quarter of each
+(the UHN authors' masking), integrates the dynamics to a steady state, writes
+``runs/recall.nc`` and ``runs/recall.png`` and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import torch
+
+from . import analysis, data
+from .integrate import METHODS, Solver, SolverError
+from .network import PRESETS, Network, from_config, from_preset
+from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
+from .simulation import simulate
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _recall_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recall", help="store patterns, corrupt them, recall them through the dynamics",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="digits",
+                   help=f"a data set ({', '.join(data.DATASETS)}), an .npz file or an image folder")
+    g.add_argument("--data-root", default=None, help=f"data root (default: ${data.DATA_ENV})")
+    g.add_argument("--n-memories", type=int, default=100, help="number of stored patterns")
+    g.add_argument("--n-cues", type=int, default=None, help="number of cues (default: one per memory)")
+    g.add_argument("--corruption", default="mask:0.25,side=bottom",
+                   help="how queries are made from stored patterns: none, mask:F, mask_random:P, "
+                        "gaussian:SIGMA, salt_pepper:P, inpaint:F (options as name=value)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="mchn-l2", help=f"preset: {', '.join(PRESETS)}")
+    g.add_argument("--model-file", default=None, help="a TOML model file with a [model] table (overrides --model)")
+    g.add_argument("--similarity", default=None, help="override the similarity (e.g. manhattan, dot, "
+                   "euclidean:inverse,normalized)")
+    g.add_argument("--separation", default=None, help="override the separation (e.g. softmax:10, polynomial:3)")
+    g.add_argument("--beta", type=float, default=10.0, help="softmax inverse temperature (softmax presets)")
+    g.add_argument("--dynamics", choices=("gradient", "projection"), default=None)
+    g.add_argument("--value", default=None, help="value Lagrangian (identity, tanh, sigmoid, ...)")
+    g.add_argument("--tau-h", type=float, default=None, help="memory time constant (default: fast memory)")
+    g.add_argument("--cue-mode", choices=("initial", "current", "both"), default="initial")
+    g = p.add_argument_group("solver")
+    g.add_argument("--solver", choices=METHODS, default="dopri5")
+    g.add_argument("--rtol", type=float, default=1e-5)
+    g.add_argument("--atol", type=float, default=1e-7)
+    g.add_argument("--step-size", type=float, default=None, help="fixed-step methods only")
+    g.add_argument("--steady-tol", type=float, default=1e-4,
+                   help="stop a cue when max |dv/dt| falls below this (0: run to the end)")
+    g.add_argument("--duration", type=float, default=20.0, help="time span (units of tau_v)")
+    g.add_argument("--n-times", type=int, default=101, help="recording times")
+    g.add_argument("--max-steps", type=int, default=100_000)
+    g = p.add_argument_group("recording and output")
+    g.add_argument("--record", type=_csv, default=("v", "energy", "speed", "overlap"),
+                   help=f"comma-separated, from: {', '.join(VARIABLES)}")
+    g.add_argument("--top-k", type=int, default=None, help="record only the k most active memories")
+    g.add_argument("--threshold", type=float, default=analysis.UHN_THRESHOLD,
+                   help="retrieval threshold on the squared error, per 784 pixels (UHN)")
+    g.add_argument("--seed", type=int, default=0, help="one seed for the choice of memories and the corruption")
+    g.add_argument("--dtype", choices=tuple(_DTYPES), default="float32")
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--output", default="runs/recall.nc", help="NetCDF result file")
+    g.add_argument("--figure", default=None, help="PNG figure (default: next to the output)")
+    g.add_argument("--no-figure", action="store_true")
+    p.set_defaults(run=cmd_recall)
+
+
+def _build_network(args: argparse.Namespace, memories: torch.Tensor) -> Network:
+    if args.model_file:
+        path = Path(args.model_file)
+        if not path.is_file():
+            raise ValueError(f"model file not found: {path}")
+        with path.open("rb") as fh:
+            config = tomllib.load(fh).get("model")
+        if not isinstance(config, dict):
+            raise ValueError(f"{path} has no [model] table")
+    else:
+        config = {"preset": args.model}
+        sep = PRESETS.get(args.model, {}).get("separation", "")
+        if args.separation is None and isinstance(sep, str) and sep.startswith("softmax"):
+            config["beta"] = args.beta
+    overrides = {"similarity": args.similarity, "separation": args.separation, "dynamics": args.dynamics,
+                 "value_lagrangian": args.value, "tau_h": args.tau_h}
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    return from_config(config, memories)
+
+
+def cmd_recall(args: argparse.Namespace) -> int:
+    images = data.load_dataset(args.data, root=args.data_root)
+    if not 1 <= args.n_memories <= len(images):
+        raise ValueError(f"--n-memories must be between 1 and {len(images)} for {images.name}")
+    gen = torch.Generator().manual_seed(args.seed)
+    chosen = images.subset(torch.randperm(len(images), generator=gen)[:args.n_memories])
+    name, params = data.parse_corruption(args.corruption)
+    corrupted = data.corrupt(chosen.images, name, generator=gen, **params)
+    stored, queries = chosen.flat(), corrupted.reshape(len(chosen), -1)
+
+    device, dtype = torch.device(args.device), _DTYPES[args.dtype]
+    net = _build_network(args, stored.to(device, dtype))
+    # Classical nets work on bipolar or binary patterns: convert both memories and cues.
+    convert = {"sign": data.to_bipolar, "binary": data.binarize}.get(net.readout)
+    if convert is not None:
+        stored, queries = convert(stored), convert(queries)
+        net = dataclasses.replace(net, memories=stored.to(device, dtype))
+    n_cues = len(queries) if args.n_cues is None else min(args.n_cues, len(queries))
+    solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
+                    max_steps=args.max_steps, steady_tol=args.steady_tol or None)
+    monitor = Monitor(variables=args.record, n_times=args.n_times, top_k=args.top_k)
+    ds = simulate(net, queries[:n_cues], args.duration, monitor=monitor, solver=solver, cue_mode=args.cue_mode,
+                  targets=stored[:n_cues], target_index=torch.arange(n_cues), seed=args.seed, progress=None)
+    ds.attrs.update(data=images.name, corruption=args.corruption,
+                    image_shape=json.dumps(list(chosen.shape)))
+    out = save_netcdf(ds, args.output)
+    print(analysis.summarize(ds, args.threshold))
+    print(f"saved: {out}")
+    if not args.no_figure:
+        from .plot import plot_recall, save_figure  # matplotlib only when a figure is wanted
+
+        figure = Path(args.figure) if args.figure else out.with_suffix(".png")
+        save_figure(plot_recall(ds), str(figure))
+        print(f"figure: {figure}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    ds = load_netcdf(args.file)
+    print(analysis.summarize(ds, args.threshold))
+    print(f"variables: {', '.join(map(str, ds.data_vars))}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurodyn", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _recall_parser(sub)
+    p = sub.add_parser("inspect", help="print the summary of a saved run")
+    p.add_argument("file")
+    p.add_argument("--threshold", type=float, default=analysis.UHN_THRESHOLD)
+    p.set_defaults(run=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, SolverError) as err:
+        print(f"neurodyn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
