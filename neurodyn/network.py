@@ -344,9 +344,10 @@ PRESETS: dict[str, dict] = {
     # Classical continuous Hopfield net (Hopfield 1984): tanh value neurons, Hebbian coupling
     # M'M through a linear memory population, sign read-out. Bipolar (+-1) patterns.
     "hn": dict(similarity="dot", separation="identity", value_lagrangian="tanh", readout="sign"),
-    # Sparse distributed memory (Kanerva 1988): memories within Hamming radius r of the cue
-    # are activated (threshold at -r on the negative distance) and averaged; majority read-out.
-    "sdm": dict(similarity="hamming", separation="threshold:-8", dynamics="projection",
+    # Sparse distributed memory (Kanerva 1988): memories within Hamming radius r = 8 of the cue
+    # are activated (threshold at -r - 1/2 on the negative distance, so that d = r counts) and
+    # averaged; majority read-out. With no memory in range the output is all zeros.
+    "sdm": dict(similarity="hamming", separation="threshold:-8.5", dynamics="projection",
                 normalize_separation=True, readout="binary"),
     # Dense associative memory (Krotov & Hopfield 2016), rectified polynomial of degree n.
     "dam": dict(similarity="dot", separation="polynomial:3", value_lagrangian="tanh", readout="sign"),

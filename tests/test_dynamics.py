@@ -60,6 +60,68 @@ def test_gradient_dynamics_never_increase_the_energy(separation, value, similari
     assert float((ds.energy[0] - ds.energy[-1]).max()) > 1e-6
 
 
+@pytest.mark.parametrize("separation", ["max", "topk:2", "threshold:0.1"])
+@pytest.mark.parametrize("value", ["identity", "tanh"])
+@pytest.mark.parametrize("similarity", ["dot", "sq_euclidean"])
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(2, 10), i=st.integers(2, 8))
+def test_nonsmooth_convex_separations_descend_the_reduced_energy(separation, value, similarity, seed, n, i):
+    """Max, top-k and threshold are convex but not differentiable: the tool does not call them
+    guaranteed, yet with fast memory neurons E(v) is continuous and piecewise a gradient flow, so
+    the recorded energy still must not rise."""
+    memories, cues = random_problem(seed, n, i)
+    net = Network(memories, similarity=similarity, separation=separation, value_lagrangian=value)
+    assert not net.lyapunov_guaranteed and "discontinuous activation" in net.lyapunov_reason()
+    ds = simulate(net, cues, 5.0, monitor=ENERGY, solver=Solver("dopri5", rtol=1e-8, atol=1e-10))
+    assert lyapunov_check(ds).monotone, lyapunov_check(ds).verdict
+
+
+@pytest.mark.parametrize("tau_h", [None, 0.5])
+def test_log_separation_on_positive_scores(tau_h):
+    """The log Lagrangian (x log x - x) is convex on x > 0: positive patterns and cues."""
+    memories, cues = random_problem(5, 8, 6)
+    memories, cues = memories.abs() + 0.1, cues.abs() + 0.1
+    net = Network(memories, similarity="dot", separation="log", value_lagrangian="tanh", tau_h=tau_h)
+    assert net.lyapunov_guaranteed
+    ds = simulate(net, cues, 5.0, monitor=ENERGY, solver=Solver("dopri5", rtol=1e-8, atol=1e-10))
+    assert lyapunov_check(ds).monotone
+
+
+@pytest.mark.parametrize("method,kw", [("dopri8", {}), ("bosh3", {}), ("adaptive_heun", {}), ("fehlberg2", {}),
+                                       ("euler", {"step_size": 0.005}), ("midpoint", {"step_size": 0.05}),
+                                       ("rk4", {"step_size": 0.1})])
+def test_every_method_reaches_the_same_state(method, kw):
+    memories, cues = random_problem(14, 10, 8)
+    net = from_preset("mchn", memories, beta=3.0)
+    mon = Monitor(("energy",), n_times=11)
+    reference = simulate(net, cues, 2.0, monitor=mon, solver=Solver("dopri5", rtol=1e-10, atol=1e-12))
+    ds = simulate(net, cues, 2.0, monitor=mon, solver=Solver(method, rtol=1e-7, atol=1e-9, **kw))
+    # Global error exceeds the per-step tolerance, and torchdiffeq interpolates the recorded
+    # times inside steps (low-order for dopri8), hence a looser bound than rtol.
+    tol = {"euler": 5e-3, "midpoint": 1e-3, "rk4": 1e-5}.get(method, 5e-5)
+    np.testing.assert_allclose(ds.v_final, reference.v_final, atol=tol)
+    assert ds.attrs["nfe"] > 0 and ds.attrs["steps_accepted"] > 0
+
+
+def test_iterated_retrieval_repeats_the_one_shot_update():
+    memories, cues = random_problem(15, 10, 8)
+    net = from_preset("uhn-manhattan", memories.abs())
+    once = net.retrieve(cues.abs())
+    torch.testing.assert_close(net.retrieve(cues.abs(), steps=3), net.retrieve(net.retrieve(once)))
+
+
+def test_sdm_preset_recalls_binary_patterns():
+    """Kanerva's SDM: memories within Hamming radius 8 vote; majority read-out."""
+    gen = torch.Generator().manual_seed(16)
+    memories = (torch.rand(30, 64, generator=gen) < 0.5).double()
+    flip = torch.rand(30, 64, generator=gen) < 0.05
+    cues = torch.where(flip, 1 - memories, memories)
+    net = from_preset("sdm", memories)
+    np.testing.assert_array_equal(net.retrieve(cues).numpy(), memories.numpy())
+    ds = simulate(net, cues, 5.0)
+    np.testing.assert_array_equal(ds.recalled.values, memories.numpy())
+
+
 def test_lyapunov_check_catches_an_increase():
     """An Euler step beyond stability (dt = 2.5 tau_v overshoots and oscillates) raises the
     energy; the check must report it and blame the numerics, since theory guarantees a decrease."""
