@@ -49,7 +49,8 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--similarity", default=None, help="override the similarity (e.g. manhattan, dot, "
                    "euclidean:inverse,normalized)")
     g.add_argument("--separation", default=None, help="override the separation (e.g. softmax:10, polynomial:3)")
-    g.add_argument("--beta", type=float, default=10.0, help="softmax inverse temperature (softmax presets)")
+    g.add_argument("--beta", type=float, default=None,
+                   help="softmax inverse temperature (softmax presets; default: the preset's)")
     g.add_argument("--dynamics", choices=("gradient", "projection"), default=None)
     g.add_argument("--value", default=None, help="value Lagrangian (identity, tanh, sigmoid, ...)")
     g.add_argument("--tau-h", type=float, default=None, help="memory time constant (default: fast memory)")
@@ -90,8 +91,7 @@ def _build_network(args: argparse.Namespace, memories: torch.Tensor) -> Network:
             raise ValueError(f"{path} has no [model] table")
     else:
         config = {"preset": args.model}
-        sep = PRESETS.get(args.model, {}).get("separation", "")
-        if args.separation is None and isinstance(sep, str) and sep.startswith("softmax"):
+        if args.beta is not None:
             config["beta"] = args.beta
     overrides = {"similarity": args.similarity, "separation": args.separation, "dynamics": args.dynamics,
                  "value_lagrangian": args.value, "tau_h": args.tau_h}

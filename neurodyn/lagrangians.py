@@ -9,6 +9,7 @@ gradient as ``activation``; the tests check every closed form against autograd o
 Each Lagrangian also states the facts the Lyapunov argument of UHN appendix A needs:
 
 - ``convex``: the Hessian is positive semi-definite on the domain (``dE/dt <= 0``);
+- ``sums_to_one``: activations sum to 1 (softmax, max), so UHN's normalization changes nothing;
 - ``smooth``: the activation is continuous, so the chain rule along a trajectory holds. The
   non-smooth ones (max, top-k, threshold) are the heuristic limits the UHN paper mentions
   below its eq. 4; the tool runs them but never calls their energy decrease guaranteed.
@@ -35,6 +36,7 @@ class Lagrangian:
     name: str = ""
     convex: bool = True
     smooth: bool = True
+    sums_to_one: bool = False  # activations already sum to 1 (then normalizing them is a no-op)
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """``L(x)`` for a batch ``x`` of shape (..., units); returns shape (...)."""
@@ -103,6 +105,7 @@ class LogSumExp(Lagrangian):
 
     beta: float = 1.0
     name = "softmax"
+    sums_to_one = True
 
     def __post_init__(self) -> None:
         self.beta = _positive("beta (inverse temperature)", self.beta)
@@ -122,6 +125,7 @@ class Max(Lagrangian):
 
     name = "max"
     smooth = False
+    sums_to_one = True
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         return x.max(dim=-1).values

@@ -151,12 +151,23 @@ class Network:
         """Whether the projected output lives in the value space, so the loop can close."""
         return self.P.shape[1] == self.n_features
 
+    def _projection_departures(self) -> list[str]:
+        """Why projection dynamics differ from the gradient dynamics (empty when they coincide)."""
+        if self.dynamics == "gradient":
+            return []
+        out = []
+        if self.projection is not None:
+            out.append("heteroassociative P != M")
+        if not self.similarity.bilinear:
+            out.append(f"{self.similarity.name} is not a dot product, so P'f is not -dE/dg")
+        if self.normalize_separation and not self.separation.sums_to_one:
+            out.append(f"{self.separation.describe()} is normalized outside its Lagrangian")
+        return out
+
     @property
     def is_gradient_flow(self) -> bool:
         """True when the integrated vector field is the energy gradient of eq. 3 (or eq. 4)."""
-        if self.dynamics == "gradient":
-            return True
-        return (self.projection is None and self.similarity.bilinear and not self.normalize_separation)
+        return not self._projection_departures()
 
     @property
     def lyapunov_guaranteed(self) -> bool:
@@ -171,11 +182,9 @@ class Network:
         if self.lyapunov_guaranteed:
             return "gradient flow of the energy with convex, smooth Lagrangians: dE/dt <= 0"
         reasons = []
-        if not self.is_gradient_flow:
-            why = ("heteroassociative P != M" if self.projection is not None else
-                   "separation normalized outside its Lagrangian" if self.normalize_separation else
-                   f"{self.similarity.name} is not bilinear, so P'f is not -dE/dg")
-            reasons.append(f"projection dynamics are not a gradient flow ({why})")
+        departures = self._projection_departures()
+        if departures:
+            reasons.append(f"projection dynamics are not a gradient flow: {', '.join(departures)}")
         for role, lg in (("value", self.value_lagrangian), ("memory", self.separation)):
             if not lg.convex:
                 reasons.append(f"{role} Lagrangian {lg.describe()} is not convex")

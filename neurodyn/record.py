@@ -116,11 +116,11 @@ class Recorder:
         self.units = _indices("units", self.monitor.units, net.n_features)
         self.memories = _indices("memories", self.monitor.memories, net.n_memories)
         self.patterns = _indices("overlap_with", self.monitor.overlap_with, net.n_memories)
-        device = net.memories.device
         if self.patterns is None:
             self.patterns = torch.arange(net.n_memories)
-        p = net.P[self.patterns.to(device)]
-        self._pattern_unit = p / p.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+        if "overlap" in self.monitor.variables:
+            p = net.P[self.patterns.to(net.memories.device)]
+            self._pattern_unit = p / p.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
         self.top_k = None if self.monitor.top_k is None else min(self.monitor.top_k, net.n_memories)
 
     def _put(self, name: str, value: torch.Tensor) -> None:
