@@ -20,7 +20,7 @@ import torch
 
 from . import analysis, data
 from .integrate import METHODS, Solver, SolverError
-from .network import PRESETS, Network, from_config, from_preset
+from .network import PRESETS, Network, from_config
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
 from .simulation import simulate
 
@@ -61,7 +61,8 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--atol", type=float, default=1e-7)
     g.add_argument("--step-size", type=float, default=None, help="fixed-step methods only")
     g.add_argument("--steady-tol", type=float, default=1e-4,
-                   help="stop a cue when max |dv/dt| falls below this (0: run to the end)")
+                   help="stop a cue when max |dx/dt| over its value and memory neurons falls to "
+                        "steady_tol * max(1, max |x|) (0: run to the end)")
     g.add_argument("--duration", type=float, default=20.0, help="time span (units of tau_v)")
     g.add_argument("--n-times", type=int, default=101, help="recording times")
     g.add_argument("--max-steps", type=int, default=100_000)

@@ -122,7 +122,7 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
             raise FileNotFoundError(
                 f"no data root: set the {DATA_ENV} environment variable to the folder that holds "
                 f"mnist/, cifar10/ and tinyimagenet/ (export {DATA_ENV}=/path/to/data), "
-                "or pass root=..."
+                "or pass root=... (--data-root on the command line)"
             )
     path = Path(root).expanduser()
     if not path.is_dir():

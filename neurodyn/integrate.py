@@ -6,10 +6,12 @@ fixed-step: euler, midpoint, rk4). What torchdiffeq lacks and this module adds:
 - solver statistics (function evaluations, accepted and rejected steps) through torchdiffeq's
   step callbacks;
 - steady-state stopping per cue: the recording grid is integrated in blocks; after each block
-  every cue whose speed ``max |dx/dt|`` fell below ``steady_tol`` on the grid is frozen (its
-  derivative is set to zero, so it neither moves nor limits the shared step size) and its
-  convergence time is the first grid time below the tolerance; when all cues are frozen the run
-  stops. Blocks resume from the last accepted step size, so blocking costs no extra step;
+  every cue whose speed ``max |dx/dt|`` fell to ``steady_tol * max(1, max |x|)`` or below on
+  the grid is frozen (its derivative is set to zero, so it neither moves nor limits the shared
+  step size) and its convergence time is the first grid time below the tolerance; when all cues
+  are frozen the run stops. Blocks resume from the last accepted step size, but each block's
+  last step overshoots its end and is partly wasted, so blocks cost a few steps: without
+  ``steady_tol`` the whole grid is one block;
 - a :class:`SolverError` naming the method, tolerances and time span when a solver cannot meet
   its tolerance (step underflow, step budget) or the state becomes non-finite.
 
@@ -42,8 +44,9 @@ class Solver:
     """Solver settings.
 
     ``rtol``/``atol`` apply to adaptive methods; ``step_size`` to fixed-step ones (default: the
-    recording grid's spacing). ``max_steps`` bounds the accepted steps of a run. ``steady_tol``
-    enables steady-state stopping on ``max |dx/dt|`` (None: integrate to the end).
+    recording grid's smallest spacing; it must divide every spacing). ``max_steps`` bounds the
+    accepted steps of a run (checked after each block). ``steady_tol`` enables steady-state
+    stopping when ``max |dx/dt| <= steady_tol * max(1, max |x|)`` (None: integrate to the end).
     """
 
     method: str = "dopri5"
@@ -149,7 +152,8 @@ class Integration:
         t = self.times
         if t.ndim != 1 or t.numel() < 2 or not bool((t[1:] > t[:-1]).all()):
             raise ValueError("the recording times must be a strictly increasing 1-D grid with at least 2 points")
-        self.block_size = max(1, int(self.block_size))
+        self.block_size = max(1, int(self.block_size)) if self.solver.steady_tol else len(t) - 1
+        self.step_size: float | None = None
         counting = _AdaptiveCountingField if self.solver.adaptive else _CountingField
         self.field_ = counting(self.rhs, self.y0.shape[0], self.y0.device)
         if not self.solver.adaptive:
@@ -159,10 +163,8 @@ class Integration:
     def _check_fixed_step(self) -> None:
         """Blocks restart the fixed grid at recording times, so the step must divide their spacing
         (otherwise torchdiffeq would silently shorten the last step of every block)."""
-        step = self.solver.step_size
-        if step is None:
-            return
         spacing = torch.diff(self.times.double()).cpu().numpy()
+        step = self.step_size = self.solver.step_size or float(spacing.min())
         ratio = spacing / step
         # The grid may be float32: allow its rounding, not a real mismatch.
         if not (ratio.round() >= 1).all() or abs(ratio - ratio.round()).max() > 1e-3:
@@ -181,14 +183,25 @@ class Integration:
         """``max |dx/dt|`` per cue for states (T, B, D), not counted as solver work."""
         return torch.stack([self.rhs(ti, yi).abs().amax(-1) for ti, yi in zip(t, states)])
 
+    def _freeze_converged(self, tb: torch.Tensor, states: torch.Tensor, speed: torch.Tensor) -> None:
+        tol = self.solver.steady_tol
+        if tol is None:
+            return
+        scale = states.abs().amax(-1).clamp_min(1.0)
+        below = (speed <= tol * scale) & ~self.field_.frozen[None]
+        newly = below.any(0)
+        if newly.any():
+            first = below.to(torch.int8).argmax(0)
+            self.convergence_time[newly.cpu()] = tb[first].to("cpu", torch.float64)[newly.cpu()]
+            self.field_.frozen |= newly
+
     def _options(self) -> dict:
         if self.solver.adaptive:
             opts = {"max_num_steps": max(1, self.solver.max_steps - self.stats.accepted_steps)}
             if self.field_.last_dt is not None:
                 opts["first_step"] = self.field_.last_dt
             return opts
-        step = self.solver.step_size or float(self.times[1] - self.times[0])
-        return {"step_size": step}
+        return {"step_size": self.step_size}
 
     def _solve(self, y: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
         s = self.solver
@@ -203,15 +216,16 @@ class Integration:
             raise SolverError(
                 f"the state became NaN or infinite between t={float(tb[0]):g} and t={float(tb[-1]):g} "
                 f"({s.method}): the dynamics diverge (an energy unbounded below?) or the step is too large")
-        if self.solver.method not in ADAPTIVE_METHODS and self.stats.accepted_steps > s.max_steps:
-            raise SolverError(f"{s.method} took more than max_steps={s.max_steps} steps")
+        if self.stats.accepted_steps > s.max_steps:
+            raise SolverError(f"{s.method} needed more than max_steps={s.max_steps} steps to reach "
+                              f"t={float(tb[-1]):g}; raise max_steps or loosen the tolerances")
         return ys
 
     def __iter__(self) -> Iterator[Block]:
         start = time.perf_counter()
         t, y = self.times, self.y0
         speed0 = self.speed(t[:1], y[None])
-        self._freeze_converged(t[:1], speed0)
+        self._freeze_converged(t[:1], y[None], speed0)
         yield Block(t[:1], y[None], speed0)
         i = 0
         while i < len(t) - 1 and not bool(self.field_.frozen.all()):
@@ -219,18 +233,7 @@ class Integration:
             ys = self._solve(y, tb)[1:]
             speed = self.speed(tb[1:], ys)
             self.stats.blocks += 1
-            self._freeze_converged(tb[1:], speed)
+            self._freeze_converged(tb[1:], ys, speed)
             y, i = ys[-1], i + len(tb) - 1
             self.stats.wall_time = time.perf_counter() - start
             yield Block(tb[1:], ys, speed)
-
-    def _freeze_converged(self, tb: torch.Tensor, speed: torch.Tensor) -> None:
-        tol = self.solver.steady_tol
-        if tol is None:
-            return
-        below = (speed < tol) & ~self.field_.frozen[None]
-        newly = below.any(0)
-        if newly.any():
-            first = below.to(torch.int8).argmax(0)
-            self.convergence_time[newly.cpu()] = tb[first].to("cpu", torch.float64)[newly.cpu()]
-            self.field_.frozen |= newly

@@ -10,6 +10,7 @@ Each Lagrangian also states the facts the Lyapunov argument of UHN appendix A ne
 
 - ``convex``: the Hessian is positive semi-definite on the domain (``dE/dt <= 0``);
 - ``sums_to_one``: activations sum to 1 (softmax, max), so UHN's normalization changes nothing;
+- ``elementwise``: a sum over units (diagonal Hessian), so clamping units keeps ``dE/dt <= 0``;
 - ``smooth``: the activation is continuous, so the chain rule along a trajectory holds. The
   non-smooth ones (max, top-k, threshold) are the heuristic limits the UHN paper mentions
   below its eq. 4; the tool runs them but never calls their energy decrease guaranteed.
@@ -37,6 +38,7 @@ class Lagrangian:
     convex: bool = True
     smooth: bool = True
     sums_to_one: bool = False  # activations already sum to 1 (then normalizing them is a no-op)
+    elementwise: bool = True  # L is a sum over units of one function: a diagonal Hessian
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """``L(x)`` for a batch ``x`` of shape (..., units); returns shape (...)."""
@@ -106,6 +108,7 @@ class LogSumExp(Lagrangian):
     beta: float = 1.0
     name = "softmax"
     sums_to_one = True
+    elementwise = False
 
     def __post_init__(self) -> None:
         self.beta = _positive("beta (inverse temperature)", self.beta)
@@ -126,6 +129,7 @@ class Max(Lagrangian):
     name = "max"
     smooth = False
     sums_to_one = True
+    elementwise = False
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         return x.max(dim=-1).values
@@ -144,6 +148,7 @@ class TopK(Lagrangian):
     k: int = 1
     name = "topk"
     smooth = False
+    elementwise = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.k, int) and self.k >= 1):

@@ -124,8 +124,8 @@ class Network:
                 raise ValueError(f"{label} must be > 0, got {tau}")
         if self.readout not in READOUTS:
             raise ValueError(f"unknown readout {self.readout!r}; known: {', '.join(READOUTS)}")
-        if self.normalize_separation and self.dynamics == "gradient":
-            raise ValueError("normalize_separation has no Lagrangian (it breaks f = dL_h/dh); "
+        if self.normalize_separation and self.dynamics == "gradient" and not self.separation.sums_to_one:
+            raise ValueError(f"normalizing {self.separation.describe()} has no Lagrangian (it breaks f = dL_h/dh); "
                              "use dynamics='projection' or feedforward retrieval")
 
     # ----------------------------------------------------------------- shapes and facts
@@ -159,7 +159,7 @@ class Network:
         if self.projection is not None:
             out.append("heteroassociative P != M")
         if not self.similarity.bilinear:
-            out.append(f"{self.similarity.name} is not a dot product, so P'f is not -dE/dg")
+            out.append(f"the gradient of {self.similarity.name} is not M_mu, so P'f is not -dE/dg")
         if self.normalize_separation and not self.separation.sums_to_one:
             out.append(f"{self.separation.describe()} is normalized outside its Lagrangian")
         return out
@@ -173,14 +173,21 @@ class Network:
     def lyapunov_guaranteed(self) -> bool:
         """Whether theory guarantees ``dE/dt <= 0`` (UHN appendix A): a gradient flow with convex,
         smooth Lagrangians (and a differentiable similarity along the trajectory)."""
-        lagr = (self.value_lagrangian, self.separation)
-        return (self.is_gradient_flow and all(lg.convex and lg.smooth for lg in lagr)
-                and self.similarity.smooth)
+        return not self.lyapunov_obstacles()
 
-    def lyapunov_reason(self) -> str:
+    def lyapunov_reason(self, clamped: bool = False) -> str:
         """A sentence on why the energy is, or is not, guaranteed to decrease."""
-        if self.lyapunov_guaranteed:
+        obstacles = self.lyapunov_obstacles(clamped)
+        if not obstacles:
             return "gradient flow of the energy with convex, smooth Lagrangians: dE/dt <= 0"
+        return "; ".join(obstacles)
+
+    def lyapunov_obstacles(self, clamped: bool = False) -> list[str]:
+        """What stands between these dynamics and ``dE/dt <= 0`` (empty: guaranteed).
+
+        ``clamped``: some value units are held fixed, which keeps the guarantee only when the
+        value Lagrangian is elementwise (then ``dg/dt = 0`` on the clamped units).
+        """
         reasons = []
         departures = self._projection_departures()
         if departures:
@@ -191,8 +198,11 @@ class Network:
             if not lg.smooth:
                 reasons.append(f"{role} Lagrangian {lg.describe()} has a discontinuous activation")
         if not self.similarity.smooth:
-            reasons.append(f"{self.similarity.name} is not differentiable where a cue equals a memory")
-        return "; ".join(reasons)
+            reasons.append(f"{self.similarity.name} is not differentiable everywhere")
+        if clamped and not self.value_lagrangian.elementwise:
+            reasons.append(f"clamping units of the non-elementwise value Lagrangian "
+                           f"{self.value_lagrangian.describe()} moves g on the clamped units")
+        return reasons
 
     def describe(self) -> dict:
         """Model provenance as a JSON-serializable dict."""
@@ -329,6 +339,9 @@ class Network:
         or ``"both"``. ``clamp``: a boolean mask (I,) or (B, I) of units held at ``v(0)``.
         """
         q = self.check_queries(queries)
+        if self.projection is not None and self.dynamics == "gradient":
+            raise ValueError("gradient dynamics descend the energy of M alone and would ignore the projection P; "
+                             "use dynamics='projection' for heteroassociative recall")
         if not self.recurrent:
             raise ValueError(f"dynamics need the projection's output ({self.P.shape[1]} columns) to live in the "
                              f"value space ({self.n_features} units); use Network.retrieve for one-shot "
@@ -368,9 +381,11 @@ PRESETS: dict[str, dict] = {
 }
 # UHN variants as the authors' code runs them (UHN-PROTOCOL.md): normalized inverse distances,
 # normalized dot product, softmax separation normalized before projection.
-for _sim in ("euclidean", "manhattan", "kl", "reverse_kl", "js"):
-    PRESETS[f"uhn-{_sim}"] = dict(similarity=f"{_sim}:inverse,normalized", separation="softmax:1000",
-                                  dynamics="projection", normalize_separation=True)
+# The authors' "Euclidean" is 1 / sum (q - m)^2, the squared distance (its 1/2 cancels here).
+for _name, _sim in (("euclidean", "sq_euclidean"), ("manhattan", "manhattan"), ("kl", "kl"),
+                    ("reverse_kl", "reverse_kl"), ("js", "js")):
+    PRESETS[f"uhn-{_name}"] = dict(similarity=f"{_sim}:inverse,normalized", separation="softmax:1000",
+                                   dynamics="projection", normalize_separation=True)
 PRESETS["uhn-dot"] = dict(similarity="normalized_dot", separation="softmax:1000", dynamics="projection",
                           normalize_separation=True)
 
@@ -394,13 +409,19 @@ def from_preset(preset: str, memories: torch.Tensor, projection: torch.Tensor | 
         if sep_name != family:
             raise ValueError(f"{param}= applies to a {family} separation, but preset {preset!r} uses {sep_name!r}")
         config["separation"] = make_lagrangian(family, **{param: overrides[param]})
-    return Network(memories, projection=projection, name=preset, **config)
+    config.setdefault("name", preset)
+    unknown = set(config) - set(Network.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown model keys {sorted(unknown)}; known: {sorted(Network.__dataclass_fields__)} "
+                         f"and the separation parameters {sorted(_PARAM_NAMES)}")
+    return Network(memories, projection=projection, **config)
 
 
 def from_config(config: dict, memories: torch.Tensor, projection: torch.Tensor | None = None) -> Network:
     """Build a network from a declarative model dict (a ``models/*.toml`` file's ``[model]`` table).
 
-    ``preset`` names a base preset; other keys are :class:`Network` fields or separation parameters.
+    ``preset`` names a base preset; other keys are :class:`Network` fields and, with a preset,
+    the separation parameters ``beta``, ``degree``, ``k`` and ``theta``.
     """
     config = dict(config)
     preset = config.pop("preset", None)
@@ -409,6 +430,8 @@ def from_config(config: dict, memories: torch.Tensor, projection: torch.Tensor |
     known = set(Network.__dataclass_fields__) - {"memories", "projection"}
     unknown = set(config) - known
     if unknown:
-        raise ValueError(f"unknown model keys {sorted(unknown)}; known: {sorted(known)}")
+        hint = " (separation parameters need a preset, or go in the spec: separation = 'softmax:3')" \
+            if unknown & set(_PARAM_NAMES) else ""
+        raise ValueError(f"unknown model keys {sorted(unknown)}; known: {sorted(known)}{hint}")
     return Network(memories, projection=projection, **config)
 

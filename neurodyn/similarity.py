@@ -7,8 +7,9 @@ Distances ``d`` become similarities in one of two forms:
 - ``negative``: ``-d`` (smooth where ``d`` is; the form used with energies and gradient dynamics);
 - ``inverse``: ``1 / (d + eps)`` as in the UHN authors' code (``UHN-PROTOCOL.md``).
 
-``normalized=True`` divides each cue's scores by their sum over memories (UHN appendix E), which
-makes the similarity's own scale cancel. Both forms remain functions of ``g`` alone, so the
+``normalized=True`` divides each cue's scores by the absolute value of their sum over memories
+(UHN appendix E), which makes the similarity's own scale cancel and keeps the ranking (a sum of
+zero gives infinite scores, which a run reports as a non-finite state). Both forms remain functions of ``g`` alone, so the
 gradient dynamics use their exact gradient ``sum_mu f_mu d sim_mu / dg`` (:meth:`gradient`),
 in closed form for the dot product and the squared Euclidean distance and by autograd otherwise.
 """
@@ -191,14 +192,12 @@ def make_similarity(spec: str | Similarity, *, form: str | None = None, normaliz
         if name == "cosine":
             return Similarity("cosine" + (":normalized" if normalized else ""),
                               lambda m, g: _cosine(m, g, eps), normalized)
-        return Similarity("normalized_dot", lambda m, g: _normalized_dot(m, g, eps), normalized=True)
+        # The eps floor of the sum-normalization is a kink at entries <= eps.
+        return Similarity("normalized_dot", lambda m, g: _normalized_dot(m, g, eps), normalized=True, smooth=False)
 
     form = form or "negative"
     if form not in _FORMS:
         raise ValueError(f"unknown distance form {form!r}; known: {', '.join(_FORMS)}")
-    if form == "negative" and normalized:
-        raise ValueError(f"normalizing the negative {name} distance would rank the farthest memory first; "
-                         f"use the inverse form ({name}:inverse,normalized), as the UHN authors do")
     distance: Distance = {
         "euclidean": euclidean_distance,
         "sq_euclidean": sq_euclidean_distance,
@@ -214,6 +213,7 @@ def make_similarity(spec: str | Similarity, *, form: str | None = None, normaliz
     else:
         score = lambda m, g: 1.0 / (distance(m, g) + eps)  # noqa: E731
     label = f"{name}:{form}" + (",normalized" if normalized else "")
-    # |.| and sqrt are not differentiable where a cue equals a memory.
-    smooth = name not in ("euclidean", "manhattan")
+    # |.| and sqrt are not differentiable where a cue equals a memory; the eps floors of the
+    # sum-normalized divergences put a kink where an entry is <= eps (a masked pixel, say).
+    smooth = name not in ("euclidean", "manhattan", "kl", "reverse_kl", "js")
     return Similarity(label, score, normalized, closed_gradient=closed, smooth=smooth)

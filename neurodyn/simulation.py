@@ -18,7 +18,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from .integrate import Integration, Solver
-from .network import Cue, Network, State
+from .network import Network, State
 from .record import Monitor, Recorder
 
 
@@ -65,7 +65,7 @@ def simulate(
     monitor: what to record (default: ``v``, ``energy`` and ``speed`` at 101 times).
     solver: a :class:`~neurodyn.integrate.Solver` or a method name.
     cue_mode, clamp, strength: how the cue drives the network (:meth:`Network.make_cue`).
-    targets: the patterns each cue should recall (B, O), stored for retrieval analysis;
+    targets: the patterns each cue should recall (B, I), stored for retrieval analysis;
         ``target_index``: the index of each cue's stored pattern (B,).
     seed: stored as provenance (the run itself is deterministic given the cues).
     progress: show a progress bar over the recording blocks (None: only on a terminal).
@@ -136,16 +136,17 @@ def simulate(
         "solver_method": solver.method,
         "rtol": solver.rtol if solver.adaptive else 0.0,
         "atol": solver.atol if solver.adaptive else 0.0,
+        "step_size": 0.0 if solver.adaptive else run.step_size,
         "nfe": stats.nfe,
         "steps_accepted": stats.accepted_steps,
         "steps_rejected": stats.rejected_steps,
         "wall_time_s": stats.wall_time,
-        "duration": float(duration),
+        "duration": float(times_np[-1]),
         "stopped_at": float(ds.time[-1]),
         "cue_mode": cue_mode,
         "clamped": int(clamp is not None),
-        "lyapunov_guaranteed": int(network.lyapunov_guaranteed),
-        "lyapunov_reason": network.lyapunov_reason(),
+        "lyapunov_guaranteed": int(not network.lyapunov_obstacles(clamped=cue.clamp is not None)),
+        "lyapunov_reason": network.lyapunov_reason(clamped=cue.clamp is not None),
         "dtype": str(dtype).replace("torch.", ""),
         "device": str(device),
         "seed": -1 if seed is None else int(seed),

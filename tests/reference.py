@@ -28,8 +28,7 @@ def spec(name: str, form: str | None = None, normalized: bool = False) -> str:
 def all_specs(normalized: bool = False) -> list[tuple[str, str | None, bool]]:
     """Every (name, form, normalized): dot-like names without a form, distances in both forms."""
     out = [(n, None, normalized) for n in NAMED]
-    # Normalizing a negative distance is refused (it would rank the farthest memory first).
-    out += [(d, f, normalized) for d in DISTANCE_NAMES for f in FORMS if not (normalized and f == "negative")]
+    out += [(d, f, normalized) for d in DISTANCE_NAMES for f in FORMS]
     return out
 
 

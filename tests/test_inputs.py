@@ -109,10 +109,13 @@ def test_unknown_readout(M):
 
 
 def test_normalize_separation_needs_projection_dynamics(M):
-    with pytest.raises(ValueError, match="normalize_separation") as info:
-        Network(M, dynamics="gradient", normalize_separation=True)
+    with pytest.raises(ValueError, match="no Lagrangian") as info:
+        Network(M, dynamics="gradient", separation="polynomial:2", normalize_separation=True)
     assert "projection" in str(info.value)
-    Network(M, dynamics="projection", normalize_separation=True)  # allowed
+    Network(M, dynamics="projection", separation="polynomial:2", normalize_separation=True)  # allowed
+    # softmax already sums to one: normalizing it is a no-op, allowed with gradient dynamics too
+    net = Network(M, dynamics="gradient", separation="softmax:2", normalize_separation=True)
+    assert net.lyapunov_guaranteed
 
 
 def test_unknown_preset(M):
@@ -394,8 +397,15 @@ def test_heteroassociative_iterated_retrieval_is_refused(M):
     assert "columns" in str(info.value)
 
 
+def test_gradient_dynamics_refuse_a_projection(M):
+    net = Network(M, projection=torch.randn(N, M.shape[1], dtype=torch.float64))
+    with pytest.raises(ValueError, match="ignore the projection"):
+        net.make_cue(M[:1])
+    Network(M, projection=net.projection, dynamics="projection").make_cue(M[:1])  # allowed
+
+
 def test_heteroassociative_dynamics_cue_is_refused(M):
-    net = Network(M, projection=torch.randn(N, 3, dtype=torch.float64))
+    net = Network(M, projection=torch.randn(N, 3, dtype=torch.float64), dynamics="projection")
     with pytest.raises(ValueError, match="value space"):
         net.make_cue(torch.randn(B, I, dtype=torch.float64))
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -119,8 +119,8 @@ def test_value_reduces_last_dimension(spec):
 def test_activation_is_autograd_of_value(spec, data):
     name, _, arg = spec.partition(":")
     x = data.draw(_inputs(name))
-    if name == "threshold":
-        assume(np.all(np.abs(x - float(arg)) > 1e-9))
+    if name == "threshold":  # move inputs off the step (hypothesis likes exact zeros)
+        x = np.where(np.abs(x - float(arg)) > 1e-9, x, float(arg) + 0.5)
     lg = make_lagrangian(spec)
     xt = _t(x)
     closed = lg.activation(xt)

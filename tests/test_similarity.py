@@ -234,12 +234,6 @@ def test_inverse_normalized_keeps_ranking(name):
     assert (normed > 0).all()
 
 
-@pytest.mark.parametrize("name", DISTANCES)
-def test_normalized_negative_distance_is_refused(name):
-    with pytest.raises(ValueError, match="inverse"):
-        make_similarity(f"{name}:normalized")
-
-
 def test_normalization_never_reverses_ranking():
     """``normalized`` is meant to cancel the similarity's scale (UHN appendix E), not its sign.
 
