@@ -195,6 +195,28 @@ def test_clamped_units_stay_at_the_cue_and_energy_still_decreases():
     assert lyapunov_check(ds).monotone
 
 
+def test_clamping_a_non_elementwise_value_population_voids_the_guarantee():
+    """With a softmax value Lagrangian, g of clamped units still moves: no guarantee, and the
+    run's provenance says so (an elementwise one keeps it)."""
+    memories, cues = random_problem(17, 6, 5)
+    clamp = torch.tensor([True, False, False, False, False])
+    soft = Network(memories, similarity="dot", separation="softmax:3", value_lagrangian="softmax:2")
+    assert soft.lyapunov_guaranteed and soft.lyapunov_obstacles(clamped=True)
+    ds = simulate(soft, cues, 5.0, clamp=clamp, monitor=ENERGY)
+    assert ds.attrs["lyapunov_guaranteed"] == 0 and "clamping" in ds.attrs["lyapunov_reason"]
+    tanh = Network(memories, similarity="dot", separation="softmax:3", value_lagrangian="tanh")
+    assert simulate(tanh, cues, 1.0, clamp=clamp, monitor=ENERGY).attrs["lyapunov_guaranteed"] == 1
+
+
+def test_max_steps_caps_the_whole_run():
+    memories, cues = random_problem(18, 10, 8)
+    net = from_preset("mchn", memories, beta=5.0)
+    free = simulate(net, cues, 20.0, solver=Solver(rtol=1e-9, atol=1e-11))
+    budget = free.attrs["steps_accepted"] // 2
+    with pytest.raises(SolverError, match="max_steps"):
+        simulate(net, cues, 20.0, solver=Solver(rtol=1e-9, atol=1e-11, max_steps=budget))
+
+
 def test_input_current_cue_drives_from_zero():
     memories, cues = random_problem(8, 6, 8)
     net = Network(memories, similarity="dot", separation="softmax:3")
