@@ -161,7 +161,8 @@ class TopK(Lagrangian):
         return x.topk(self._k(x), dim=-1).values.sum(-1)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
-        idx = x.topk(self._k(x), dim=-1).indices
+        # Ties go to the lower index (torch.topk leaves them unspecified), as Max's argmax does.
+        idx = torch.argsort(x, dim=-1, descending=True, stable=True)[..., :self._k(x)]
         return torch.zeros_like(x).scatter_(-1, idx, 1.0)
 
 

@@ -95,6 +95,7 @@ class Network:
     normalize_separation: bool = False
     readout: str = "identity"
     name: str = "custom"
+    sharded = False  # memories are one rank's shard (neurodyn.shard)
 
     def __post_init__(self) -> None:
         m = self.memories
@@ -250,6 +251,23 @@ class Network:
             f = torch.where(total == 0, f, f / torch.where(total == 0, 1.0, total))
         return f @ self.P
 
+    def drive(self, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """The memory population's input to the value neurons: ``sum_mu f_mu dsim_mu/dg``
+        (gradient dynamics, UHN eq. 2) or ``P' f`` (projection dynamics)."""
+        if self.dynamics == "gradient":
+            return self.similarity.gradient(self.memories, g, f)
+        return self.project(f)
+
+    def memory_lagrangian(self, h: torch.Tensor) -> torch.Tensor:
+        """``L_h(h)`` summed over the memory population, shape (B,)."""
+        return self.separation.value(h)
+
+    def top_memories(self, f: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+        """The ``k`` largest activations ``f`` per cue (ties to the lower memory index): their
+        values, the memory states ``h`` there, and the memory indices."""
+        order = torch.argsort(f, dim=-1, descending=True, stable=True)[..., :k]
+        return f.gather(-1, order), h.gather(-1, order), order
+
     def read(self, g: torch.Tensor) -> torch.Tensor:
         """The recalled pattern from the value activations."""
         if self.readout == "sign":
@@ -269,12 +287,7 @@ class Network:
         v = state.v
         g = self.activation(v)
         h = self.scores(g) if self.fast_memory else state.h
-        f = self.separate(h)
-        if self.dynamics == "gradient":
-            drive = self.similarity.gradient(self.memories, g, f)
-        else:
-            drive = self.project(f)
-        dv = drive - v
+        dv = self.drive(g, self.separate(h)) - v
         if cue.current is not None:
             dv = dv + cue.current
         if cue.clamp is not None:
@@ -293,7 +306,7 @@ class Network:
         g = self.activation(v)
         parts = {"value": self.value_lagrangian.legendre(v, g)}
         if self.fast_memory:
-            parts["memory"] = -self.separation.value(self.scores(g))
+            parts["memory"] = -self.memory_lagrangian(self.scores(g))
         else:
             f = self.separate(state.h)
             parts["memory"] = self.separation.legendre(state.h, f)

@@ -116,12 +116,16 @@ class Recorder:
         self.units = _indices("units", self.monitor.units, net.n_features)
         self.memories = _indices("memories", self.monitor.memories, net.n_memories)
         self.patterns = _indices("overlap_with", self.monitor.overlap_with, net.n_memories)
+        n_total = getattr(net, "n_total", net.n_memories)
+        self.top_k = None if self.monitor.top_k is None else min(self.monitor.top_k, n_total)
+        if net.sharded and ("overlap" in self.monitor.variables or (
+                {"h", "f"} & set(self.monitor.variables) and self.top_k is None)):
+            raise ValueError("a sharded network records h and f only as top_k memories, and no overlap")
         if self.patterns is None:
             self.patterns = torch.arange(net.n_memories)
         if "overlap" in self.monitor.variables:
             p = net.P[self.patterns.to(net.memories.device)]
             self._pattern_unit = p / p.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
-        self.top_k = None if self.monitor.top_k is None else min(self.monitor.top_k, net.n_memories)
 
     def _put(self, name: str, value: torch.Tensor) -> None:
         self._store.setdefault(name, []).append(value.detach().cpu().numpy())
@@ -154,9 +158,9 @@ class Recorder:
                 self._put("energy" if key == "total" else f"energy_{key}", unflat(value))
         if want & {"h", "f"}:
             if self.top_k is not None:
-                top = f.topk(self.top_k, dim=-1)
-                self._put("memory_index", unflat(top.indices))
-                picked = {"f": top.values, "h": flat_h.gather(-1, top.indices)}
+                f_top, h_top, indices = net.top_memories(f, flat_h, self.top_k)
+                self._put("memory_index", unflat(indices))
+                picked = {"f": f_top, "h": h_top}
             elif self.memories is not None:
                 idx = self.memories.to(f.device)
                 picked = {"f": f[:, idx], "h": flat_h[:, idx]}
