@@ -10,21 +10,16 @@ network with the Euclidean similarity (preset ``mchn-l2``), masks the bottom qua
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
-import tomllib
 from pathlib import Path
 
 import torch
 
 from . import analysis, data
 from .integrate import METHODS, Solver, SolverError
-from .network import PRESETS, Network, from_config
+from .network import PRESETS
+from .recall import DTYPES, model_config, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
-from .simulation import simulate
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -73,7 +68,7 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--threshold", type=float, default=analysis.UHN_THRESHOLD,
                    help="retrieval threshold on the squared error, per 784 pixels (UHN)")
     g.add_argument("--seed", type=int, default=0, help="one seed for the choice of memories and the corruption")
-    g.add_argument("--dtype", choices=tuple(_DTYPES), default="float32")
+    g.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g.add_argument("--output", default="runs/recall.nc", help="NetCDF result file")
     g.add_argument("--figure", default=None, help="PNG figure (default: next to the output)")
@@ -81,50 +76,16 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=cmd_recall)
 
 
-def _build_network(args: argparse.Namespace, memories: torch.Tensor) -> Network:
-    if args.model_file:
-        path = Path(args.model_file)
-        if not path.is_file():
-            raise ValueError(f"model file not found: {path}")
-        with path.open("rb") as fh:
-            config = tomllib.load(fh).get("model")
-        if not isinstance(config, dict):
-            raise ValueError(f"{path} has no [model] table")
-    else:
-        config = {"preset": args.model}
-        if args.beta is not None:
-            config["beta"] = args.beta
-    overrides = {"similarity": args.similarity, "separation": args.separation, "dynamics": args.dynamics,
-                 "value_lagrangian": args.value, "tau_h": args.tau_h}
-    config.update({k: v for k, v in overrides.items() if v is not None})
-    return from_config(config, memories)
-
-
 def cmd_recall(args: argparse.Namespace) -> int:
-    images = data.load_dataset(args.data, root=args.data_root)
-    if not 1 <= args.n_memories <= len(images):
-        raise ValueError(f"--n-memories must be between 1 and {len(images)} for {images.name}")
-    gen = torch.Generator().manual_seed(args.seed)
-    chosen = images.subset(torch.randperm(len(images), generator=gen)[:args.n_memories])
-    name, params = data.parse_corruption(args.corruption)
-    corrupted = data.corrupt(chosen.images, name, generator=gen, **params)
-    stored, queries = chosen.flat(), corrupted.reshape(len(chosen), -1)
-
-    device, dtype = torch.device(args.device), _DTYPES[args.dtype]
-    net = _build_network(args, stored.to(device, dtype))
-    # Classical nets work on bipolar or binary patterns: convert both memories and cues.
-    convert = {"sign": data.to_bipolar, "binary": data.binarize}.get(net.readout)
-    if convert is not None:
-        stored, queries = convert(stored), convert(queries)
-        net = dataclasses.replace(net, memories=stored.to(device, dtype))
-    n_cues = len(queries) if args.n_cues is None else min(args.n_cues, len(queries))
+    model = model_config(args.model, args.model_file, beta=args.beta, similarity=args.similarity,
+                         separation=args.separation, dynamics=args.dynamics, value_lagrangian=args.value,
+                         tau_h=args.tau_h)
     solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
                     max_steps=args.max_steps, steady_tol=args.steady_tol or None)
     monitor = Monitor(variables=args.record, n_times=args.n_times, top_k=args.top_k)
-    ds = simulate(net, queries[:n_cues], args.duration, monitor=monitor, solver=solver, cue_mode=args.cue_mode,
-                  targets=stored[:n_cues], target_index=torch.arange(n_cues), seed=args.seed, progress=None)
-    ds.attrs.update(data=images.name, corruption=args.corruption,
-                    image_shape=json.dumps(list(chosen.shape)))
+    ds = run_recall(args.data, args.n_memories, args.corruption, model, n_cues=args.n_cues, seed=args.seed,
+                    duration=args.duration, solver=solver, monitor=monitor, cue_mode=args.cue_mode,
+                    data_root=args.data_root, device=args.device, dtype=args.dtype, progress=None)
     out = save_netcdf(ds, args.output)
     print(analysis.summarize(ds, args.threshold))
     print(f"saved: {out}")
