@@ -98,7 +98,22 @@ def cmd_recall(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import describe_store, load_config, run_sweep
+
+    config = load_config(args.config)
+    ds = run_sweep(config, args.store, scheduler=args.scheduler, n_workers=args.workers,
+                   threads_per_worker=args.threads, retry_failed=args.retry_failed)
+    print(describe_store(ds.encoding.get("source", args.store or config.get("sweep", {}).get("store"))))
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
+    if Path(args.file).is_dir():  # a sweep's Zarr store
+        from .sweep import describe_store
+
+        print(describe_store(args.file))
+        return 0
     ds = load_netcdf(args.file)
     print(analysis.summarize(ds, args.threshold))
     print(f"variables: {', '.join(map(str, ds.data_vars))}")
@@ -109,7 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurodyn", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _recall_parser(sub)
-    p = sub.add_parser("inspect", help="print the summary of a saved run")
+    p = sub.add_parser("sweep", help="run a parameter grid on Dask into one Zarr store (resumable)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("config", help="a TOML file with [sweep], [grid], [zip.NAME] and [fixed] tables")
+    p.add_argument("--store", default=None, help="the Zarr store (default: [sweep] store, or runs/sweep.zarr)")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker (and torch threads per task)")
+    p.add_argument("--retry-failed", action="store_true", help="recompute points that failed before")
+    p.set_defaults(run=cmd_sweep)
+    p = sub.add_parser("inspect", help="print the summary of a saved run or a sweep store")
     p.add_argument("file")
     p.add_argument("--threshold", type=float, default=analysis.UHN_THRESHOLD)
     p.set_defaults(run=cmd_inspect)

@@ -1,0 +1,282 @@
+"""Parameter sweeps on dask.distributed into one Zarr store (DESIGN.md section 8).
+
+A sweep is a grid of parameters: ``[grid]`` axes form a Cartesian product, each ``[zip.NAME]``
+table is one dimension ``NAME`` along which its lists vary together, and ``[fixed]`` values apply
+to every point. Every point is one task that calls a point function (``recall`` by default, or
+``"module:function"``) with its parameters and returns a few named scalars.
+
+The store is laid out up front: one dimension per grid axis, one variable per output (NaN until
+done), ``status`` (0 missing, 1 done, 2 failed), ``error`` (the message of a failed point) and
+``compute_time``. Every point is its own Zarr chunk, written by the client as its task finishes,
+``status`` last: a killed sweep keeps every finished point, a point caught mid-write reads as
+missing, and rerunning the same config computes only what is missing. A store made by another
+grid is refused before any work starts.
+
+Runs on a LocalCluster by default, or on any Dask scheduler by address (dask-jobqueue for
+SLURM/PBS, dask-kubernetes; see ``docs/sweeps.md``). Points that ask for a GPU request the
+worker resource ``GPU=1`` (start such workers with ``--resources GPU=1``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import itertools
+import json
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from .simulation import package_versions
+
+MISSING, DONE, FAILED = 0, 1, 2
+ERROR_LENGTH = 200
+
+
+# --------------------------------------------------------------------------- point functions
+def recall_point(data: str = "digits", n_memories: int = 100, corruption: str = "mask:0.25,side=bottom",
+                 model: str = "mchn-l2", similarity: str | None = None, separation: str | None = None,
+                 beta: float | None = None, dynamics: str | None = None, value_lagrangian: str | None = None,
+                 tau_h: float | None = None, seed: int = 0, duration: float = 20.0, method: str = "dopri5",
+                 rtol: float = 1e-5, atol: float = 1e-7, steady_tol: float = 1e-4, threshold: float = 50.0,
+                 n_cues: int | None = None, device: str = "cpu", dtype: str = "float32") -> dict[str, float]:
+    """One recall run (:func:`neurodyn.recall.run_recall`) reduced to its summary scalars."""
+    from .integrate import Solver
+    from .recall import model_config, recall_summary, run_recall
+    from .record import Monitor
+
+    model_dict = model_config(model, beta=beta, similarity=similarity, separation=separation, dynamics=dynamics,
+                              value_lagrangian=value_lagrangian, tau_h=tau_h)
+    ds = run_recall(data, n_memories, corruption, model_dict, n_cues=n_cues, seed=seed, duration=duration,
+                    solver=Solver(method, rtol=rtol, atol=atol, steady_tol=steady_tol),
+                    monitor=Monitor(("energy",), n_times=51), device=device, dtype=dtype)
+    return recall_summary(ds, threshold)
+
+
+recall_point.outputs = ("retrieval_rate", "mse", "converged_fraction", "nfe", "wall_time", "energy_monotone",
+                        "energy_worst_ratio")
+POINT_FUNCTIONS: dict[str, Callable[..., dict[str, float]]] = {"recall": recall_point}
+
+
+def resolve_function(spec: str) -> Callable[..., dict[str, float]]:
+    """A point function by name (:data:`POINT_FUNCTIONS`) or as ``"module:function"`` with an
+    ``outputs`` attribute naming the scalars it returns."""
+    if spec in POINT_FUNCTIONS:
+        return POINT_FUNCTIONS[spec]
+    module, _, name = spec.partition(":")
+    if not name:
+        raise ValueError(f"unknown point function {spec!r}; known: {', '.join(POINT_FUNCTIONS)} or 'module:function'")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"cannot import point function {spec!r}: {err}") from None
+    if not isinstance(getattr(fn, "outputs", None), tuple) or not fn.outputs:
+        raise ValueError(f"point function {spec!r} needs an 'outputs' attribute: a tuple of output names")
+    return fn
+
+
+# --------------------------------------------------------------------------- the grid
+@dataclass(frozen=True)
+class Grid:
+    """Product axes, zipped dimensions and fixed values of a sweep."""
+
+    axes: dict[str, list] = field(default_factory=dict)
+    zipped: dict[str, dict[str, list]] = field(default_factory=dict)
+    fixed: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Grid":
+        unknown = set(config) - {"grid", "zip", "fixed", "sweep"}
+        if unknown:
+            raise ValueError(f"unknown sweep config tables {sorted(unknown)}; known: sweep, grid, zip, fixed")
+        grid = cls({k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in config.get("grid", {}).items()},
+                   {k: {p: list(vals) for p, vals in t.items()} for k, t in config.get("zip", {}).items()},
+                   dict(config.get("fixed", {})))
+        grid.validate()
+        return grid
+
+    def validate(self) -> None:
+        names: list[str] = list(self.axes) + [p for t in self.zipped.values() for p in t] + list(self.fixed)
+        repeated = {n for n in names if names.count(n) > 1}
+        if repeated:
+            raise ValueError(f"parameters given more than once: {sorted(repeated)}")
+        for name, values in self.axes.items():
+            if not values:
+                raise ValueError(f"grid axis {name!r} is empty")
+            if len(set(map(repr, values))) != len(values):
+                raise ValueError(f"grid axis {name!r} repeats a value: {values}")
+        for dim, table in self.zipped.items():
+            if dim in self.axes:
+                raise ValueError(f"zip dimension {dim!r} is also a grid axis")
+            lengths = {p: len(v) for p, v in table.items()}
+            if not table or 0 in lengths.values() or len(set(lengths.values())) != 1:
+                raise ValueError(f"zip {dim!r} needs non-empty lists of one length, got {lengths}")
+
+    @property
+    def parameters(self) -> list[str]:
+        return list(self.axes) + [p for t in self.zipped.values() for p in t] + list(self.fixed)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(self.axes) + tuple(self.zipped)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.axes.values()) + tuple(len(next(iter(t.values())))
+                                                                 for t in self.zipped.values())
+
+    def points(self) -> Iterator[tuple[tuple[int, ...], dict]]:
+        """Every point: its index in the store and its full parameters."""
+        for index in itertools.product(*(range(n) for n in self.shape)):
+            params = dict(self.fixed)
+            for (name, values), i in zip(self.axes.items(), index):
+                params[name] = values[i]
+            for (_, table), i in zip(self.zipped.items(), index[len(self.axes):]):
+                params.update({p: v[i] for p, v in table.items()})
+            yield index, params
+
+    def to_json(self) -> str:
+        return json.dumps({"axes": self.axes, "zipped": self.zipped, "fixed": self.fixed}, sort_keys=True)
+
+
+def check_parameters(fn: Callable, grid: Grid) -> None:
+    """Fail before any work when the grid names a parameter the point function does not take."""
+    sig = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    unknown = set(grid.parameters) - set(sig.parameters)
+    if unknown:
+        raise ValueError(f"unknown sweep parameter(s) {sorted(unknown)}; {fn.__name__} takes "
+                         f"{', '.join(sig.parameters)}")
+
+
+# --------------------------------------------------------------------------- the store
+def _coordinate(values: list) -> np.ndarray:
+    arr = np.asarray(values)
+    return arr.astype(str) if arr.dtype == object else arr
+
+
+def create_store(path: Path, grid: Grid, function: str, outputs: tuple[str, ...]) -> None:
+    """Lay the store out: every variable filled with its 'not done' value, one chunk per point."""
+    shape, dims = grid.shape, grid.dims
+    data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": name, "units": "1"}) for name in outputs}
+    data_vars["compute_time"] = (dims, np.full(shape, np.nan), {"long_name": "task wall time", "units": "s"})
+    data_vars["status"] = (dims, np.zeros(shape, np.int8),
+                           {"long_name": "point status", "flag_values": [0, 1, 2], "units": "1",
+                            "flag_meanings": "missing done failed"})
+    data_vars["error"] = (dims, np.full(shape, "", dtype=f"<U{ERROR_LENGTH}"),
+                          {"long_name": "error message of a failed point", "units": "1"})
+    coords = {name: (name, _coordinate(values)) for name, values in grid.axes.items()}
+    for dim, table in grid.zipped.items():
+        coords[dim] = (dim, np.arange(len(next(iter(table.values())))))
+        coords.update({p: (dim, _coordinate(v)) for p, v in table.items()})
+    ds = xr.Dataset(data_vars, coords=coords, attrs={
+        "grid": grid.to_json(), "function": function, "versions": package_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    encoding = {name: {"chunks": (1,) * len(dims)} for name in data_vars}
+    ds.to_zarr(path, mode="w", encoding=encoding, zarr_format=2, consolidated=True)
+
+
+def open_or_create(path: Path, grid: Grid, function: str, outputs: tuple[str, ...]) -> zarr.Group:
+    """The store's Zarr group, created if absent; a store of another grid or function is refused."""
+    if not path.exists():
+        create_store(path, grid, function, outputs)
+    else:
+        try:
+            attrs = xr.open_zarr(path, consolidated=True).attrs
+        except Exception as err:  # noqa: BLE001 - any unreadable store is reported the same way
+            raise ValueError(f"{path} exists but is not a sweep store: {err}") from None
+        if attrs.get("grid") != grid.to_json() or attrs.get("function") != function:
+            raise ValueError(f"{path} was made by a different sweep (grid or function differ); "
+                             "use another store path or delete it")
+    return zarr.open_group(str(path), mode="r+", zarr_format=2)
+
+
+def _evaluate(function: str, params: dict, threads: int) -> dict:
+    """Run one point on a worker; never raises, so a failure is recorded and the sweep goes on."""
+    import torch
+
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    try:
+        outputs = resolve_function(function)(**params)
+        return {"status": DONE, "outputs": outputs, "error": "", "time": time.perf_counter() - start}
+    except Exception as err:  # noqa: BLE001 - recorded in the store
+        message = f"{type(err).__name__}: {err}"[:ERROR_LENGTH]
+        return {"status": FAILED, "outputs": {}, "error": message, "time": time.perf_counter() - start}
+
+
+def _write(group: zarr.Group, index: tuple[int, ...], result: dict, outputs: tuple[str, ...]) -> None:
+    for name in outputs:
+        group[name][index] = float(result["outputs"].get(name, np.nan))
+    group["compute_time"][index] = result["time"]
+    group["error"][index] = result["error"]
+    group["status"][index] = result["status"]  # last: a point is done only once all is written
+
+
+def load_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep config not found: {path}")
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def run_sweep(config: dict, store: str | Path | None = None, *, scheduler: str | None = None,
+              n_workers: int = 2, threads_per_worker: int = 1, retry_failed: bool = False,
+              progress: bool | None = None) -> xr.Dataset:
+    """Evaluate every missing point of the sweep ``config`` (a parsed TOML dict) and return the
+    store, opened lazily. ``scheduler``: a Dask scheduler address (default: a LocalCluster of
+    ``n_workers`` processes with ``threads_per_worker`` threads each)."""
+    from dask.distributed import Client, LocalCluster, as_completed
+    from tqdm.auto import tqdm
+
+    settings = dict(config.get("sweep", {}))
+    unknown = set(settings) - {"function", "store", "gpu"}
+    if unknown:
+        raise ValueError(f"unknown [sweep] keys {sorted(unknown)}; known: function, store, gpu")
+    function = settings.get("function", "recall")
+    fn = resolve_function(function)
+    grid = Grid.from_config(config)
+    check_parameters(fn, grid)
+    path = Path(store or settings.get("store", "runs/sweep.zarr"))
+    group = open_or_create(path, grid, function, fn.outputs)
+    status = group["status"][...]
+    wanted = (MISSING, FAILED) if retry_failed else (MISSING,)
+    todo = [(index, params) for index, params in grid.points() if status[index] in wanted]
+    if todo:
+        resources = {"GPU": 1} if settings.get("gpu") else None
+        cluster = None if scheduler else LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                                                      processes=True, dashboard_address=None)
+        with Client(scheduler or cluster) as client:
+            futures = {client.submit(_evaluate, function, params, threads_per_worker, pure=False,
+                                     resources=resources): index for index, params in todo}
+            with tqdm(total=len(todo), desc="sweep", unit="point", disable=None if progress is None else not progress) as bar:
+                for future in as_completed(futures):
+                    _write(group, futures[future], future.result(), fn.outputs)
+                    bar.update()
+        if cluster is not None:
+            cluster.close()
+    zarr.consolidate_metadata(str(path))
+    return xr.open_zarr(path, consolidated=True)
+
+
+def describe_store(path: str | Path) -> str:
+    """Done, failed and missing points of a sweep store, and the first errors."""
+    ds = xr.open_zarr(path, consolidated=True)
+    status = ds["status"].values
+    lines = [f"sweep store {path}: function {ds.attrs.get('function')}, dims "
+             + ", ".join(f"{d}={n}" for d, n in ds["status"].sizes.items()),
+             f"points: {int((status == DONE).sum())} done, {int((status == FAILED).sum())} failed, "
+             f"{int((status == MISSING).sum())} missing of {status.size}"]
+    failed = np.argwhere(status == FAILED)[:5]
+    for index in failed:
+        where = ", ".join(f"{d}={ds[d].values[i]}" for d, i in zip(ds["status"].dims, index))
+        lines.append(f"  failed at {where}: {ds['error'].values[tuple(index)]}")
+    return "\n".join(lines)

@@ -1,0 +1,19 @@
+"""Point functions for the sweep tests (imported by Dask workers through PYTHONPATH)."""
+
+import os
+import time
+
+
+def slow_square(x: float, seed: int = 0, delay: float = 0.0, fail_at: float = -1.0) -> dict[str, float]:
+    """x^2 + seed after ``delay`` seconds; logs each computation to $SWEEP_TEST_LOG; fails at ``fail_at``."""
+    log = os.environ.get("SWEEP_TEST_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{x},{seed}\n")
+    time.sleep(delay)
+    if x == fail_at:
+        raise RuntimeError(f"point x={x} fails on purpose")
+    return {"y": x * x + seed, "x_plus_seed": x + seed}
+
+
+slow_square.outputs = ("y", "x_plus_seed")
