@@ -7,10 +7,11 @@ to every point. Every point is one task that calls a point function (``recall`` 
 
 The store is laid out up front: one dimension per grid axis, one variable per output (NaN until
 done), ``status`` (0 missing, 1 done, 2 failed), ``error`` (the message of a failed point) and
-``compute_time``. Every point is its own Zarr chunk, written by the client as its task finishes,
-``status`` last: a killed sweep keeps every finished point, a point caught mid-write reads as
-missing, and rerunning the same config computes only what is missing. A store made by another
-grid is refused before any work starts.
+``compute_time``. The client alone writes: finished points are flushed at most every
+``flush_seconds`` (and at the end), outputs first and ``status`` last, and Zarr replaces each
+chunk file atomically. So a killed sweep keeps every point flushed before the kill, a point
+caught mid-flush reads as missing, and rerunning the same config computes only what is missing.
+A store made by another grid is refused before any work starts.
 
 Runs on a LocalCluster by default, or on any Dask scheduler by address (dask-jobqueue for
 SLURM/PBS, dask-kubernetes; see ``docs/sweeps.md``). Points that ask for a GPU request the
@@ -179,7 +180,8 @@ def create_store(path: Path, grid: Grid, function: str, outputs: tuple[str, ...]
     ds = xr.Dataset(data_vars, coords=coords, attrs={
         "grid": grid.to_json(), "function": function, "versions": package_versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    encoding = {name: {"chunks": (1,) * len(dims)} for name in data_vars}
+    # One chunk per variable: the client rewrites whole (small) arrays at each flush.
+    encoding = {name: {"chunks": shape} for name in data_vars}
     ds.to_zarr(path, mode="w", encoding=encoding, zarr_format=2, consolidated=True)
 
 
@@ -198,26 +200,46 @@ def open_or_create(path: Path, grid: Grid, function: str, outputs: tuple[str, ..
     return zarr.open_group(str(path), mode="r+", zarr_format=2)
 
 
-def _evaluate(function: str, params: dict, threads: int) -> dict:
-    """Run one point on a worker; never raises, so a failure is recorded and the sweep goes on."""
+def _evaluate(function: str, block: list[tuple[tuple[int, ...], dict]], threads: int) -> list[tuple]:
+    """Run a block of points on a worker; never raises, so a failure is recorded and the sweep goes on."""
     import torch
 
     torch.set_num_threads(threads)
-    start = time.perf_counter()
-    try:
-        outputs = resolve_function(function)(**params)
-        return {"status": DONE, "outputs": outputs, "error": "", "time": time.perf_counter() - start}
-    except Exception as err:  # noqa: BLE001 - recorded in the store
-        message = f"{type(err).__name__}: {err}"[:ERROR_LENGTH]
-        return {"status": FAILED, "outputs": {}, "error": message, "time": time.perf_counter() - start}
+    fn = resolve_function(function)
+    done = []
+    for index, params in block:
+        start = time.perf_counter()
+        try:
+            result = {"status": DONE, "outputs": fn(**params), "error": ""}
+        except Exception as err:  # noqa: BLE001 - recorded in the store
+            result = {"status": FAILED, "outputs": {}, "error": f"{type(err).__name__}: {err}"[:ERROR_LENGTH]}
+        done.append((index, {**result, "time": time.perf_counter() - start}))
+    return done
 
 
-def _write(group: zarr.Group, index: tuple[int, ...], result: dict, outputs: tuple[str, ...]) -> None:
-    for name in outputs:
-        group[name][index] = float(result["outputs"].get(name, np.nan))
-    group["compute_time"][index] = result["time"]
-    group["error"][index] = result["error"]
-    group["status"][index] = result["status"]  # last: a point is done only once all is written
+class _Results:
+    """The client's copy of the store's arrays: points land in memory, flushes write them."""
+
+    def __init__(self, group: zarr.Group, outputs: tuple[str, ...], flush_seconds: float) -> None:
+        self.group, self.outputs, self.flush_seconds = group, outputs, flush_seconds
+        self.arrays = {name: group[name][...] for name in (*outputs, "compute_time", "error", "status")}
+        self.last_flush, self.dirty = time.monotonic(), False
+
+    def add(self, index: tuple[int, ...], result: dict) -> None:
+        for name in self.outputs:
+            self.arrays[name][index] = float(result["outputs"].get(name, np.nan))
+        self.arrays["compute_time"][index] = result["time"]
+        self.arrays["error"][index] = result["error"]
+        self.arrays["status"][index] = result["status"]
+        self.dirty = True
+        if time.monotonic() - self.last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.dirty:
+            for name, array in self.arrays.items():  # status last: done only once all is written
+                self.group[name][...] = array
+        self.last_flush, self.dirty = time.monotonic(), False
 
 
 def load_config(path: str | Path) -> dict:
@@ -230,10 +252,13 @@ def load_config(path: str | Path) -> dict:
 
 def run_sweep(config: dict, store: str | Path | None = None, *, scheduler: str | None = None,
               n_workers: int = 2, threads_per_worker: int = 1, retry_failed: bool = False,
+              block_size: int | None = None, flush_seconds: float = 1.0,
               progress: bool | None = None) -> xr.Dataset:
     """Evaluate every missing point of the sweep ``config`` (a parsed TOML dict) and return the
     store, opened lazily. ``scheduler``: a Dask scheduler address (default: a LocalCluster of
-    ``n_workers`` processes with ``threads_per_worker`` threads each)."""
+    ``n_workers`` processes with ``threads_per_worker`` threads each). ``block_size``: points per
+    task (default: enough for about 16 tasks per worker, at most 32 points; 1 for small sweeps)."""
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
@@ -252,15 +277,24 @@ def run_sweep(config: dict, store: str | Path | None = None, *, scheduler: str |
     todo = [(index, params) for index, params in grid.points() if status[index] in wanted]
     if todo:
         resources = {"GPU": 1} if settings.get("gpu") else None
-        cluster = None if scheduler else LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                                                      processes=True, dashboard_address=None)
+        block_size = block_size or max(1, min(32, len(todo) // (16 * n_workers)))
+        blocks = [todo[i:i + block_size] for i in range(0, len(todo), block_size)]
+        cluster = None
+        if scheduler is None:  # the statistical profiler costs the tasks GIL time: off in our workers
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                                       processes=True, dashboard_address=None)
         with Client(scheduler or cluster) as client:
-            futures = {client.submit(_evaluate, function, params, threads_per_worker, pure=False,
-                                     resources=resources): index for index, params in todo}
-            with tqdm(total=len(todo), desc="sweep", unit="point", disable=None if progress is None else not progress) as bar:
+            futures = [client.submit(_evaluate, function, block, threads_per_worker, pure=False,
+                                     resources=resources) for block in blocks]
+            results = _Results(group, fn.outputs, flush_seconds)
+            bar = tqdm(total=len(todo), desc="sweep", unit="point", disable=None if progress is None else not progress)
+            with bar:
                 for future in as_completed(futures):
-                    _write(group, futures[future], future.result(), fn.outputs)
-                    bar.update()
+                    for index, result in future.result():
+                        results.add(index, result)
+                    bar.update(block_size)
+            results.flush()
         if cluster is not None:
             cluster.close()
     zarr.consolidate_metadata(str(path))
