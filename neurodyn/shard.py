@@ -17,7 +17,7 @@ same reduced results, so the solvers take identical steps and the dynamics, solv
 recording run unchanged. Hence fast memory neurons only (slow ones would shard the solver's
 state and its error norm); normalized similarities (the UHN presets) divide by an all-reduced
 sum, with projection dynamics only (their gradient would couple the shards).
-Launch with ``torchrun`` (NCCL on GPUs, gloo on CPU); see ``docs/sharding.md``.
+Launch with ``torchrun`` (NCCL on GPUs, gloo on CPU); see ``docs/sweeps.md``.
 """
 
 from __future__ import annotations

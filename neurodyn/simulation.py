@@ -123,10 +123,10 @@ def simulate(
             raise ValueError(f"target_index must have one entry per cue ({cue.batch}), got shape {ti.shape}")
         ds["target_index"] = ("cue", ti, {"long_name": "index of the stored pattern the cue comes from",
                                           "units": "1"})
-    ds["converged"] = ("cue", run.converged.numpy(), {"long_name": "reached steady state (speed < steady_tol)",
+    ds["converged"] = ("cue", run.converged.numpy(), {"long_name": "reached steady state (speed <= steady_tol * max(1, max|x|))",
                                                       "units": "1"})
     ds["convergence_time"] = ("cue", run.convergence_time.numpy(),
-                              {"long_name": "first recorded time with speed < steady_tol (NaN: never)",
+                              {"long_name": "first recorded time at steady state (NaN: never)",
                                "units": time_units})
     stats = run.stats
     ds.attrs.update({
