@@ -96,11 +96,12 @@ class SolverStats:
 
 @dataclass
 class Block:
-    """States on part of the recording grid: ``times`` (T,), ``states`` (T, B, D), ``speed`` (T, B)."""
+    """States on part of the recording grid: ``times`` (T,), ``states`` (T, B, D), ``speed`` (T, B)
+    or None when nobody asked for it."""
 
     times: torch.Tensor
     states: torch.Tensor
-    speed: torch.Tensor
+    speed: torch.Tensor | None
 
 
 class _CountingField:
@@ -143,6 +144,7 @@ class Integration:
     times: torch.Tensor
     solver: Solver
     block_size: int = 10
+    record_speed: bool = True  # speed is evaluated anyway when steady_tol is set
     field_: _CountingField = field(init=False)
     convergence_time: torch.Tensor = field(init=False)
 
@@ -179,13 +181,16 @@ class Integration:
     def converged(self) -> torch.Tensor:
         return self.field_.frozen.cpu()
 
-    def speed(self, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """``max |dx/dt|`` per cue for states (T, B, D), not counted as solver work."""
+    def speed(self, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor | None:
+        """``max |dx/dt|`` per cue for states (T, B, D), not counted as solver work (one extra
+        right-hand side per recorded time, so only when recorded or needed for steady state)."""
+        if not (self.record_speed or self.solver.steady_tol):
+            return None
         return torch.stack([self.rhs(ti, yi).abs().amax(-1) for ti, yi in zip(t, states)])
 
     def _freeze_converged(self, tb: torch.Tensor, states: torch.Tensor, speed: torch.Tensor) -> None:
         tol = self.solver.steady_tol
-        if tol is None:
+        if tol is None or speed is None:
             return
         scale = states.abs().amax(-1).clamp_min(1.0)
         below = (speed <= tol * scale) & ~self.field_.frozen[None]

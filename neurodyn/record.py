@@ -131,7 +131,8 @@ class Recorder:
         self._store.setdefault(name, []).append(value.detach().cpu().numpy())
 
     @torch.no_grad()
-    def observe(self, times: torch.Tensor, v: torch.Tensor, h: torch.Tensor | None, speed: torch.Tensor) -> None:
+    def observe(self, times: torch.Tensor, v: torch.Tensor, h: torch.Tensor | None,
+                speed: torch.Tensor | None) -> None:
         """Record states at ``times`` (T,): ``v`` (T, B, I), ``h`` (T, B, N) or None, ``speed`` (T, B)."""
         want = set(self.monitor.variables)
         n_t, batch = v.shape[:2]

@@ -90,7 +90,8 @@ def simulate(
 
     recorder = Recorder(monitor, network, cue, time_units=time_units)
     block_size = block_size or max(1, math.ceil((len(times_np) - 1) / 20))
-    run = Integration(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size)
+    run = Integration(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size,
+                      record_speed="speed" in monitor.variables)
     bar = tqdm(total=len(times_np), desc="recall", unit="t", disable=None if progress is None else not progress, leave=False)
     last = None
     with torch.no_grad(), bar:
