@@ -78,11 +78,17 @@ class ShardedNetwork(Network):
         dist.all_reduce(x, op=dist.ReduceOp.MAX, group=self.group)
         return x
 
+    def _softmax_parts(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``exp(beta h - m)`` on this shard, the global per-cue max ``m`` of ``beta h`` and the
+        global sum ``z`` of the exponentials: all-reduce MAX, then SUM (B x 1 each)."""
+        e = self.separation.beta * h
+        m = self._max(e.amax(-1, keepdim=True))
+        e = e.sub_(m).exp_()  # in place: each pass over B x N costs memory bandwidth
+        return e, m, self._sum(e.sum(-1, keepdim=True))
+
     def _global_lse(self, h: torch.Tensor) -> torch.Tensor:
-        """``logsumexp(beta h)`` over all memories, per cue (B, 1): max, then rescaled sums."""
-        beta = self.separation.beta
-        m = self._max((beta * h).amax(-1, keepdim=True))
-        z = self._sum(torch.exp(beta * h - m).sum(-1, keepdim=True))
+        """``logsumexp(beta h)`` over all memories, per cue (B, 1)."""
+        _, m, z = self._softmax_parts(h)
         return m + torch.log(z)
 
     def _merged_top(self, f: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
@@ -117,7 +123,8 @@ class ShardedNetwork(Network):
         """This shard's part of the global ``f``."""
         sep = self.separation
         if isinstance(sep, LogSumExp):
-            return torch.exp(sep.beta * h - self._global_lse(h))
+            e, _, z = self._softmax_parts(h)
+            return e.div_(z)
         if isinstance(sep, (Max, TopK)):
             k = 1 if isinstance(sep, Max) else sep.k
             _, _, idx = self._merged_top(h, h, min(k, self.n_total))
