@@ -24,15 +24,18 @@ from neurodyn import Network, State
 from neurodyn.shard import ShardedNetwork, shard_bounds
 
 
-def _median_time(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        dist.barrier()
-        start = time.perf_counter()
+def _median_times(fns, repeat: int) -> list[float]:
+    """Median wall time of each function, calls interleaved so that drifts hit all alike."""
+    times = [[] for _ in fns]
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    for _ in range(repeat):
+        for fn, out in zip(fns, times):
+            dist.barrier()
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [sorted(t)[len(t) // 2] for t in times]
 
 
 def _rank(rank: int, world: int, init: str, n: int, b: int, i: int, repeat: int) -> None:
@@ -47,8 +50,8 @@ def _rank(rank: int, world: int, init: str, n: int, b: int, i: int, repeat: int)
     local = Network(shard, **kw)
     cue = local.make_cue(cues)
     state = State(cues)
-    t_sharded = _median_time(lambda: sharded.velocity(state, cue), repeat)
-    t_local = _median_time(lambda: local.velocity(state, cue), repeat)
+    t_sharded, t_local = _median_times([lambda: sharded.velocity(state, cue), lambda: local.velocity(state, cue)],
+                                       repeat)
     if rank == 0:
         print(f"N={n:,} over {world} ranks ({stop - start:,} memories each), B={b}, I={i}: "
               f"local scoring {t_local * 1e3:.1f} ms, sharded RHS {t_sharded * 1e3:.1f} ms, "

@@ -3,8 +3,9 @@
 Each rank holds a contiguous shard of the N memories (and of the projection) and scores only it.
 What couples the shards is combined exactly:
 
-- softmax: the log-sum-exp by an all-reduce of the per-cue maximum, then of the exp-rescaled
-  partial sums and partial projections (FlashAttention's combine, across ranks);
+- softmax: every rank's local log-sum-exp is all-gathered (B values per rank) and combined into
+  the global one, then the partial drives ``sum_mu f_mu dsim_mu/dg`` (or ``f @ P``) are summed
+  (FlashAttention's combine, across ranks);
 - elementwise separations (identity, polynomial, threshold, log, sigmoid, tanh): partial drives
   and Lagrangians summed;
 - max and top-k: a merge of every rank's local top k (values and global indices, ties to the
@@ -78,18 +79,13 @@ class ShardedNetwork(Network):
         dist.all_reduce(x, op=dist.ReduceOp.MAX, group=self.group)
         return x
 
-    def _softmax_parts(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``exp(beta h - m)`` on this shard, the global per-cue max ``m`` of ``beta h`` and the
-        global sum ``z`` of the exponentials: all-reduce MAX, then SUM (B x 1 each)."""
-        e = self.separation.beta * h
-        m = self._max(e.amax(-1, keepdim=True))
-        e = e.sub_(m).exp_()  # in place: each pass over B x N costs memory bandwidth
-        return e, m, self._sum(e.sum(-1, keepdim=True))
-
-    def _global_lse(self, h: torch.Tensor) -> torch.Tensor:
-        """``logsumexp(beta h)`` over all memories, per cue (B, 1)."""
-        _, m, z = self._softmax_parts(h)
-        return m + torch.log(z)
+    def _global_lse(self, z: torch.Tensor) -> torch.Tensor:
+        """``logsumexp(z)`` over all memories, per cue (B, 1): every rank's local log-sum-exp
+        (one fused pass) is gathered and combined, a single collective of B x ranks values."""
+        local = torch.logsumexp(z, dim=-1, keepdim=True)
+        parts = [torch.empty_like(local) for _ in range(dist.get_world_size(self.group))]
+        dist.all_gather(parts, local, group=self.group)
+        return torch.logsumexp(torch.cat(parts, dim=-1), dim=-1, keepdim=True)
 
     def _merged_top(self, f: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
         """The global top ``k`` of ``f`` (ties to the lower global index) from every rank's local top k."""
@@ -123,8 +119,8 @@ class ShardedNetwork(Network):
         """This shard's part of the global ``f``."""
         sep = self.separation
         if isinstance(sep, LogSumExp):
-            e, _, z = self._softmax_parts(h)
-            return e.div_(z)
+            z = sep.beta * h
+            return z.sub_(self._global_lse(z)).exp_()  # in place: passes over B x N cost bandwidth
         if isinstance(sep, (Max, TopK)):
             k = 1 if isinstance(sep, Max) else sep.k
             _, _, idx = self._merged_top(h, h, min(k, self.n_total))
@@ -136,7 +132,7 @@ class ShardedNetwork(Network):
     def memory_lagrangian(self, h: torch.Tensor) -> torch.Tensor:
         sep = self.separation
         if isinstance(sep, LogSumExp):
-            return self._global_lse(h).squeeze(-1) / sep.beta
+            return self._global_lse(sep.beta * h).squeeze(-1) / sep.beta
         if isinstance(sep, (Max, TopK)):
             k = 1 if isinstance(sep, Max) else sep.k
             top, _, _ = self._merged_top(h, h, min(k, self.n_total))
