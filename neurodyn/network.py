@@ -135,6 +135,11 @@ class Network:
         return self.memories.shape[0]
 
     @property
+    def n_stored(self) -> int:
+        """Memories in the whole bank (more than ``n_memories`` on one rank of a sharded bank)."""
+        return self.n_memories
+
+    @property
     def n_features(self) -> int:
         return self.memories.shape[1]
 

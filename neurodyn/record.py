@@ -116,8 +116,7 @@ class Recorder:
         self.units = _indices("units", self.monitor.units, net.n_features)
         self.memories = _indices("memories", self.monitor.memories, net.n_memories)
         self.patterns = _indices("overlap_with", self.monitor.overlap_with, net.n_memories)
-        n_total = getattr(net, "n_total", net.n_memories)
-        self.top_k = None if self.monitor.top_k is None else min(self.monitor.top_k, n_total)
+        self.top_k = None if self.monitor.top_k is None else min(self.monitor.top_k, net.n_stored)
         if net.sharded and ("overlap" in self.monitor.variables or (
                 {"h", "f"} & set(self.monitor.variables) and self.top_k is None)):
             raise ValueError("a sharded network records h and f only as top_k memories, and no overlap")

@@ -57,6 +57,10 @@ class ShardedNetwork(Network):
     group: object = field(default=None, repr=False)
     sharded = True
 
+    @property
+    def n_stored(self) -> int:
+        return self.n_total
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if not dist.is_available() or not dist.is_initialized():
