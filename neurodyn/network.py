@@ -20,6 +20,7 @@ A clamp mask holds chosen value units at their initial values (``dv/dt = 0`` the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -228,12 +229,10 @@ class Network:
         }
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Network":
-        """A copy with memories (and projection) on another device or dtype."""
-        kw = dict(vars(self))
-        kw["memories"] = self.memories.to(device=device, dtype=dtype)
-        if self.projection is not None:
-            kw["projection"] = self.projection.to(device=device, dtype=dtype)
-        return Network(**kw)
+        """A copy (of the same class) with memories and projection on another device or dtype."""
+        projection = None if self.projection is None else self.projection.to(device=device, dtype=dtype)
+        return dataclasses.replace(self, memories=self.memories.to(device=device, dtype=dtype),
+                                   projection=projection)
 
     # ----------------------------------------------------------------- building blocks
     def activation(self, v: torch.Tensor) -> torch.Tensor:

@@ -75,8 +75,8 @@ def simulate(
     """
     monitor = monitor or Monitor()
     solver = Solver(solver) if isinstance(solver, str) else solver
-    cue = network.make_cue(queries, cue_mode, clamp=clamp, strength=strength)
     queries = network.check_queries(queries)
+    cue = network.make_cue(queries, cue_mode, clamp=clamp, strength=strength)
     times_np = monitor.grid(duration)
     dtype, device = network.memories.dtype, network.memories.device
     times = torch.as_tensor(times_np, dtype=dtype, device=device)
