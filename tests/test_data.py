@@ -27,14 +27,6 @@ def digits() -> ImageSet:
 
 
 @pytest.fixture
-def real_root() -> Path:
-    root = os.environ.get(data.DATA_ENV)
-    if not root:
-        pytest.skip(f"{data.DATA_ENV} is not set: point it at the shared data folder to run this")
-    return Path(root)
-
-
-@pytest.fixture
 def images() -> torch.Tensor:
     """Random images strictly inside (0, 1), so zeroed or saturated pixels are recognisable."""
     return torch.rand(3, 3, 28, 28, generator=gen(0)) * 0.9 + 0.05
