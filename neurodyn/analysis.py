@@ -1,13 +1,19 @@
-"""Analyses of a recorded run: Lyapunov check, retrieval metrics, nearest stored pattern."""
+"""Analyses of a recorded run: Lyapunov check, retrieval metrics, nearest stored pattern, and
+what kind of state each cue ended in (a stored memory, a mixture of memories, or spurious)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import xarray as xr
+
+if TYPE_CHECKING:
+    from .network import Network
 
 UHN_THRESHOLD = 50.0  # UHN appendix E: sum of squared errors below 50 counts as recalled
 MNIST_SIZE = 784  # the pattern size that threshold refers to
@@ -153,3 +159,53 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
     if "energy" in ds:
         lines.append(f"Lyapunov: {lyapunov_check(ds).verdict}")
     return "\n".join(lines)
+
+
+def participation_ratio(weights: torch.Tensor) -> torch.Tensor:
+    """``1 / sum_mu p_mu^2`` with ``p = |f| / sum |f|`` over the last axis: the effective number
+    of memories that share a state (1 for one memory, 2 for an even mixture of two, N when all
+    share it equally). Rows of zeros give NaN."""
+    w = weights.abs()
+    p = w / w.sum(-1, keepdim=True)
+    return 1.0 / (p ** 2).sum(-1)
+
+
+def final_states(ds: xr.Dataset, network: Network, mixture_ratio: float = 1.5,
+                 spurious_distance: float = 0.5) -> xr.Dataset:
+    """Classify each cue's final state by the memory activations ``f`` it leaves on.
+
+    ``participation_ratio`` of ``f = sep(sim(M, g))`` at the end (:func:`participation_ratio`);
+    the state is a ``mixture`` (a metastable blend of several memories, HEN hypothesis 3) when
+    it is at least ``mixture_ratio``; otherwise ``spurious`` when ``g`` lies farther from its
+    nearest stored memory than ``spurious_distance`` times the median distance between a memory
+    and its nearest neighbour, and ``memory`` when it lies near one. ``components``: the two
+    most active memories. ``attrs["counts"]`` counts each kind.
+    """
+    if not mixture_ratio >= 1:
+        raise ValueError(f"mixture_ratio must be >= 1, got {mixture_ratio}")
+    m = network.memories
+    v = torch.as_tensor(ds["v_final"].transpose("cue", "unit").values).to(m)
+    with torch.no_grad():
+        g = network.activation(v)
+        f = network.separate(network.scores(g))
+        ratio = participation_ratio(f)
+        top = torch.argsort(f.abs(), dim=-1, descending=True, stable=True)[:, :2]
+        dist, nearest = torch.cdist(g, m).min(dim=1)
+        between = torch.cdist(m, m).fill_diagonal_(float("inf")).min(dim=1).values
+        finite = between[torch.isfinite(between)]
+        spacing = float(finite.median()) if finite.numel() else float("inf")
+    kind = np.where(ratio.cpu().numpy() >= mixture_ratio, "mixture",
+                    np.where(dist.cpu().numpy() > spurious_distance * spacing, "spurious", "memory"))
+    out = xr.Dataset({
+        "participation_ratio": ("cue", ratio.cpu().numpy(),
+                                {"long_name": "effective number of active memories at the end", "units": "1"}),
+        "state": ("cue", kind.astype(str), {"long_name": "final state: memory, mixture or spurious"}),
+        "nearest": ("cue", nearest.cpu().numpy(), {"long_name": "index of the nearest stored memory", "units": "1"}),
+        "distance": ("cue", dist.cpu().numpy(), {"long_name": "distance of g to the nearest stored memory",
+                                                 "units": "1"}),
+        "components": (("cue", "rank"), top.cpu().numpy(),
+                       {"long_name": "the two most active memories at the end", "units": "1"}),
+    }, coords={"cue": ds["cue"].values, "rank": [0, 1][:top.shape[1]]})
+    out.attrs.update(mixture_ratio=mixture_ratio, spurious_distance=spurious_distance, memory_spacing=spacing,
+                     counts=json.dumps({k: int((kind == k).sum()) for k in ("memory", "mixture", "spurious")}))
+    return out

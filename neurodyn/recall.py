@@ -14,6 +14,8 @@ import torch
 import xarray as xr
 
 from . import analysis, data
+from .bank import MemoryBank
+from .encoded import EncodedMemory
 from .integrate import Solver
 from .network import Network, from_config
 from .record import Monitor
@@ -40,6 +42,19 @@ def model_config(model: str = "mchn-l2", model_file: str | None = None, **overri
     return config
 
 
+def choose_and_corrupt(data_name: str, n_memories: int, corruption: str, seed: int,
+                       data_root: str | None = None) -> tuple[data.ImageSet, torch.Tensor]:
+    """``n_memories`` stimuli chosen by a seeded permutation, and each one corrupted into its
+    query with the same seed's generator."""
+    images = data.load_dataset(data_name, root=data_root)
+    if not 1 <= n_memories <= len(images):
+        raise ValueError(f"n_memories must be between 1 and {len(images)} for {images.name}, got {n_memories}")
+    gen = torch.Generator().manual_seed(seed)
+    chosen = images.subset(torch.randperm(len(images), generator=gen)[:n_memories])
+    name, params = data.parse_corruption(corruption)
+    return chosen, data.corrupt(chosen.images, name, generator=gen, **params)
+
+
 def run_recall(
     data_name: str = "digits",
     n_memories: int = 100,
@@ -64,13 +79,7 @@ def run_recall(
     """
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
-    images = data.load_dataset(data_name, root=data_root)
-    if not 1 <= n_memories <= len(images):
-        raise ValueError(f"n_memories must be between 1 and {len(images)} for {images.name}, got {n_memories}")
-    gen = torch.Generator().manual_seed(seed)
-    chosen = images.subset(torch.randperm(len(images), generator=gen)[:n_memories])
-    name, params = data.parse_corruption(corruption)
-    corrupted = data.corrupt(chosen.images, name, generator=gen, **params)
+    chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root)
     stored, queries = chosen.flat(), corrupted.reshape(len(chosen), -1)
 
     place = dict(device=torch.device(device), dtype=DTYPES[dtype])
@@ -83,7 +92,67 @@ def run_recall(
     n = len(queries) if n_cues is None else min(n_cues, len(queries))
     ds = simulate(net, queries[:n], duration, monitor=monitor, solver=solver or Solver(), cue_mode=cue_mode,
                   targets=stored[:n], target_index=torch.arange(n), seed=seed, progress=progress)
-    ds.attrs.update(data=images.name, corruption=corruption, image_shape=json.dumps(list(chosen.shape)))
+    ds.attrs.update(data=chosen.name, corruption=corruption, image_shape=json.dumps(list(chosen.shape)))
+    return ds
+
+
+def run_encoded_recall(
+    data_name: str = "cifar10",
+    n_memories: int = 100,
+    corruption: str = "mask:0.5,side=bottom",
+    codec: str = "taef2",
+    model: dict | None = None,
+    *,
+    readout: str = "auto",
+    text_codec: str | None = None,
+    captions: list[str] | None = None,
+    caption_index: int = 0,
+    scale: str | None = "balance",
+    n_cues: int | None = None,
+    seed: int = 0,
+    duration: float = 20.0,
+    solver: Solver | None = None,
+    monitor: Monitor | None = None,
+    data_root: str | None = None,
+    device: str = "cpu",
+    progress: bool | None = False,
+) -> xr.Dataset:
+    """Recall through a codec (HEN, semantic memory): store ``n_memories`` chosen images as
+    codes and recall them from corrupted images, or from captions when ``text_codec`` is given.
+
+    With ``text_codec`` every memory is ``[image code; text code of its caption number 0]`` and
+    the queries are text only (zeros in the image slot, the text clamped): the stored images'
+    captions number ``caption_index`` (0: the stored caption, as HEN queries; 1-4: another
+    human caption of the same image), or the user's ``captions`` (no target then).
+    ``readout="values"`` makes the semantic memory (pixels weighted by the final activations).
+    """
+    chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root)
+    n = len(chosen) if n_cues is None else min(n_cues, len(chosen))
+    target_index = torch.arange(n)
+    if text_codec is None:
+        memory = EncodedMemory(MemoryBank.build({"image": chosen.images}, {"image": codec}, scale=scale,
+                                                device=device, root=data_root), model, readout=readout)
+        queries, clamp = {"image": corrupted[:n]}, False
+    else:
+        if chosen.captions is None:
+            raise ValueError(f"data set {chosen.name} has no captions; caption recall needs one (coco)")
+        stored = [c[0] for c in chosen.captions]
+        memory = EncodedMemory(MemoryBank.build({"image": chosen.images, "text": stored},
+                                                {"image": codec, "text": text_codec}, scale=scale, device=device,
+                                                root=data_root),
+                               model, readout=readout)
+        if captions:
+            asked, target_index = list(captions), None
+        else:
+            if not all(len(c) > caption_index for c in chosen.captions[:n]):
+                raise ValueError(f"caption_index {caption_index} is out of range for some images")
+            asked = [c[caption_index] for c in chosen.captions[:n]]
+        queries, clamp = {"text": asked}, True
+    ds = memory.recall(queries, duration, clamp_given=clamp, target_index=target_index, monitor=monitor,
+                       solver=solver or Solver(), seed=seed, progress=progress)
+    ds.attrs.update(data=chosen.name, corruption=corruption if text_codec is None else "none (caption query)",
+                    codec=codec, text_codec=text_codec or "", caption_index=caption_index,
+                    image_shape=json.dumps(list(ds["output"].shape[1:])))
     return ds
 
 
