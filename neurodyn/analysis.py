@@ -152,10 +152,17 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
         ct = ds["convergence_time"].values
         median = f", median convergence time {np.nanmedian(ct):g}" if n_conv else ""
         lines.append(f"steady state: {n_conv}/{ds.sizes['cue']} cues{median}")
-    if "target" in ds:
+    if "correct" in ds:  # recall through a codec: identity in code space, read-out error in stimulus space
+        err = float(((ds["output"] - ds["output_target"]) ** 2).mean())
+        lines.append(f"recall: {float(ds['correct'].mean()):.1%} of cues end nearest their target memory "
+                     f"(code space); read-out MSE to the target's read-out {err:.3g}")
+    elif "target" in ds:
         r = retrieval(ds, threshold)
         lines.append(f"retrieval: {r.attrs['rate']:.1%} of cues within sse <= {r.attrs['sse_limit']:.3g} "
                      f"(UHN's {threshold:g} per 784 pixels; median sse {float(r['sse'].median()):.3g})")
+    if "state" in ds:
+        lines.append(f"final states: {ds.attrs.get('state_counts', '?')} (mixture: participation ratio >= "
+                     f"{ds.attrs.get('state_mixture_ratio', '?')})")
     if "energy" in ds:
         lines.append(f"Lyapunov: {lyapunov_check(ds).verdict}")
     return "\n".join(lines)

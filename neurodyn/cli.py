@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 from . import analysis, data
+from .encoded import DEFAULT_MODEL
 from .integrate import METHODS, Solver, SolverError
 from .network import PRESETS
-from .recall import DTYPES, model_config, run_recall
+from .recall import DTYPES, model_config, run_encoded_recall, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
 
 
@@ -30,7 +31,7 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recall", help="store patterns, corrupt them, recall them through the dynamics",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="digits",
+    g.add_argument("--data", "--dataset", default="digits",
                    help=f"a data set ({', '.join(data.DATASETS)}), an .npz file or an image folder")
     g.add_argument("--data-root", default=None, help=f"data root (default: ${data.DATA_ENV})")
     g.add_argument("--n-memories", type=int, default=100, help="number of stored patterns")
@@ -38,6 +39,21 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--corruption", default="mask:0.25,side=bottom",
                    help="how queries are made from stored patterns: none, mask:F, mask_random:P, "
                         "gaussian:SIGMA, salt_pepper:P, inpaint:F (options as name=value)")
+    g = p.add_argument_group("codecs (Hopfield Encoding Networks, semantic memories)")
+    g.add_argument("--codec", default=None,
+                   help="store codes of this image codec instead of pixels (taef2, resnet20, mnist-ae12, "
+                        "vqae, simclr, pixels...; `neurodyn codecs` lists them)")
+    g.add_argument("--text-codec", default=None,
+                   help="bind each image to its caption through this text codec (minilm, render:taef2...) "
+                        "and recall from captions (needs a captioned data set: coco)")
+    g.add_argument("--caption", action="append", default=None,
+                   help="recall from this caption (repeatable; default: the stored images' captions)")
+    g.add_argument("--caption-index", type=int, default=0,
+                   help="which of each image's captions queries it (0: the stored one; 1-4: another)")
+    g.add_argument("--readout", choices=("auto", "decode", "values"), default="auto",
+                   help="decode the recalled code, or read out stored pixels by the final activations "
+                        "(semantic memory); auto: decode when the codec can")
+    g.add_argument("--no-balance", action="store_true", help="keep raw codes (default: unit mean norm per modality)")
     g = p.add_argument_group("model")
     g.add_argument("--model", default="mchn-l2", help=f"preset: {', '.join(PRESETS)}")
     g.add_argument("--model-file", default=None, help="a TOML model file with a [model] table (overrides --model)")
@@ -45,7 +61,8 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
                    "euclidean:inverse,normalized)")
     g.add_argument("--separation", default=None, help="override the separation (e.g. softmax:10, polynomial:3)")
     g.add_argument("--beta", type=float, default=None,
-                   help="softmax inverse temperature (softmax presets; default: the preset's)")
+                   help="softmax inverse temperature (softmax presets; default: the preset's, or 100 "
+                        "with --codec, whose codes have unit mean norm)")
     g.add_argument("--dynamics", choices=("gradient", "projection"), default=None)
     g.add_argument("--value", default=None, help="value Lagrangian (identity, tanh, sigmoid, ...)")
     g.add_argument("--tau-h", type=float, default=None, help="memory time constant (default: fast memory)")
@@ -77,24 +94,47 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_recall(args: argparse.Namespace) -> int:
-    model = model_config(args.model, args.model_file, beta=args.beta, similarity=args.similarity,
+    beta = args.beta
+    if beta is None and (args.codec or args.text_codec) and not args.model_file and args.model == "mchn-l2":
+        beta = DEFAULT_MODEL["beta"]  # codes are balanced to unit norm: the preset's beta=10 blurs them
+    model = model_config(args.model, args.model_file, beta=beta, similarity=args.similarity,
                          separation=args.separation, dynamics=args.dynamics, value_lagrangian=args.value,
                          tau_h=args.tau_h)
     solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
                     max_steps=args.max_steps, steady_tol=args.steady_tol or None)
     monitor = Monitor(variables=args.record, n_times=args.n_times, top_k=args.top_k)
+    if args.codec or args.text_codec:
+        return _finish_recall(args, run_encoded_recall(
+            args.data, args.n_memories, args.corruption, args.codec or "pixels", model, readout=args.readout,
+            text_codec=args.text_codec, captions=args.caption, caption_index=args.caption_index,
+            scale=None if args.no_balance else "balance", n_cues=args.n_cues, seed=args.seed,
+            duration=args.duration, solver=solver, monitor=monitor, data_root=args.data_root,
+            device=args.device, progress=None))
     ds = run_recall(args.data, args.n_memories, args.corruption, model, n_cues=args.n_cues, seed=args.seed,
                     duration=args.duration, solver=solver, monitor=monitor, cue_mode=args.cue_mode,
                     data_root=args.data_root, device=args.device, dtype=args.dtype, progress=None)
+    return _finish_recall(args, ds)
+
+
+def _finish_recall(args: argparse.Namespace, ds) -> int:
     out = save_netcdf(ds, args.output)
     print(analysis.summarize(ds, args.threshold))
     print(f"saved: {out}")
     if not args.no_figure:
-        from .plot import plot_recall, save_figure  # matplotlib only when a figure is wanted
+        from .plot import plot_encoded_recall, plot_recall, save_figure  # matplotlib only when wanted
 
         figure = Path(args.figure) if args.figure else out.with_suffix(".png")
-        save_figure(plot_recall(ds), str(figure))
+        save_figure(plot_encoded_recall(ds) if "output" in ds else plot_recall(ds), str(figure))
         print(f"figure: {figure}")
+    return 0
+
+
+def cmd_codecs(args: argparse.Namespace) -> int:
+    from .codecs import available_codecs
+
+    for name, entry in available_codecs().items():
+        arg = f":{entry.argument.upper()}" if entry.argument else ""
+        print(f"{name + arg:28s} {entry.modality:5s}  {entry.description}")
     return 0
 
 
@@ -133,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="threads per worker (and torch threads per task)")
     p.add_argument("--retry-failed", action="store_true", help="recompute points that failed before")
     p.set_defaults(run=cmd_sweep)
+    p = sub.add_parser("codecs", help="list the encoders and decoders by name")
+    p.set_defaults(run=cmd_codecs)
     p = sub.add_parser("inspect", help="print the summary of a saved run or a sweep store")
     p.add_argument("file")
     p.add_argument("--threshold", type=float, default=analysis.UHN_THRESHOLD)

@@ -74,6 +74,47 @@ def plot_recall(ds: xr.Dataset, cues: Sequence[int] | None = None, n_snapshots: 
     return fig
 
 
+def _text_panel(ax: plt.Axes, text: str) -> None:
+    import textwrap
+
+    ax.text(0.5, 0.5, textwrap.fill(text, 22), ha="center", va="center", fontsize="x-small", wrap=True)
+    ax.set_axis_off()
+
+
+def plot_encoded_recall(ds: xr.Dataset, cues: Sequence[int] | None = None) -> plt.Figure:
+    """Recall through a codec: the query stimulus (image or caption), the read-out of the final
+    state and of the target memory, with the final state's kind; energy below."""
+    cues = list(ds["cue"].values[:6] if cues is None else cues)
+    queries = [name for name in ds.data_vars if str(name).startswith("query_")]
+    columns = [str(q).removeprefix("query_") for q in queries] + ["recalled"]
+    columns += ["target"] if "output_target" in ds else []
+    rows = len(cues) + (1 if "energy" in ds else 0)
+    fig = plt.figure(figsize=(1.8 * len(columns) + 0.5, 1.8 * rows + 0.4), constrained_layout=True)
+    grid = fig.add_gridspec(rows, len(columns))
+    for r, cue in enumerate(cues):
+        panels: list[object] = [ds[q].sel(cue=cue).values for q in queries]
+        panels += [ds["output"].sel(cue=cue).values]
+        panels += [ds["output_target"].sel(cue=cue).values] if "output_target" in ds else []
+        for c, (title, value) in enumerate(zip(columns, panels)):
+            ax = fig.add_subplot(grid[r, c])
+            if np.ndim(value) == 0:
+                _text_panel(ax, str(value))
+            else:
+                img = np.clip(np.asarray(value).transpose(1, 2, 0), 0.0, 1.0)
+                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0.0, vmax=1.0)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize="small")
+            if c == len(columns) - 1 and "state" in ds:
+                ax.set_xlabel(f"{ds['state'].sel(cue=cue).item()} (PR {float(ds['participation_ratio'].sel(cue=cue)):.2g})",
+                              fontsize="x-small")
+    if "energy" in ds:
+        plot_energy(ds, fig.add_subplot(grid[-1, :]))
+    fig.suptitle(f"{ds.attrs.get('title', 'recall')} through {ds.attrs.get('codec', 'a codec')}", fontsize="medium")
+    return fig
+
+
 def save_figure(fig: plt.Figure, path: str) -> None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
