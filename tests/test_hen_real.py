@@ -1,0 +1,60 @@
+"""Hopfield Encoding Networks on real images with the pretrained TAEF2 codec (HEN section 2.1)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurodyn import analysis
+from neurodyn.recall import run_encoded_recall
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict:
+    root = os.environ.get("NEURODYN_DATA")
+    if not root:
+        pytest.skip("NEURODYN_DATA is not set: point it at the shared data folder to run this")
+    return {codec: run_encoded_recall("cifar10", 100, "mask:0.5,side=bottom", codec, data_root=root)
+            for codec in ("pixels", "taef2")}
+
+
+def test_encoded_memories_beat_raw_pixels_at_the_same_load(runs: dict) -> None:
+    """100 CIFAR-10 images, half masked, the same network (MCHN, Euclidean, beta 100 on codes of
+    unit mean norm): measured 98% recalled through TAEF2 vs 12% on raw pixels."""
+    pixels, taef2 = runs["pixels"].attrs["accuracy"], runs["taef2"].attrs["accuracy"]
+    assert taef2 >= 0.9
+    assert taef2 >= pixels + 0.5
+
+
+def test_a_codec_run_passes_the_lyapunov_check_in_code_space(runs: dict) -> None:
+    ds = runs["taef2"]
+    report = analysis.lyapunov_check(ds)
+    assert report.guaranteed and report.monotone
+    assert ds["v_final"].shape == (100, 32 * 4 * 4)
+    assert ds["output"].shape == (100, 3, 32, 32)
+    assert float(ds["output"].min()) >= 0.0 and float(ds["output"].max()) <= 1.0
+
+
+def test_recall_through_a_codec_from_the_cli(real_root: Path, tmp_path: Path) -> None:
+    from neurodyn.cli import main
+
+    out = tmp_path / "hen.nc"
+    assert main(["recall", "--codec", "taef2", "--dataset", "cifar10", "--data-root", str(real_root),
+                 "--n-memories", "20", "--output", str(out)]) == 0
+    assert out.is_file() and out.with_suffix(".png").is_file()
+
+
+def test_taef2_codes_are_more_separable_than_pixels(runs: dict) -> None:
+    """HEN Fig. 3: self vs cross cosine similarity of queries and memories."""
+    gaps = {}
+    for codec, ds in runs.items():
+        q = torch.as_tensor(ds["query"].values)
+        m = torch.as_tensor(ds["target"].values)
+        cos = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(m, dim=1).T
+        self_sim = cos.diagonal()
+        cross = cos[~torch.eye(len(cos), dtype=torch.bool)]
+        gaps[codec] = float(self_sim.mean() - cross.mean()) / float(cross.std())
+    assert gaps["taef2"] > gaps["pixels"]
