@@ -178,7 +178,7 @@ def participation_ratio(weights: torch.Tensor) -> torch.Tensor:
 
 
 def final_states(ds: xr.Dataset, network: Network, mixture_ratio: float = 1.5,
-                 spurious_distance: float = 0.5) -> xr.Dataset:
+                 spurious_distance: float = 0.5, units: torch.Tensor | None = None) -> xr.Dataset:
     """Classify each cue's final state by the memory activations ``f`` it leaves on.
 
     ``participation_ratio`` of ``f = sep(sim(M, g))`` at the end (:func:`participation_ratio`);
@@ -186,7 +186,9 @@ def final_states(ds: xr.Dataset, network: Network, mixture_ratio: float = 1.5,
     it is at least ``mixture_ratio``; otherwise ``spurious`` when ``g`` lies farther from its
     nearest stored memory than ``spurious_distance`` times the median distance between a memory
     and its nearest neighbour, and ``memory`` when it lies near one. ``components``: the two
-    most active memories. ``attrs["counts"]`` counts each kind.
+    most active memories. ``attrs["counts"]`` counts each kind. ``units``: a boolean mask of the
+    value units that distances are measured on (default all; a recall that clamps a given
+    modality measures on the free ones, since the clamped part cannot move towards a memory).
     """
     if not mixture_ratio >= 1:
         raise ValueError(f"mixture_ratio must be >= 1, got {mixture_ratio}")
@@ -197,6 +199,8 @@ def final_states(ds: xr.Dataset, network: Network, mixture_ratio: float = 1.5,
         f = network.separate(network.scores(g))
         ratio = participation_ratio(f)
         top = torch.argsort(f.abs(), dim=-1, descending=True, stable=True)[:, :2]
+        if units is not None:
+            g, m = g[:, units.to(g.device)], m[:, units.to(m.device)]
         dist, nearest = torch.cdist(g, m).min(dim=1)
         between = torch.cdist(m, m).fill_diagonal_(float("inf")).min(dim=1).values
         finite = between[torch.isfinite(between)]

@@ -53,9 +53,13 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--readout", choices=("auto", "decode", "values"), default="auto",
                    help="decode the recalled code, or read out stored pixels by the final activations "
                         "(semantic memory); auto: decode when the codec can")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="resize the chosen images to this many pixels square (e.g. 64 for cheaper COCO codes)")
     g.add_argument("--no-balance", action="store_true", help="keep raw codes (default: unit mean norm per modality)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="mchn-l2", help=f"preset: {', '.join(PRESETS)}")
+    g.add_argument("--model", default=None,
+                   help=f"preset: {', '.join(PRESETS)} (default mchn-l2; with --text-codec mchn, whose dot "
+                        "product ignores the empty image slot of a caption query)")
     g.add_argument("--model-file", default=None, help="a TOML model file with a [model] table (overrides --model)")
     g.add_argument("--similarity", default=None, help="override the similarity (e.g. manhattan, dot, "
                    "euclidean:inverse,normalized)")
@@ -94,20 +98,22 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_recall(args: argparse.Namespace) -> int:
+    encoded = bool(args.codec or args.text_codec)
+    preset = args.model or ("mchn" if args.text_codec else "mchn-l2")
     beta = args.beta
-    if beta is None and (args.codec or args.text_codec) and not args.model_file and args.model == "mchn-l2":
-        beta = DEFAULT_MODEL["beta"]  # codes are balanced to unit norm: the preset's beta=10 blurs them
-    model = model_config(args.model, args.model_file, beta=beta, similarity=args.similarity,
+    if beta is None and encoded and not args.model_file and args.model is None:
+        beta = DEFAULT_MODEL["beta"]  # codes are balanced to unit norm: the presets' beta=10 blurs them
+    model = model_config(preset, args.model_file, beta=beta, similarity=args.similarity,
                          separation=args.separation, dynamics=args.dynamics, value_lagrangian=args.value,
                          tau_h=args.tau_h)
     solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
                     max_steps=args.max_steps, steady_tol=args.steady_tol or None)
     monitor = Monitor(variables=args.record, n_times=args.n_times, top_k=args.top_k)
-    if args.codec or args.text_codec:
+    if encoded:
         return _finish_recall(args, run_encoded_recall(
             args.data, args.n_memories, args.corruption, args.codec or "pixels", model, readout=args.readout,
             text_codec=args.text_codec, captions=args.caption, caption_index=args.caption_index,
-            scale=None if args.no_balance else "balance", n_cues=args.n_cues, seed=args.seed,
+            scale=None if args.no_balance else "balance", image_size=args.image_size, n_cues=args.n_cues, seed=args.seed,
             duration=args.duration, solver=solver, monitor=monitor, data_root=args.data_root,
             device=args.device, progress=None))
     ds = run_recall(args.data, args.n_memories, args.corruption, model, n_cues=args.n_cues, seed=args.seed,

@@ -131,7 +131,8 @@ class EncodedMemory:
             targets = self.bank.memories[target_index]
         ds = simulate(self.network, cues, duration, monitor=monitor, solver=solver, clamp=clamp,
                       targets=targets, target_index=target_index, seed=seed, progress=progress)
-        states = analysis.final_states(ds, self.network, mixture_ratio=mixture_ratio)
+        states = analysis.final_states(ds, self.network, mixture_ratio=mixture_ratio,
+                                       units=None if clamp is None else ~clamp)
         ds = ds.merge(states.rename({"nearest": "nearest_memory", "distance": "memory_distance"}))
         ds.attrs.update({f"state_{key}": value for key, value in states.attrs.items()})
         output = self.read_out(torch.as_tensor(ds["v_final"].transpose("cue", "unit").values))
@@ -153,6 +154,11 @@ class EncodedMemory:
             else:
                 ds[f"query_{name}"] = ("cue", [str(t) for t in ([items] if isinstance(items, str) else items)],
                                        {"long_name": f"{name} stimulus of the query"})
+        nearest = ds["nearest_memory"].values
+        for name, stored in self.bank.stimuli.items():
+            if not isinstance(stored, Tensor):  # text: what the recalled memory was stored with
+                ds[f"recalled_{name}"] = ("cue", [str(stored[i]) for i in nearest],
+                                          {"long_name": f"{name} stored with the memory nearest the final state"})
         ds.attrs.update(bank=self.bank.describe(), readout=self.readout, output_slot=self.output,
                         queried=json.dumps(sorted(queries)), clamp_given=int(clamp_given))
         return ds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -75,8 +76,6 @@ def plot_recall(ds: xr.Dataset, cues: Sequence[int] | None = None, n_snapshots: 
 
 
 def _text_panel(ax: plt.Axes, text: str) -> None:
-    import textwrap
-
     ax.text(0.5, 0.5, textwrap.fill(text, 22), ha="center", va="center", fontsize="x-small", wrap=True)
     ax.set_axis_off()
 
@@ -107,8 +106,10 @@ def plot_encoded_recall(ds: xr.Dataset, cues: Sequence[int] | None = None) -> pl
             if r == 0:
                 ax.set_title(title, fontsize="small")
             if c == len(columns) - 1 and "state" in ds:
-                ax.set_xlabel(f"{ds['state'].sel(cue=cue).item()} (PR {float(ds['participation_ratio'].sel(cue=cue)):.2g})",
-                              fontsize="x-small")
+                label = f"{ds['state'].sel(cue=cue).item()} (PR {float(ds['participation_ratio'].sel(cue=cue)):.2g})"
+                if "recalled_text" in ds:
+                    label = textwrap.fill(str(ds["recalled_text"].sel(cue=cue).item()), 30) + "\n" + label
+                ax.set_xlabel(label, fontsize="x-small")
     if "energy" in ds:
         plot_energy(ds, fig.add_subplot(grid[-1, :]))
     fig.suptitle(f"{ds.attrs.get('title', 'recall')} through {ds.attrs.get('codec', 'a codec')}", fontsize="medium")

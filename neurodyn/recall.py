@@ -43,14 +43,16 @@ def model_config(model: str = "mchn-l2", model_file: str | None = None, **overri
 
 
 def choose_and_corrupt(data_name: str, n_memories: int, corruption: str, seed: int,
-                       data_root: str | None = None) -> tuple[data.ImageSet, torch.Tensor]:
-    """``n_memories`` stimuli chosen by a seeded permutation, and each one corrupted into its
-    query with the same seed's generator."""
+                       data_root: str | None = None, image_size: int | None = None) -> tuple[data.ImageSet, torch.Tensor]:
+    """``n_memories`` stimuli chosen by a seeded permutation (resized to ``image_size`` pixels
+    square when given), and each one corrupted into its query with the same seed's generator."""
     images = data.load_dataset(data_name, root=data_root)
     if not 1 <= n_memories <= len(images):
         raise ValueError(f"n_memories must be between 1 and {len(images)} for {images.name}, got {n_memories}")
     gen = torch.Generator().manual_seed(seed)
     chosen = images.subset(torch.randperm(len(images), generator=gen)[:n_memories])
+    if image_size is not None:
+        chosen = chosen.resized(image_size)
     name, params = data.parse_corruption(corruption)
     return chosen, data.corrupt(chosen.images, name, generator=gen, **params)
 
@@ -108,6 +110,7 @@ def run_encoded_recall(
     captions: list[str] | None = None,
     caption_index: int = 0,
     scale: str | None = "balance",
+    image_size: int | None = None,
     n_cues: int | None = None,
     seed: int = 0,
     duration: float = 20.0,
@@ -126,7 +129,7 @@ def run_encoded_recall(
     human caption of the same image), or the user's ``captions`` (no target then).
     ``readout="values"`` makes the semantic memory (pixels weighted by the final activations).
     """
-    chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root)
+    chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root, image_size)
     n = len(chosen) if n_cues is None else min(n_cues, len(chosen))
     target_index = torch.arange(n)
     if text_codec is None:
