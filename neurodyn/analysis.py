@@ -163,6 +163,11 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
     if "state" in ds:
         lines.append(f"final states: {ds.attrs.get('state_counts', '?')} (mixture: participation ratio >= "
                      f"{ds.attrs.get('state_mixture_ratio', '?')})")
+    if "mixture_time" in ds:
+        lingered = ds["mixture_time"].values > 0
+        lines.append(f"metastable mixtures: {int(lingered.sum())}/{ds.sizes['cue']} cues passed through a mixture"
+                     + (f" (longest {float(ds['mixture_time'].max()):.3g} {ds['mixture_time'].attrs['units']})"
+                        if lingered.any() else ""))
     if "energy" in ds:
         lines.append(f"Lyapunov: {lyapunov_check(ds).verdict}")
     return "\n".join(lines)
@@ -177,18 +182,45 @@ def participation_ratio(weights: torch.Tensor) -> torch.Tensor:
     return 1.0 / (p ** 2).sum(-1)
 
 
+def participation_over_time(ds: xr.Dataset) -> xr.DataArray:
+    """The participation ratio of the recorded memory activations ``f`` at every recorded time
+    (over all memories, or over the top-k recorded ranks, a close lower bound when k covers the
+    active ones). Dims (time, cue)."""
+    if "f" not in ds:
+        raise ValueError("record 'f' (Monitor(variables=(..., 'f'))) to follow the participation ratio")
+    f = ds["f"]
+    dim = "memory" if "memory" in f.dims else "rank"
+    w = abs(f)
+    p = w / w.sum(dim)
+    return (1.0 / (p ** 2).sum(dim)).assign_attrs(long_name="effective number of active memories", units="1")
+
+
+def mixture_time(ds: xr.Dataset, mixture_ratio: float = 1.5) -> xr.DataArray:
+    """Time each cue spends in a mixture state (participation ratio >= ``mixture_ratio``): the
+    metastable episodes of HEN hypothesis 3. Each recorded interval counts when its start is in
+    a mixture. Dims (cue,), in the time units."""
+    pr = participation_over_time(ds)
+    dt = ds["time"].diff("time")
+    inside = (pr >= mixture_ratio).isel(time=slice(None, -1)).assign_coords(time=dt["time"].values)
+    return (inside * dt.values[:, None]).sum("time").assign_attrs(
+        long_name=f"time spent in a mixture (participation ratio >= {mixture_ratio:g})",
+        units=ds["time"].attrs.get("units", "1"))
+
+
 def final_states(ds: xr.Dataset, network: Network, mixture_ratio: float = 1.5,
                  spurious_distance: float = 0.5, units: torch.Tensor | None = None) -> xr.Dataset:
     """Classify each cue's final state by the memory activations ``f`` it leaves on.
 
     ``participation_ratio`` of ``f = sep(sim(M, g))`` at the end (:func:`participation_ratio`);
-    the state is a ``mixture`` (a metastable blend of several memories, HEN hypothesis 3) when
-    it is at least ``mixture_ratio``; otherwise ``spurious`` when ``g`` lies farther from its
+    the state is a ``mixture`` (a blend of several memories, HEN hypothesis 3) when it is at
+    least ``mixture_ratio``; otherwise ``spurious`` when ``g`` lies farther from its
     nearest stored memory than ``spurious_distance`` times the median distance between a memory
     and its nearest neighbour, and ``memory`` when it lies near one. ``components``: the two
     most active memories. ``attrs["counts"]`` counts each kind. ``units``: a boolean mask of the
     value units that distances are measured on (default all; a recall that clamps a given
     modality measures on the free ones, since the clamped part cannot move towards a memory).
+    With ``f`` recorded, ``mixture_time`` says how long each cue lingered in a mixture on its way
+    (a metastable state that the dynamics left).
     """
     if not mixture_ratio >= 1:
         raise ValueError(f"mixture_ratio must be >= 1, got {mixture_ratio}")
@@ -214,9 +246,11 @@ def final_states(ds: xr.Dataset, network: Network, mixture_ratio: float = 1.5,
         "nearest": ("cue", nearest.cpu().numpy(), {"long_name": "index of the nearest stored memory", "units": "1"}),
         "distance": ("cue", dist.cpu().numpy(), {"long_name": "distance of g to the nearest stored memory",
                                                  "units": "1"}),
-        "components": (("cue", "rank"), top.cpu().numpy(),
+        "components": (("cue", "component"), top.cpu().numpy(),
                        {"long_name": "the two most active memories at the end", "units": "1"}),
-    }, coords={"cue": ds["cue"].values, "rank": [0, 1][:top.shape[1]]})
+    }, coords={"cue": ds["cue"].values, "component": [0, 1][:top.shape[1]]})
+    if "f" in ds:
+        out["mixture_time"] = mixture_time(ds, mixture_ratio)
     out.attrs.update(mixture_ratio=mixture_ratio, spurious_distance=spurious_distance, memory_spacing=spacing,
                      counts=json.dumps({k: int((kind == k).sum()) for k in ("memory", "mixture", "spurious")}))
     return out

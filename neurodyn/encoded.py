@@ -117,9 +117,12 @@ class EncodedMemory:
         The Dataset is :func:`~neurodyn.simulation.simulate`'s plus ``output`` (the read-out
         images, dims cue, channel, row, col), ``output_target`` (the target memories read out
         the same way, when ``target_index`` is given), the final-state classification of
-        :func:`neurodyn.analysis.final_states` and ``correct`` (nearest memory == target).
+        :func:`neurodyn.analysis.final_states` (with ``mixture_time`` when ``f`` is recorded, as
+        it is by default: the 8 most active memories) and ``correct`` (nearest memory == target).
         """
         cues = self.cues(queries)
+        if monitor is None:  # the top memories' activations show mixtures on the way (mixture_time)
+            monitor = Monitor(("v", "energy", "speed", "f"), top_k=min(8, self.bank.n_memories))
         clamp = self.bank.given_mask(queries) if clamp_given else None
         targets = None
         if target_index is not None:
