@@ -107,8 +107,10 @@ class Similarity:
     def __call__(self, memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         s = self.score(memories, g)
         if self.normalized:
-            # |sum| keeps the ranking should a dot or cosine score sum turn negative.
-            s = s / s.sum(-1, keepdim=True).abs()
+            # |sum| keeps the ranking should a dot or cosine score sum turn negative; an all-zero
+            # row (e.g. one memory at zero divergence from the cue) stays zero instead of 0/0.
+            total = s.sum(-1, keepdim=True).abs()
+            s = s / torch.where(total == 0, 1.0, total)
         return s
 
     def gradient(self, memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

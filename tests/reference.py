@@ -93,7 +93,8 @@ def similarity(name: str, form: str | None, normalized: bool, memories, queries,
         for mu in range(M.shape[0]):
             out[b, mu] = pair_score(name, form, M[mu], G[b], eps)
     if normalized or name == "normalized_dot":
-        out = out / np.abs(out.sum(-1, keepdims=True))  # the absolute sum keeps the ranking
+        total = np.abs(out.sum(-1, keepdims=True))  # the absolute sum keeps the ranking
+        out = out / np.where(total == 0, 1.0, total)  # an all-zero row stays zero
     return out
 
 
