@@ -135,6 +135,17 @@ def _finish_recall(args: argparse.Namespace, ds) -> int:
     return 0
 
 
+def cmd_train_codec(args: argparse.Namespace) -> int:
+    from .codecs.train import train_codec
+
+    path = train_codec(args.name, root=args.data_root, epochs=args.epochs, batch_size=args.batch_size,
+                       lr=args.lr, seed=args.seed, out=args.out, progress=True)
+    meta = torch.load(path, map_location="cpu", weights_only=True).get("metadata", {})
+    print(f"saved: {path}")
+    print(f"held-out: {meta.get('held_out')}; {meta.get('train_seconds')} s")
+    return 0
+
+
 def cmd_codecs(args: argparse.Namespace) -> int:
     from .codecs import available_codecs
 
@@ -179,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="threads per worker (and torch threads per task)")
     p.add_argument("--retry-failed", action="store_true", help="recompute points that failed before")
     p.set_defaults(run=cmd_sweep)
+    p = sub.add_parser("train-codec", help="train one of the project's codecs on real data, save its checkpoint",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("name", choices=("mnist-ae12", "vqae", "simclr"))
+    p.add_argument("--data-root", default=None, help=f"data root (default: ${data.DATA_ENV})")
+    p.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
+    p.add_argument("--lr", type=float, default=None, help="default: the recipe's")
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the augmentations")
+    p.add_argument("--out", default=None, help="checkpoint path (default: $NEURODYN_CACHE or ~/.cache/neurodyn)")
+    p.set_defaults(run=cmd_train_codec)
     p = sub.add_parser("codecs", help="list the encoders and decoders by name")
     p.set_defaults(run=cmd_codecs)
     p = sub.add_parser("inspect", help="print the summary of a saved run or a sweep store")

@@ -12,14 +12,19 @@ cached.
 Corruptions turn a stored image into a query, as in the Universal Hopfield Networks experiments
 (Millidge et al., 2022). Where the authors' code and the paper's text differ, both variants are
 offered: ``gaussian_noise(..., absolute=True)`` and ``mask_fraction(..., side="bottom")`` are what
-the code runs. Corruptions never modify their input, and draw random numbers only from the
-``generator`` argument (torch's global generator when it is None), on ``x``'s device.
+the code runs. The feature-space paper (Salvatori et al., 2023, section 3, "Set-up") adds
+corruptions that move pixels or change colours: :func:`crop_zoom`, :func:`color_filter`,
+:func:`rotate90`, masking with uniform noise (``mask_fraction(..., fill="noise")``) and Gaussian
+noise of non-zero mean (``gaussian_noise(..., mean=...)``). Corruptions never modify their input,
+and draw random numbers only from the ``generator`` argument (torch's global generator when it is
+None), on ``x``'s device.
 """
 
 from __future__ import annotations
 
 import gzip
 import inspect
+import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -28,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 DATA_ENV = "NEURODYN_DATA"
@@ -45,12 +51,14 @@ class ImageSet:
         labels: (n,) int64 class indices, or None for unlabelled images.
         name: a short name for reports (the data set, file or folder name).
         class_names: the names of the classes that ``labels`` index, when known.
+        captions: each image's captions (one tuple of strings per image), when known.
     """
 
     images: Tensor
     labels: Tensor | None
     name: str
     class_names: tuple[str, ...] | None = None
+    captions: tuple[tuple[str, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or not self.images.is_floating_point():
@@ -62,6 +70,8 @@ class ImageSet:
             raise ValueError(
                 f"labels must have shape ({len(self)},), got {tuple(self.labels.shape)}"
             )
+        if self.captions is not None and len(self.captions) != len(self):
+            raise ValueError(f"captions must give one tuple per image ({len(self)}), got {len(self.captions)}")
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -90,20 +100,29 @@ class ImageSet:
             )
         return x_flat.reshape(-1, *self.shape)
 
+    def resized(self, side: int) -> ImageSet:
+        """The images resized to ``side`` x ``side`` (area averaging when shrinking, bilinear when
+        growing), e.g. to make 128-pixel COCO images cheaper to encode."""
+        if side < 1:
+            raise ValueError(f"side must be a positive number of pixels, got {side}")
+        mode = "area" if side <= min(self.images.shape[-2:]) else "bilinear"
+        x = torch.nn.functional.interpolate(self.images, size=(side, side), mode=mode)
+        return replace(self, images=x.clamp(0.0, 1.0))
+
     def subset(self, indices: Sequence[int] | Tensor) -> ImageSet:
         """The images (and labels) at ``indices``, in that order."""
         index = torch.as_tensor(indices, dtype=torch.long)
         if index.ndim != 1:
             raise ValueError(f"indices must be one-dimensional, got shape {tuple(index.shape)}")
         labels = None if self.labels is None else self.labels[index]
-        return replace(self, images=self.images[index], labels=labels)
+        captions = None if self.captions is None else tuple(self.captions[i] for i in index.tolist())
+        return replace(self, images=self.images[index], labels=labels, captions=captions)
 
     def take(self, n: int, offset: int = 0) -> ImageSet:
         """The ``n`` consecutive images starting at ``offset``; all of them must exist."""
         if n < 0 or offset < 0 or offset + n > len(self):
             raise ValueError(f"cannot take {n} images from offset {offset} of {len(self)}")
-        labels = None if self.labels is None else self.labels[offset : offset + n]
-        return replace(self, images=self.images[offset : offset + n], labels=labels)
+        return self.subset(torch.arange(offset, offset + n))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,11 +341,31 @@ def load_image_folder(
     return ImageSet(_to_tensor(stacked, folder), None, folder.name)
 
 
+def load_coco(root: str | os.PathLike[str] | None = None) -> ImageSet:
+    """159 MS-COCO 2017 images (3x128x128, centre-cropped) with their 5 human captions each.
+
+    Read from ``coco_mini/images_128.npz`` (``x`` uint8 (N,128,128,3), ``image_id``) and
+    ``coco_mini/captions.json`` (str(image_id) -> captions) under the data root: the
+    image-caption pairs of the Hopfield Encoding Networks experiments. Unlabelled.
+    """
+    origin = "MS-COCO 2017 mini set (x uint8 (159,128,128,3), image_id) with captions.json"
+    with np.load(_data_file(root, "coco_mini", "images_128.npz", origin)) as npz:
+        x, ids = npz["x"], npz["image_id"]
+    with open(_data_file(root, "coco_mini", "captions.json", origin), encoding="utf-8") as fh:
+        table = json.load(fh)
+    missing = [int(i) for i in ids if str(int(i)) not in table]
+    if missing:
+        raise ValueError(f"coco_mini/captions.json has no captions for image ids {missing[:5]}")
+    captions = tuple(tuple(table[str(int(i))]) for i in ids)
+    return ImageSet(_to_tensor(_channels_first(x, "COCO"), "COCO"), None, "coco", captions=captions)
+
+
 _LOADERS: dict[str, Callable[[str | os.PathLike[str] | None], ImageSet]] = {
     "digits": lambda root: load_digits(),
     "mnist": load_mnist,
     "cifar10": load_cifar10,
     "tinyimagenet": load_tinyimagenet,
+    "coco": load_coco,
 }
 DATASETS = tuple(_LOADERS)
 
@@ -386,6 +425,8 @@ def gaussian_noise(
 
     ``sigma`` is a standard deviation. With ``absolute`` the result is ``clamp(|x + n|, 0, 1)``,
     as the UHN authors' code computes it (negative values reflect instead of clipping to 0).
+    The feature-space paper's "Gauss" corruption (Salvatori et al., 2023, section 3 and fig. 3)
+    has variance 0.1 and mean 0 to 0.5: ``gaussian_noise(x, sigma=0.1**0.5, mean=0.3)``.
     """
     _check_images(x)
     if not (math.isfinite(sigma) and sigma >= 0):
@@ -397,13 +438,21 @@ def gaussian_noise(
     return (noisy.abs() if absolute else noisy).clamp(0.0, 1.0)
 
 
-def mask_fraction(x: Tensor, fraction: float, side: str = "top") -> Tensor:
-    """Set a fraction of the rows to 0 (all channels); ``fraction=0.5`` is "half masked".
+def mask_fraction(
+    x: Tensor,
+    fraction: float,
+    side: str = "top",
+    fill: str = "zero",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Mask a fraction of the rows (all channels); ``fraction=0.5`` is "half masked".
 
-    The number of zeroed rows is ``k = H - int(H * (1 - fraction))``, as in the UHN code:
-    ``side="bottom"`` zeroes rows ``int(H * (1 - fraction))`` to ``H - 1``, exactly the rows that
-    the authors' code zeroes; ``side="top"`` zeroes rows ``0`` to ``k - 1``, the same number of
+    The number of masked rows is ``k = H - int(H * (1 - fraction))``, as in the UHN code:
+    ``side="bottom"`` masks rows ``int(H * (1 - fraction))`` to ``H - 1``, exactly the rows that
+    the authors' code zeroes; ``side="top"`` masks rows ``0`` to ``k - 1``, the same number of
     rows at the top, as the paper's text describes it (the default). Row 0 is the top.
+    ``fill="zero"`` sets the masked values to 0 (UHN); ``fill="noise"`` draws each from
+    Uniform[0, 1), the "Mask" of the feature-space paper (Salvatori et al., 2023, section 3).
     """
     _check_images(x)
     _check_probability("fraction", fraction)
@@ -412,8 +461,15 @@ def mask_fraction(x: Tensor, fraction: float, side: str = "top") -> Tensor:
     rows = {"top": slice(0, k), "bottom": slice(h - k, h)}
     if side not in rows:
         raise ValueError(f"side must be 'top' or 'bottom', got {side!r}")
+    if fill not in ("zero", "noise"):
+        raise ValueError(f"fill must be 'zero' or 'noise', got {fill!r}")
     out = x.clone()
-    out[:, :, rows[side]] = 0
+    masked = out[:, :, rows[side]]
+    if fill == "noise":
+        noise = torch.rand(masked.shape, generator=generator, dtype=x.dtype, device=x.device)
+        masked.copy_(noise)
+    else:
+        masked.zero_()
     return out
 
 
@@ -450,6 +506,109 @@ def salt_and_pepper(x: Tensor, p: float, generator: torch.Generator | None = Non
     return x.masked_fill(u < p / 2, 0.0).masked_fill((u >= p / 2) & (u < p), 1.0)
 
 
+def crop_zoom(
+    x: Tensor, scale: float, position: str = "center", generator: torch.Generator | None = None
+) -> Tensor:
+    """Crop a region ``scale`` times the image's height and width and resize it back (bilinear).
+
+    The "Crop" corruption of the feature-space paper (Salvatori et al., 2023, section 3): "the
+    corrupted image is a zoomed version of the original one". The crop is
+    ``max(1, round(H * scale))`` by ``max(1, round(W * scale))`` pixels, in the centre
+    (``position="center"``) or at a uniformly random place in each image (``"random"``);
+    ``scale=1`` returns a copy.
+    """
+    _check_images(x)
+    if not (math.isfinite(scale) and 0 < scale <= 1):
+        raise ValueError(f"scale must lie in (0, 1], got {scale}")
+    if position not in ("center", "random"):
+        raise ValueError(f"position must be 'center' or 'random', got {position!r}")
+    n, c, h, w = x.shape
+    kh, kw = max(1, round(h * scale)), max(1, round(w * scale))
+    if position == "center":
+        top = torch.full((n,), (h - kh) // 2, device=x.device)
+        left = torch.full((n,), (w - kw) // 2, device=x.device)
+    else:
+        top = torch.randint(h - kh + 1, (n,), generator=generator, device=x.device)
+        left = torch.randint(w - kw + 1, (n,), generator=generator, device=x.device)
+    rows = (top[:, None] + torch.arange(kh, device=x.device))[:, None, :, None]
+    cols = (left[:, None] + torch.arange(kw, device=x.device))[:, None, None, :]
+    images = torch.arange(n, device=x.device)[:, None, None, None]
+    channels = torch.arange(c, device=x.device)[None, :, None, None]
+    crops = x[images, channels, rows, cols]
+    zoomed = F.interpolate(crops, size=(h, w), mode="bilinear", align_corners=False)
+    return zoomed.clamp(0.0, 1.0)
+
+
+_LUMA = (0.299, 0.587, 0.114)
+COLOR_FILTERS: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "red": ((1.0, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, 0.0, 0.5)),
+    "green": ((0.5, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 0.5)),
+    "blue": ((0.5, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, 0.0, 1.0)),
+    "sepia": ((0.393, 0.769, 0.189), (0.349, 0.686, 0.168), (0.272, 0.534, 0.131)),
+    "gray": (_LUMA, _LUMA, _LUMA),
+}
+"""RGB colour matrices M (output channel = row . input RGB): red, green and blue tints multiply
+the other two channels by 0.5; sepia is the common sepia-tone matrix; gray is ITU-R 601 luma."""
+
+
+def color_filter(
+    x: Tensor,
+    color: str = "random",
+    strength: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Apply a colour filter to RGB images: ``clamp(((1 - s) I + s M) x, 0, 1)`` per pixel.
+
+    The "Color" corruption of the feature-space paper (Salvatori et al., 2023, section 3):
+    "different color filters are randomly applied". ``color`` names a matrix M of
+    :data:`COLOR_FILTERS`, or is ``"random"`` for an independent uniform choice per image;
+    ``strength`` s in [0, 1] blends the filter with the identity (0 leaves the image unchanged).
+    """
+    _check_images(x)
+    if x.shape[1] != 3:
+        raise ValueError(f"colour filters need RGB images (C = 3), got C = {x.shape[1]}")
+    if color != "random" and color not in COLOR_FILTERS:
+        raise ValueError(
+            f"color must be 'random' or one of {', '.join(COLOR_FILTERS)}, got {color!r}"
+        )
+    _check_probability("strength", strength)
+    filters = torch.tensor(list(COLOR_FILTERS.values()), dtype=x.dtype, device=x.device)
+    if color == "random":
+        chosen = torch.randint(len(filters), (x.shape[0],), generator=generator, device=x.device)
+    else:
+        chosen = torch.full((x.shape[0],), list(COLOR_FILTERS).index(color), device=x.device)
+    eye = torch.eye(3, dtype=x.dtype, device=x.device)
+    matrices = (1 - strength) * eye + strength * filters[chosen]
+    return torch.einsum("nij,njhw->nihw", matrices, x).clamp(0.0, 1.0)
+
+
+def rotate90(
+    x: Tensor, turns: float | str = "random", generator: torch.Generator | None = None
+) -> Tensor:
+    """Rotate by ``turns`` quarter turns counter-clockwise as displayed (row 0 at the top).
+
+    The "Rotation" corruption of the feature-space paper (Salvatori et al., 2023, section 3):
+    "randomly rotated by an angle of 0, pi/2, -pi/2, pi". ``turns`` is an integer (taken modulo
+    4; a float such as 1.0 from :func:`parse_corruption` is accepted) or ``"random"`` for an
+    independent uniform choice among the four angles per image. Odd turns need square images.
+    """
+    _check_images(x)
+    if turns == "random":
+        k = torch.randint(4, (x.shape[0],), generator=generator, device=x.device)
+    elif isinstance(turns, int | float) and not isinstance(turns, bool) and turns % 1 == 0:
+        k = torch.full((x.shape[0],), int(turns) % 4, device=x.device)
+    else:
+        raise ValueError(f"turns must be an integer or 'random', got {turns!r}")
+    if x.shape[2] != x.shape[3] and bool((k % 2 == 1).any()):
+        h, w = x.shape[2:]
+        raise ValueError(f"odd quarter turns need square images, got H x W = {h} x {w}")
+    out = x.clone()
+    for quarter in k.unique().tolist():
+        chosen = k == quarter
+        out[chosen] = torch.rot90(x[chosen], quarter, dims=(2, 3))
+    return out
+
+
 def _no_corruption(x: Tensor) -> Tensor:
     """An unchanged copy of ``x``."""
     _check_images(x)
@@ -463,6 +622,9 @@ CORRUPTIONS: dict[str, Callable[..., Tensor]] = {
     "mask_random": mask_random,
     "inpaint": inpaint_border,
     "salt_pepper": salt_and_pepper,
+    "crop": crop_zoom,
+    "color": color_filter,
+    "rotate": rotate90,
 }
 
 
