@@ -156,7 +156,7 @@ def test_mnist_ae12_beats_the_mean_image(repo_models_only: Path, mnist_held_out:
     codec = codecs.load_codec("mnist-ae12")
     mse = F.mse_loss(codec.decode(codec.encode(held_out)), held_out).item()
     baseline = F.mse_loss(fit.mean(0).expand_as(held_out), held_out).item()
-    assert mse < 0.4 * baseline  # about 0.022 against 0.071
+    assert mse < 0.4 * baseline  # about 0.025 against 0.067
 
 
 def test_vqae_beats_the_mean_image(repo_models_only: Path, cifar_held_out: tuple) -> None:
@@ -164,7 +164,7 @@ def test_vqae_beats_the_mean_image(repo_models_only: Path, cifar_held_out: tuple
     codec = codecs.load_codec("vqae")
     mse = F.mse_loss(codec.decode(codec.encode(held_out)), held_out).item()
     baseline = F.mse_loss(fit.mean(0).expand_as(held_out), held_out).item()
-    assert mse < 0.15 * baseline  # about 0.005 against 0.068
+    assert mse < 0.15 * baseline  # about 0.0047 against 0.060
     used = codec.indices(held_out[:200]).unique().numel()
     assert used > codec.architecture["codebook_size"] // 2
 
@@ -172,7 +172,7 @@ def test_vqae_beats_the_mean_image(repo_models_only: Path, cifar_held_out: tuple
 def test_simclr_retrieves_corrupted_images(repo_models_only: Path, cifar_held_out: tuple) -> None:
     """A corrupted held-out image's nearest clean neighbour among 200 is itself far more often
     than chance (0.5%), and under rotation far more often than in pixel space (section 3)."""
-    images = cifar_held_out[1][-200:]
+    images = cifar_held_out[1][::10]  # 200 images, 20 per class
     simclr, pixels = codecs.load_codec("simclr"), codecs.load_codec("pixels")
     for spec, at_least in (("rotate:1", 0.6), ("color:random", 0.4), ("crop:0.7", 0.3)):
         assert train.retrieval_accuracy(simclr, images, spec, gen(0)) > at_least, spec
