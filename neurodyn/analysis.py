@@ -190,9 +190,8 @@ def participation_over_time(ds: xr.Dataset) -> xr.DataArray:
         raise ValueError("record 'f' (Monitor(variables=(..., 'f'))) to follow the participation ratio")
     f = ds["f"]
     dim = "memory" if "memory" in f.dims else "rank"
-    w = abs(f)
-    p = w / w.sum(dim)
-    return (1.0 / (p ** 2).sum(dim)).assign_attrs(long_name="effective number of active memories", units="1")
+    ratio = xr.apply_ufunc(lambda a: participation_ratio(torch.as_tensor(a)).numpy(), f, input_core_dims=[[dim]])
+    return ratio.assign_attrs(long_name="effective number of active memories", units="1")
 
 
 def mixture_time(ds: xr.Dataset, mixture_ratio: float = 1.5) -> xr.DataArray:

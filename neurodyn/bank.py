@@ -51,8 +51,12 @@ class Slot:
                 "units": [self.start, self.stop]}
 
 
-def _n_stimuli(stimuli: Stimuli) -> int:
-    return len(stimuli) if not isinstance(stimuli, str) else 1
+def _common_count(stimuli: Mapping[str, Stimuli], what: str) -> int:
+    """The number of items every modality gives (a lone string is one)."""
+    counts = {name: 1 if isinstance(items, str) else len(items) for name, items in stimuli.items()}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"every modality must give the same number of {what}, got {counts}")
+    return next(iter(counts.values()))
 
 
 class MemoryBank:
@@ -83,10 +87,7 @@ class MemoryBank:
         if set(stimuli) != set(codecs):
             raise ValueError(f"every modality needs a codec: stimuli for {sorted(stimuli)}, "
                              f"codecs for {sorted(codecs)}")
-        counts = {name: _n_stimuli(s) for name, s in stimuli.items()}
-        if len(set(counts.values())) != 1:
-            raise ValueError(f"every modality must give the same number of stimuli, got {counts}")
-        if next(iter(counts.values())) == 0:
+        if _common_count(stimuli, "stimuli") == 0:
             raise ValueError("no stimuli to store (empty memory bank)")
         slots, parts, start = [], [], 0
         for name, items in stimuli.items():
@@ -117,10 +118,7 @@ class MemoryBank:
         in the others (HEN's ``v(0) = [0; v_T]``)."""
         if not stimuli:
             raise ValueError("a query must give at least one modality")
-        counts = {name: _n_stimuli(s) for name, s in stimuli.items()}
-        if len(set(counts.values())) != 1:
-            raise ValueError(f"every given modality must have the same number of queries, got {counts}")
-        queries = torch.zeros(next(iter(counts.values())), self.n_features,
+        queries = torch.zeros(_common_count(stimuli, "queries"), self.n_features,
                               dtype=self.memories.dtype, device=self.memories.device)
         for name, items in stimuli.items():
             slot = self.slot(name)

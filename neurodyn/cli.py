@@ -16,11 +16,14 @@ from pathlib import Path
 import torch
 
 from . import analysis, data
-from .encoded import DEFAULT_MODEL
+from .encoded import RECORD, TOP_K, default_model
 from .integrate import METHODS, Solver, SolverError
 from .network import PRESETS
 from .recall import DTYPES, model_config, run_encoded_recall, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
+
+
+PIXEL_RECORD = ("v", "energy", "speed", "overlap")
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -66,7 +69,7 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--separation", default=None, help="override the separation (e.g. softmax:10, polynomial:3)")
     g.add_argument("--beta", type=float, default=None,
                    help="softmax inverse temperature (softmax presets; default: the preset's, or 100 "
-                        "with --codec, whose codes have unit mean norm)")
+                        "through a codec with no --model named: codes have unit mean norm)")
     g.add_argument("--dynamics", choices=("gradient", "projection"), default=None)
     g.add_argument("--value", default=None, help="value Lagrangian (identity, tanh, sigmoid, ...)")
     g.add_argument("--tau-h", type=float, default=None, help="memory time constant (default: fast memory)")
@@ -83,13 +86,15 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--n-times", type=int, default=101, help="recording times")
     g.add_argument("--max-steps", type=int, default=100_000)
     g = p.add_argument_group("recording and output")
-    g.add_argument("--record", type=_csv, default=("v", "energy", "speed", "overlap"),
-                   help=f"comma-separated, from: {', '.join(VARIABLES)}")
+    g.add_argument("--record", type=_csv, default=None,
+                   help=f"comma-separated, from: {', '.join(VARIABLES)} (default {','.join(PIXEL_RECORD)}; "
+                        f"through a codec {','.join(RECORD)}, f of the {TOP_K} most active memories)")
     g.add_argument("--top-k", type=int, default=None, help="record only the k most active memories")
     g.add_argument("--threshold", type=float, default=analysis.UHN_THRESHOLD,
                    help="retrieval threshold on the squared error, per 784 pixels (UHN)")
     g.add_argument("--seed", type=int, default=0, help="one seed for the choice of memories and the corruption")
-    g.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    g.add_argument("--dtype", choices=tuple(DTYPES), default="float32",
+                   help="precision of pixel runs (runs through a codec are float32)")
     g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     g.add_argument("--output", default="runs/recall.nc", help="NetCDF result file")
     g.add_argument("--figure", default=None, help="PNG figure (default: next to the output)")
@@ -99,23 +104,27 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_recall(args: argparse.Namespace) -> int:
     encoded = bool(args.codec or args.text_codec)
-    preset = args.model or ("mchn" if args.text_codec else "mchn-l2")
-    beta = args.beta
-    if beta is None and encoded and not args.model_file and args.model is None:
-        beta = DEFAULT_MODEL["beta"]  # codes are balanced to unit norm: the presets' beta=10 blurs them
+    preset, beta = args.model or "mchn-l2", args.beta
+    if encoded and args.model is None and args.model_file is None:
+        base = default_model(multimodal=bool(args.text_codec))
+        preset, beta = base["preset"], base["beta"] if beta is None else beta
     model = model_config(preset, args.model_file, beta=beta, similarity=args.similarity,
                          separation=args.separation, dynamics=args.dynamics, value_lagrangian=args.value,
                          tau_h=args.tau_h)
     solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
                     max_steps=args.max_steps, steady_tol=args.steady_tol or None)
-    monitor = Monitor(variables=args.record, n_times=args.n_times, top_k=args.top_k)
     if encoded:
+        if args.dtype != "float32":
+            raise ValueError("runs through a codec are float32 (codes are float32); drop --dtype")
+        monitor = Monitor(variables=args.record or RECORD, n_times=args.n_times,
+                          top_k=args.top_k if args.record or args.top_k else min(TOP_K, args.n_memories))
         return _finish_recall(args, run_encoded_recall(
             args.data, args.n_memories, args.corruption, args.codec or "pixels", model, readout=args.readout,
             text_codec=args.text_codec, captions=args.caption, caption_index=args.caption_index,
-            scale=None if args.no_balance else "balance", image_size=args.image_size, n_cues=args.n_cues, seed=args.seed,
-            duration=args.duration, solver=solver, monitor=monitor, data_root=args.data_root,
-            device=args.device, progress=None))
+            scale=None if args.no_balance else "balance", image_size=args.image_size, n_cues=args.n_cues,
+            seed=args.seed, duration=args.duration, solver=solver, monitor=monitor, cue_mode=args.cue_mode,
+            data_root=args.data_root, device=args.device, progress=None))
+    monitor = Monitor(variables=args.record or PIXEL_RECORD, n_times=args.n_times, top_k=args.top_k)
     ds = run_recall(args.data, args.n_memories, args.corruption, model, n_cues=args.n_cues, seed=args.seed,
                     duration=args.duration, solver=solver, monitor=monitor, cue_mode=args.cue_mode,
                     data_root=args.data_root, device=args.device, dtype=args.dtype, progress=None)

@@ -106,7 +106,7 @@ class ImageSet:
         if side < 1:
             raise ValueError(f"side must be a positive number of pixels, got {side}")
         mode = "area" if side <= min(self.images.shape[-2:]) else "bilinear"
-        x = torch.nn.functional.interpolate(self.images, size=(side, side), mode=mode)
+        x = F.interpolate(self.images, size=(side, side), mode=mode)
         return replace(self, images=x.clamp(0.0, 1.0))
 
     def subset(self, indices: Sequence[int] | Tensor) -> ImageSet:
@@ -152,7 +152,9 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     return path
 
 
-def _data_file(root: str | os.PathLike[str] | None, folder: str, file: str, origin: str) -> Path:
+def data_file(root: str | os.PathLike[str] | None, folder: str, file: str, origin: str) -> Path:
+    """``folder/file`` under the data root; a missing file is a FileNotFoundError that names it
+    and says what it is (``origin``) and where it belongs (codecs read their weights this way)."""
     path = data_root(root) / folder / file
     if not path.is_file():
         raise FileNotFoundError(
@@ -235,8 +237,8 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
 def load_mnist(root: str | os.PathLike[str] | None = None) -> ImageSet:
     """The MNIST test set: 10,000 digits 1x28x28 from ``mnist/t10k-*-ubyte.gz`` in the data root."""
     origin = "MNIST test set from the MNIST database (Y. LeCun, C. Cortes, C. Burges)"
-    images = _read_idx(_data_file(root, "mnist", "t10k-images-idx3-ubyte.gz", origin), 2051)
-    labels = _read_idx(_data_file(root, "mnist", "t10k-labels-idx1-ubyte.gz", origin), 2049)
+    images = _read_idx(data_file(root, "mnist", "t10k-images-idx3-ubyte.gz", origin), 2051)
+    labels = _read_idx(data_file(root, "mnist", "t10k-labels-idx1-ubyte.gz", origin), 2049)
     return ImageSet(
         _to_tensor(images[:, None], "MNIST"),
         _to_labels(labels, len(images), "MNIST"),
@@ -252,7 +254,7 @@ def load_cifar10(root: str | os.PathLike[str] | None = None) -> ImageSet:
     copy of CIFAR-10 (so its pixel statistics differ slightly from the original binary release).
     """
     origin = "CIFAR-10 test set (x uint8 (N,32,32,3), y, classes) from a JPEG copy of CIFAR-10"
-    return replace(load_npz(_data_file(root, "cifar10", "test_jpeg.npz", origin)), name="cifar10")
+    return replace(load_npz(data_file(root, "cifar10", "test_jpeg.npz", origin)), name="cifar10")
 
 
 def load_tinyimagenet(root: str | os.PathLike[str] | None = None) -> ImageSet:
@@ -262,7 +264,7 @@ def load_tinyimagenet(root: str | os.PathLike[str] | None = None) -> ImageSet:
     ``y`` class indices, ``names`` class names).
     """
     origin = "Tiny ImageNet validation subset (x uint8 (N,64,64,3), y, names)"
-    path = _data_file(root, "tinyimagenet", "val_2000.npz", origin)
+    path = data_file(root, "tinyimagenet", "val_2000.npz", origin)
     return replace(load_npz(path), name="tinyimagenet")
 
 
@@ -349,9 +351,9 @@ def load_coco(root: str | os.PathLike[str] | None = None) -> ImageSet:
     image-caption pairs of the Hopfield Encoding Networks experiments. Unlabelled.
     """
     origin = "MS-COCO 2017 mini set (x uint8 (159,128,128,3), image_id) with captions.json"
-    with np.load(_data_file(root, "coco_mini", "images_128.npz", origin)) as npz:
+    with np.load(data_file(root, "coco_mini", "images_128.npz", origin)) as npz:
         x, ids = npz["x"], npz["image_id"]
-    with open(_data_file(root, "coco_mini", "captions.json", origin), encoding="utf-8") as fh:
+    with open(data_file(root, "coco_mini", "captions.json", origin), encoding="utf-8") as fh:
         table = json.load(fh)
     missing = [int(i) for i in ids if str(int(i)) not in table]
     if missing:

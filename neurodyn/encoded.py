@@ -35,14 +35,29 @@ from .record import Monitor
 from .simulation import simulate
 
 Readout = Literal["auto", "decode", "values"]
-DEFAULT_MODEL = {"preset": "mchn-l2", "beta": 100.0}
+RECORD = ("v", "energy", "speed", "f")
+"""What a recall records by default: ``f`` of the most active memories shows mixtures on the way."""
+TOP_K = 8
+
+
+def default_model(multimodal: bool) -> dict:
+    """MCHN with softmax beta 100 (the presets' beta 10 blurs codes of unit mean norm into
+    mixtures). One modality: the Euclidean similarity (``mchn-l2``). Several: the dot product
+    (``mchn``), because a query that gives some modalities leaves zeros in the others, where the
+    Euclidean similarity would still rank memories by their norm (docs/codecs.md)."""
+    return {"preset": "mchn" if multimodal else "mchn-l2", "beta": 100.0}
+
+
+def default_monitor(n_memories: int, n_times: int = 101) -> Monitor:
+    """``v``, energy, speed and ``f`` of the :data:`TOP_K` most active memories."""
+    return Monitor(RECORD, n_times=n_times, top_k=min(TOP_K, n_memories))
 
 
 class EncodedMemory:
     """A network that stores a :class:`MemoryBank` and reads its recall out as stimuli.
 
-    ``model``: a declarative model dict (:func:`neurodyn.network.from_config`; default MCHN with
-    the Euclidean similarity, softmax beta 100 on codes of unit mean norm). ``readout``:
+    ``model``: a declarative model dict (:func:`neurodyn.network.from_config`; default
+    :func:`default_model`). ``readout``:
     ``"decode"`` (the ``output`` slot through its codec's decoder) or ``"values"`` (the stored
     ``output`` stimuli weighted by the final memory activations: the semantic memory); ``"auto"``
     decodes when the codec has a decoder and reads out values otherwise.
@@ -61,7 +76,7 @@ class EncodedMemory:
         if readout == "values" and not isinstance(bank.stimuli[output], Tensor):
             raise ValueError(f"readout='values' needs the stored {output!r} stimuli as a tensor")
         self.bank, self.readout, self.output = bank, readout, output
-        self.model = dict(DEFAULT_MODEL if model is None else model)
+        self.model = dict(default_model(len(bank.slots) > 1) if model is None else model)
         self.network: Network = from_config(self.model, bank.memories)
 
     # -- the three papers' models --------------------------------------------------------------
@@ -107,22 +122,23 @@ class EncodedMemory:
 
     def recall(self, queries: Mapping[str, Stimuli], duration: float = 20.0, *, clamp_given: bool = False,
                target_index: Tensor | None = None, monitor: Monitor | None = None,
-               solver: Solver | str = "dopri5", seed: int | None = None, progress: bool | None = False,
-               mixture_ratio: float = 1.5) -> xr.Dataset:
+               solver: Solver | str = "dopri5", cue_mode: str = "initial", seed: int | None = None,
+               progress: bool | None = False, mixture_ratio: float = 1.5) -> xr.Dataset:
         """Encode the queries, run the dynamics, read the result out.
 
         ``clamp_given`` holds the given modalities' units at their cue values (a text-only query
         keeps its text). ``target_index``: the stored memory each query should recall.
+        ``monitor`` defaults to :func:`default_monitor`; ``cue_mode`` as in
+        :meth:`~neurodyn.network.Network.make_cue`.
 
         The Dataset is :func:`~neurodyn.simulation.simulate`'s plus ``output`` (the read-out
         images, dims cue, channel, row, col), ``output_target`` (the target memories read out
         the same way, when ``target_index`` is given), the final-state classification of
         :func:`neurodyn.analysis.final_states` (with ``mixture_time`` when ``f`` is recorded, as
-        it is by default: the 8 most active memories) and ``correct`` (nearest memory == target).
+        it is by default) and ``correct`` (nearest memory == target).
         """
         cues = self.cues(queries)
-        if monitor is None:  # the top memories' activations show mixtures on the way (mixture_time)
-            monitor = Monitor(("v", "energy", "speed", "f"), top_k=min(8, self.bank.n_memories))
+        monitor = monitor or default_monitor(self.bank.n_memories)
         clamp = self.bank.given_mask(queries) if clamp_given else None
         targets = None
         if target_index is not None:
@@ -132,7 +148,7 @@ class EncodedMemory:
                 raise ValueError(f"target_index must hold one stored-memory index (0..{self.bank.n_memories - 1}) "
                                  f"per query ({len(cues)}), got {target_index.tolist()}")
             targets = self.bank.memories[target_index]
-        ds = simulate(self.network, cues, duration, monitor=monitor, solver=solver, clamp=clamp,
+        ds = simulate(self.network, cues, duration, monitor=monitor, solver=solver, cue_mode=cue_mode, clamp=clamp,
                       targets=targets, target_index=target_index, seed=seed, progress=progress)
         states = analysis.final_states(ds, self.network, mixture_ratio=mixture_ratio,
                                        units=None if clamp is None else ~clamp)

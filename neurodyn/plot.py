@@ -99,13 +99,12 @@ def plot_encoded_recall(ds: xr.Dataset, cues: Sequence[int] | None = None) -> pl
             if np.ndim(value) == 0:
                 _text_panel(ax, str(value))
             else:
-                img = np.clip(np.asarray(value).transpose(1, 2, 0), 0.0, 1.0)
-                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0.0, vmax=1.0)
+                ax.imshow(_as_image(value.ravel(), value.shape), cmap="gray", vmin=0.0, vmax=1.0)
                 ax.set_xticks([])
                 ax.set_yticks([])
             if r == 0:
                 ax.set_title(title, fontsize="small")
-            if c == len(columns) - 1 and "state" in ds:
+            if title == "recalled" and "state" in ds:
                 label = f"{ds['state'].sel(cue=cue).item()} (PR {float(ds['participation_ratio'].sel(cue=cue)):.2g})"
                 if "recalled_text" in ds:
                     label = textwrap.fill(str(ds["recalled_text"].sel(cue=cue).item()), 30) + "\n" + label

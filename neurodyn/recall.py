@@ -116,6 +116,7 @@ def run_encoded_recall(
     duration: float = 20.0,
     solver: Solver | None = None,
     monitor: Monitor | None = None,
+    cue_mode: str = "initial",
     data_root: str | None = None,
     device: str = "cpu",
     progress: bool | None = False,
@@ -131,28 +132,26 @@ def run_encoded_recall(
     """
     chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root, image_size)
     n = len(chosen) if n_cues is None else min(n_cues, len(chosen))
-    target_index = torch.arange(n)
+    stimuli: dict[str, object] = {"image": chosen.images}
+    codecs = {"image": codec}
+    target_index: torch.Tensor | None = torch.arange(n)
     if text_codec is None:
-        memory = EncodedMemory(MemoryBank.build({"image": chosen.images}, {"image": codec}, scale=scale,
-                                                device=device, root=data_root), model, readout=readout)
         queries, clamp = {"image": corrupted[:n]}, False
     else:
         if chosen.captions is None:
             raise ValueError(f"data set {chosen.name} has no captions; caption recall needs one (coco)")
-        stored = [c[0] for c in chosen.captions]
-        memory = EncodedMemory(MemoryBank.build({"image": chosen.images, "text": stored},
-                                                {"image": codec, "text": text_codec}, scale=scale, device=device,
-                                                root=data_root),
-                               model, readout=readout)
         if captions:
             asked, target_index = list(captions), None
-        else:
-            if not all(len(c) > caption_index for c in chosen.captions[:n]):
-                raise ValueError(f"caption_index {caption_index} is out of range for some images")
+        elif all(len(c) > caption_index for c in chosen.captions[:n]):
             asked = [c[caption_index] for c in chosen.captions[:n]]
+        else:
+            raise ValueError(f"caption_index {caption_index} is out of range for some images")
+        stimuli["text"], codecs["text"] = [c[0] for c in chosen.captions], text_codec
         queries, clamp = {"text": asked}, True
-    ds = memory.recall(queries, duration, clamp_given=clamp, target_index=target_index, monitor=monitor,
-                       solver=solver or Solver(), seed=seed, progress=progress)
+    bank = MemoryBank.build(stimuli, codecs, scale=scale, device=device, root=data_root)
+    ds = EncodedMemory(bank, model, readout=readout).recall(
+        queries, duration, clamp_given=clamp, target_index=target_index, monitor=monitor,
+        solver=solver or Solver(), cue_mode=cue_mode, seed=seed, progress=progress)
     ds.attrs.update(data=chosen.name, corruption=corruption if text_codec is None else "none (caption query)",
                     codec=codec, text_codec=text_codec or "", caption_index=caption_index,
                     image_shape=json.dumps(list(ds["output"].shape[1:])))

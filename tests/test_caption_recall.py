@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from neurodyn import data
+from neurodyn import analysis, data
 from neurodyn.encoded import EncodedMemory
 from neurodyn.recall import run_encoded_recall
 
@@ -44,8 +44,9 @@ def test_two_images_bound_to_one_caption_start_in_a_mixture_that_is_reported(rea
     memory = EncodedMemory.hen(coco.images, "taef2", captions=captions, text_codec="render:taef2", model=DOT,
                                root=real_root)
     ds = memory.recall({"text": captions[:1]}, 20.0, clamp_given=True)
-    pr = ds["f"].isel(cue=0)
-    assert float(1 / ((pr / pr.sum("rank")) ** 2).sum("rank").isel(time=0)) == pytest.approx(2.0, abs=0.01)
+    ratio = analysis.participation_over_time(ds).isel(cue=0)
+    assert float(ratio.isel(time=0)) == pytest.approx(2.0, abs=0.01)
+    assert float(ratio.isel(time=-1)) == pytest.approx(1.0, abs=0.01)
     assert set(ds["components"].values[0]) == {0, 1}
     assert ds["nearest_memory"].values[0] in (0, 1)
     assert float(ds["mixture_time"][0]) > 0.0

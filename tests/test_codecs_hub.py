@@ -63,7 +63,7 @@ def dvae_folder(tmp_path):
 
 def test_dvae_round_trip_is_dalles_pipeline(dvae_folder):
     codec = load_codec(f"dalle-dvae:{dvae_folder}")
-    assert codec.name == "dalle-dvae" and codec.has_decoder and not codec.discrete
+    assert codec.name == "dalle-dvae" and codec.has_decoder and codec.discrete
     assert codec.code_shape_for((3, 16, 24)) == (4, 2, 3)
     x = _images(h=16, w=24)
     codes = codec.encode(x)
@@ -185,7 +185,7 @@ def test_sd_kl_codes_are_scaled_posterior_means(diffusers, tmp_path):
     vae = diffusers.AutoencoderKL(**TINY_AE, scaling_factor=0.5, shift_factor=0.1).eval()
     vae.save_pretrained(tmp_path / "pipeline" / "vae")
     codec = load_codec(f"sd-kl:{tmp_path / 'pipeline'}")  # finds vae/
-    assert codec.name == "sd-kl" and codec.has_decoder and codec.code_shape_for((3, 16, 24)) == (4, 8, 12)
+    assert codec.name == "sd-kl" and codec.has_decoder and not codec.discrete and codec.code_shape_for((3, 16, 24)) == (4, 8, 12)
     x = _images(h=16, w=24)
     codes = codec.encode(x)
     with torch.no_grad():
@@ -204,7 +204,7 @@ def test_sd_vq_codes_are_codebook_vectors(diffusers, tmp_path):
     vq = diffusers.VQModel(**TINY_AE, num_vq_embeddings=32, vq_embed_dim=4).eval()
     vq.save_pretrained(tmp_path / "vq")
     codec = load_codec(f"sd-vq:{tmp_path / 'vq'}")
-    assert codec.name == "sd-vq" and codec.has_decoder
+    assert codec.name == "sd-vq" and codec.has_decoder and codec.discrete
     x = _images()
     codes = codec.encode(x)
     assert codes.shape == (2, 4, 8, 8)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from neurodyn import codecs, data
 from neurodyn.codecs import train, trained
@@ -153,18 +152,15 @@ def test_committed_checkpoint_loads_by_name(name: str, repo_models_only: Path) -
 
 def test_mnist_ae12_beats_the_mean_image(repo_models_only: Path, mnist_held_out: tuple) -> None:
     fit, held_out = mnist_held_out
-    codec = codecs.load_codec("mnist-ae12")
-    mse = F.mse_loss(codec.decode(codec.encode(held_out)), held_out).item()
-    baseline = F.mse_loss(fit.mean(0).expand_as(held_out), held_out).item()
-    assert mse < 0.4 * baseline  # about 0.025 against 0.067
+    metrics = train.reconstruction_metrics(codecs.load_codec("mnist-ae12"), fit, held_out)
+    assert metrics["mse"] < 0.4 * metrics["mse_mean_image"]  # about 0.025 against 0.067
 
 
 def test_vqae_beats_the_mean_image(repo_models_only: Path, cifar_held_out: tuple) -> None:
     fit, held_out = cifar_held_out
     codec = codecs.load_codec("vqae")
-    mse = F.mse_loss(codec.decode(codec.encode(held_out)), held_out).item()
-    baseline = F.mse_loss(fit.mean(0).expand_as(held_out), held_out).item()
-    assert mse < 0.15 * baseline  # about 0.0047 against 0.060
+    metrics = train.reconstruction_metrics(codec, fit, held_out)
+    assert metrics["mse"] < 0.15 * metrics["mse_mean_image"]  # about 0.0047 against 0.060
     used = codec.indices(held_out[:200]).unique().numel()
     assert used > codec.architecture["codebook_size"] // 2
 

@@ -408,3 +408,20 @@ def test_binarize_and_bipolar() -> None:
     assert data.binarize(x).tolist() == [0.0, 0.0, 1.0, 1.0]
     assert data.to_bipolar(x).tolist() == [-1.0, -1.0, 1.0, 1.0]
     assert data.binarize(x, threshold=0.0).tolist() == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_resized_keeps_labels_and_captions_and_averages_areas(digits: ImageSet) -> None:
+    small = digits.take(3).resized(4)
+    assert small.images.shape == (3, 1, 4, 4) and torch.equal(small.labels, digits.labels[:3])
+    assert torch.allclose(small.images[:, :, 0, 0], digits.images[:3, :, :2, :2].mean((-1, -2)))
+    assert digits.take(2).resized(16).images.shape == (2, 1, 16, 16)
+    with pytest.raises(ValueError, match="positive"):
+        digits.resized(0)
+
+
+def test_coco_pairs_images_with_their_five_captions(real_root: Path) -> None:
+    coco = data.load_coco(real_root)
+    assert coco.images.shape == (159, 3, 128, 128) and len(coco.captions) == 159
+    assert all(len(c) == 5 for c in coco.captions)
+    picked = coco.subset([5, 2])
+    assert picked.captions == (coco.captions[5], coco.captions[2])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -78,3 +79,18 @@ def test_fully_semantic_memory_stores_12_d_codes_and_decodes_digits(real_root: P
                             data_root=str(real_root))
     assert ds["output"].shape == (100, 1, 28, 28) and ds["v_final"].shape == (100, 12)
     assert ds.attrs["accuracy"] >= 0.95
+
+
+def test_caption_recall_from_the_cli_uses_the_dot_product_and_records_mixtures(real_root: Path, tmp_path: Path) -> None:
+    from neurodyn.cli import main
+    from neurodyn.record import load_netcdf
+
+    out = tmp_path / "captions.nc"
+    args = ["recall", "--codec", "pixels", "--text-codec", "render:pixels", "--dataset", "coco",
+            "--image-size", "16", "--n-memories", "10", "--data-root", str(real_root), "--output", str(out),
+            "--no-figure"]
+    assert main(args) == 0
+    ds = load_netcdf(out)
+    assert json.loads(ds.attrs["model"])["similarity"] == "dot" and "mixture_time" in ds
+    assert ds["correct"].shape == (10,) and ds["recalled_text"].shape == (10,)
+    assert main(args + ["--dtype", "float64"]) == 2  # codec runs are float32: refused, not ignored

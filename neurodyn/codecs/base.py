@@ -35,7 +35,8 @@ class Codec(nn.Module):
         code_shape: the shape of one code for a stimulus of ``stimulus_shape`` (or of any text);
             None when it depends on the image size (fully convolutional codecs, pixels): then
             :meth:`code_shape_for` gives it.
-        discrete: codes are indices or one-hot vectors of a codebook (VQ autoencoders).
+        discrete: every code position holds one of a finite set of codebook vectors (VQ
+            autoencoders, DALL-E's dVAE); the codes are those vectors, not token indices.
         has_decoder: whether :meth:`decode` exists (a feature map like a ResNet has none).
     """
 

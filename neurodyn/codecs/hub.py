@@ -176,6 +176,7 @@ class SDAutoencoder(Codec):
     def __init__(self, model: nn.Module, kind: Literal["kl", "vq"]) -> None:
         super().__init__(f"sd-{kind}", None)
         self.model, self.kind = model, kind
+        self.discrete = kind == "vq"
         self.factor = 2 ** (len(model.config.block_out_channels) - 1)
 
     def code_shape_for(self, stimulus_shape: Sequence[int] | None = None) -> tuple[int, ...]:
@@ -322,10 +323,12 @@ class DalleDVAE(Codec):
     between codes counts (weighted) token disagreements; token indices would make a poor memory
     vector (index 5 is not closer to 6 than to 8000). Decoding snaps every position to the
     nearest codebook vector (the token a recalled blend is closest to) and runs the decoder, so
-    a stored code decodes exactly as ``dec(one_hot(argmax(enc(x))))`` in DALL-E's notebook. The
-    values come from a finite codebook, but they are vectors, not indices or one-hot vectors, so
-    ``discrete`` is False. In a HEN the image slot stores these codes and decodes the recall.
+    a stored code decodes exactly as ``dec(one_hot(argmax(enc(x))))`` in DALL-E's notebook
+    (``discrete``: the values come from the finite codebook). In a HEN the image slot stores
+    these codes and decodes the recall.
     """
+
+    discrete = True
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module) -> None:
         super().__init__("dalle-dvae", None)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurodyn.codecs.base import Codec
-from neurodyn.data import _data_file
+from neurodyn.data import data_file
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -87,7 +87,7 @@ class ResNetCifar(Codec):
 
 
 def _load(name: str, blocks: int, file: str, root: str | os.PathLike[str] | None) -> ResNetCifar:
-    checkpoint = torch.load(_data_file(root, "weights", file, _ORIGIN), map_location="cpu",
+    checkpoint = torch.load(data_file(root, "weights", file, _ORIGIN), map_location="cpu",
                             weights_only=True)
     codec = ResNetCifar(name, blocks)
     codec.load_state_dict({key.removeprefix("module."): value

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from neurodyn.codecs.base import Codec
-from neurodyn.data import _data_file
+from neurodyn.data import data_file
 
 LATENT_CHANNELS = 32
 SCALE = 8  # three stride-2 convolutions
@@ -120,7 +120,7 @@ class TAEF2(Codec):
 
 
 def _state_dict(root: str | os.PathLike[str] | None, file: str) -> dict[str, Tensor]:
-    path = _data_file(root, "weights", file, _ORIGIN)
+    path = data_file(root, "weights", file, _ORIGIN)
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
