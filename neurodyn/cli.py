@@ -174,6 +174,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiment import available_experiments, load_experiment, run_experiment
+
+    if args.name is None:
+        for name in available_experiments():
+            experiment = load_experiment(name)
+            print(f"{name:24s} {experiment.title}")
+        return 0
+    result = run_experiment(args.name, args.quick, args.out, scheduler=args.scheduler, n_workers=args.workers,
+                            threads_per_worker=args.threads)
+    print(result.report.read_text())
+    print(f"wrote {result.netcdf}, {result.figure} and {result.report}")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     if Path(args.file).is_dir():  # a sweep's Zarr store
         from .sweep import describe_store
@@ -199,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="threads per worker (and torch threads per task)")
     p.add_argument("--retry-failed", action="store_true", help="recompute points that failed before")
     p.set_defaults(run=cmd_sweep)
+    p = sub.add_parser("experiment", help="reproduce a paper's figure or table: grid, Dataset, figure, report",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("name", nargs="?", default=None, help="experiment name (none: list them)")
+    p.add_argument("--quick", action="store_true", help="a reduced grid that runs in seconds to minutes")
+    p.add_argument("--out", default="runs", help="folder for NAME.zarr, NAME.nc, NAME.png and NAME.md")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (0: run in this process)")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker (and torch threads per task)")
+    p.set_defaults(run=cmd_experiment)
     p = sub.add_parser("train-codec", help="train one of the project's codecs on real data, save its checkpoint",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("name", choices=("mnist-ae12", "vqae", "simclr"))

@@ -6,8 +6,8 @@ torchvision gives them; a memory or query vector is an image flattened in that o
 
 Data sets: :func:`load_digits` (scikit-learn's 8x8 digits, shipped inside its wheel: the default,
 available everywhere), MNIST, CIFAR-10 and Tiny ImageNet from standard files under a data root
-(``$NEURODYN_DATA``), and a user's own ``.npz`` file or image folder. Nothing is downloaded or
-cached.
+(``$NEURODYN_DATA``), and a user's own ``.npz`` file or image folder. Nothing is downloaded; a
+named data set, once read, is kept in memory for the process.
 
 Corruptions turn a stored image into a query, as in the Universal Hopfield Networks experiments
 (Millidge et al., 2022). Where the authors' code and the paper's text differ, both variants are
@@ -22,6 +22,7 @@ None), on ``x``'s device.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import inspect
 import json
@@ -372,6 +373,13 @@ _LOADERS: dict[str, Callable[[str | os.PathLike[str] | None], ImageSet]] = {
 DATASETS = tuple(_LOADERS)
 
 
+@functools.lru_cache(maxsize=4)
+def _load_named(name: str, root: str | None) -> ImageSet:
+    """A named data set, kept in memory: a sweep evaluates many points of one data set in one
+    worker process. Callers never modify the images in place (subsets and corruptions copy)."""
+    return _LOADERS[name](root)
+
+
 def load_dataset(
     name_or_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
 ) -> ImageSet:
@@ -381,7 +389,7 @@ def load_dataset(
     ``root`` is the data root for the named real data sets (``digits`` needs none).
     """
     if isinstance(name_or_path, str) and name_or_path in _LOADERS:
-        return _LOADERS[name_or_path](root)
+        return _load_named(name_or_path, None if name_or_path == "digits" else str(data_root(root)))
     path = Path(name_or_path)
     if path.suffix == ".npz":
         return load_npz(path)

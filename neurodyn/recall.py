@@ -57,6 +57,37 @@ def choose_and_corrupt(data_name: str, n_memories: int, corruption: str, seed: i
     return chosen, data.corrupt(chosen.images, name, generator=gen, **params)
 
 
+def prepare_memory(data_name: str, n_memories: int, corruption: str, model: dict | None = None, *,
+                   projection: str | None = None, seed: int = 0, data_root: str | None = None,
+                   device: str = "cpu", dtype: str = "float32"
+                   ) -> tuple[data.ImageSet, Network, torch.Tensor, torch.Tensor]:
+    """The chosen stimuli, the network storing them, the stored patterns (flat) and the queries.
+
+    Classical nets (sign or binary read-out) get bipolar or binary patterns and queries.
+    ``projection="bottom_half"`` makes the network heteroassociative (UHN section 3.5, appendix
+    B): the memories are the whole images and the projection ``P`` their bottom halves (all
+    channels), so a query recalls only the bottom half.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    if projection not in (None, "bottom_half"):
+        raise ValueError(f"unknown projection {projection!r}; known: bottom_half (or none)")
+    chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root)
+    stored, queries = chosen.flat(), corrupted.reshape(len(chosen), -1)
+    place = dict(device=torch.device(device), dtype=DTYPES[dtype])
+    net: Network = from_config(model or model_config(), stored.to(**place))
+    # Classical nets work on bipolar or binary patterns: convert both memories and cues.
+    convert = {"sign": data.to_bipolar, "binary": data.binarize}.get(net.readout)
+    if convert is not None:
+        stored, queries = convert(stored), convert(queries)
+        net = dataclasses.replace(net, memories=stored.to(**place))
+    if projection == "bottom_half":
+        h = chosen.shape[1]
+        bottom = stored.reshape(len(chosen), *chosen.shape)[:, :, h // 2:].reshape(len(chosen), -1)
+        net = dataclasses.replace(net, projection=bottom.to(**place))
+    return chosen, net, stored, queries
+
+
 def run_recall(
     data_name: str = "digits",
     n_memories: int = 100,
@@ -79,18 +110,8 @@ def run_recall(
 
     Classical nets (sign or binary read-out) get bipolar or binary patterns and cues.
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
-    chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root)
-    stored, queries = chosen.flat(), corrupted.reshape(len(chosen), -1)
-
-    place = dict(device=torch.device(device), dtype=DTYPES[dtype])
-    net: Network = from_config(model or model_config(), stored.to(**place))
-    # Classical nets work on bipolar or binary patterns: convert both memories and cues.
-    convert = {"sign": data.to_bipolar, "binary": data.binarize}.get(net.readout)
-    if convert is not None:
-        stored, queries = convert(stored), convert(queries)
-        net = dataclasses.replace(net, memories=stored.to(**place))
+    chosen, net, stored, queries = prepare_memory(data_name, n_memories, corruption, model, seed=seed,
+                                                  data_root=data_root, device=device, dtype=dtype)
     n = len(queries) if n_cues is None else min(n_cues, len(queries))
     ds = simulate(net, queries[:n], duration, monitor=monitor, solver=solver or Solver(), cue_mode=cue_mode,
                   targets=stored[:n], target_index=torch.arange(n), seed=seed, progress=progress)

@@ -200,21 +200,25 @@ def open_or_create(path: Path, grid: Grid, function: str, outputs: tuple[str, ..
     return zarr.open_group(str(path), mode="r+", zarr_format=2)
 
 
-def _evaluate(function: str, block: list[tuple[tuple[int, ...], dict]], threads: int) -> list[tuple]:
-    """Run a block of points on a worker; never raises, so a failure is recorded and the sweep goes on."""
+def _evaluate_each(function: str, block: list[tuple[tuple[int, ...], dict]], threads: int) -> Iterator[tuple]:
+    """Run points one by one, yielding ``(index, result)``; never raises, so a failure is
+    recorded and the sweep goes on."""
     import torch
 
     torch.set_num_threads(threads)
     fn = resolve_function(function)
-    done = []
     for index, params in block:
         start = time.perf_counter()
         try:
             result = {"status": DONE, "outputs": fn(**params), "error": ""}
         except Exception as err:  # noqa: BLE001 - recorded in the store
             result = {"status": FAILED, "outputs": {}, "error": f"{type(err).__name__}: {err}"[:ERROR_LENGTH]}
-        done.append((index, {**result, "time": time.perf_counter() - start}))
-    return done
+        yield index, {**result, "time": time.perf_counter() - start}
+
+
+def _evaluate(function: str, block: list[tuple[tuple[int, ...], dict]], threads: int) -> list[tuple]:
+    """A block of points as one Dask task."""
+    return list(_evaluate_each(function, block, threads))
 
 
 class _Results:
@@ -256,9 +260,12 @@ def run_sweep(config: dict, store: str | Path | None = None, *, scheduler: str |
               progress: bool | None = None) -> xr.Dataset:
     """Evaluate every missing point of the sweep ``config`` (a parsed TOML dict) and return the
     store, opened lazily. ``scheduler``: a Dask scheduler address (default: a LocalCluster of
-    ``n_workers`` processes with ``threads_per_worker`` threads each). ``block_size``: points per
-    task (default: enough for about 16 tasks per worker, at most 32 points; 1 for small sweeps)."""
+    ``n_workers`` processes with ``threads_per_worker`` threads each; ``n_workers=0`` evaluates
+    the points in this process, with the same store, resumption and failure records).
+    ``block_size``: points per task (default: enough for about 16 tasks per worker, at most 32
+    points; 1 for small sweeps)."""
     import dask
+    import torch
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
@@ -275,7 +282,14 @@ def run_sweep(config: dict, store: str | Path | None = None, *, scheduler: str |
     status = group["status"][...]
     wanted = (MISSING, FAILED) if retry_failed else (MISSING,)
     todo = [(index, params) for index, params in grid.points() if status[index] in wanted]
-    if todo:
+    if todo and scheduler is None and n_workers == 0:  # in this process, one point after another
+        results = _Results(group, fn.outputs, flush_seconds)
+        points = _evaluate_each(function, todo, torch.get_num_threads())
+        for index, result in tqdm(points, total=len(todo), desc="sweep", unit="point",
+                                  disable=None if progress is None else not progress):
+            results.add(index, result)
+        results.flush()
+    elif todo:
         resources = {"GPU": 1} if settings.get("gpu") else None
         block_size = block_size or max(1, min(32, len(todo) // (16 * n_workers)))
         blocks = [todo[i:i + block_size] for i in range(0, len(todo), block_size)]
@@ -291,9 +305,10 @@ def run_sweep(config: dict, store: str | Path | None = None, *, scheduler: str |
             bar = tqdm(total=len(todo), desc="sweep", unit="point", disable=None if progress is None else not progress)
             with bar:
                 for future in as_completed(futures):
-                    for index, result in future.result():
+                    block = future.result()
+                    for index, result in block:
                         results.add(index, result)
-                    bar.update(block_size)
+                    bar.update(len(block))
             results.flush()
         if cluster is not None:
             cluster.close()
