@@ -112,6 +112,9 @@ def run_experiment(name: str, quick: bool = False, out: str | os.PathLike = "run
     store = run_sweep(experiment.sweep_config(quick), stem.with_suffix(".zarr"), scheduler=scheduler,
                       n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress)
     ds = store.load()
+    # The fixed values become scalar coordinates, so figures and reports read them like the axes.
+    fixed = experiment.sweep_config(quick).get("fixed", {})
+    ds = ds.assign_coords({k: v for k, v in fixed.items() if k not in ds.variables and v is not None})
     ds.attrs.update(experiment=experiment.name, title=experiment.title, quick=int(quick))
     if (ds["status"] != 1).any():
         raise RuntimeError(describe_store(stem.with_suffix(".zarr")))
@@ -135,10 +138,12 @@ def over_seeds(da: xr.DataArray, dim: str = "seed") -> tuple[xr.DataArray, xr.Da
 
 
 def plot_curves(ds: xr.Dataset, variable: str, x: str, hue: str, panel: str | None = None,
-                logx: bool = False, ylabel: str | None = None, title: str = "",
+                logx: bool = False, ylabel: str | None = None, title: str = "", floor: str | None = None,
                 axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
     """Mean +- standard deviation over seeds of ``variable`` against ``x``, one line per ``hue``
-    value, one panel per ``panel`` value (titled ``title`` and the panel's value)."""
+    value, one panel per ``panel`` value (titled ``title`` and the panel's value). ``floor``: a
+    variable drawn dashed (averaged over everything but ``x``), such as the rate that the mean
+    pattern would score."""
     panels = list(ds[panel].values) if panel else [None]
     if axes is None:
         fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
@@ -151,6 +156,10 @@ def plot_curves(ds: xr.Dataset, variable: str, x: str, hue: str, panel: str | No
             m, s = mean.sel({hue: h}), std.sel({hue: h})
             xs = m[x].values
             ax.errorbar(xs, m.values, yerr=s.values, marker="o", ms=3, capsize=2, label=str(h))
+        if floor is not None:
+            base = ds[floor] if value is None else ds[floor].sel({panel: value})
+            base = base.mean([d for d in base.dims if d != x])
+            ax.plot(base[x].values, base.values, "k--", lw=0.8, label=floor.replace("_", " "))
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(ylabel or variable.replace("_", " "))
         if logx:

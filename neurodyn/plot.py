@@ -1,4 +1,4 @@
-"""Figures from a recorded Dataset, labelled from its CF attributes."""
+"""Figures from a recorded Dataset or an analysis of one, labelled from their CF attributes."""
 
 from __future__ import annotations
 
@@ -112,6 +112,113 @@ def plot_encoded_recall(ds: xr.Dataset, cues: Sequence[int] | None = None) -> pl
     if "energy" in ds:
         plot_energy(ds, fig.add_subplot(grid[-1, :]))
     fig.suptitle(f"{ds.attrs.get('title', 'recall')} through {ds.attrs.get('codec', 'a codec')}", fontsize="medium")
+    return fig
+
+
+def _label(da: xr.DataArray) -> str:
+    """``long_name [units]``, as xarray labels its own plots."""
+    name = da.attrs.get("long_name", da.name or "")
+    units = da.attrs.get("units")
+    return f"{name} [{units}]" if units else str(name)
+
+
+def plot_completion_curve(res: xr.Dataset, ax: plt.Axes | None = None, max_memories: int = 50) -> plt.Axes:
+    """Pattern completion (:func:`~neurodyn.analysis.pattern_completion`): the fraction recalled
+    against the fraction of the pattern given, one thin line per memory (up to ``max_memories``)
+    and the mean; the output's and the cue's mean overlap with the target for comparison."""
+    ax = ax or plt.gca()
+    x = res["fraction"].values
+    for memory in res["memory"].values[:max_memories]:
+        ax.plot(x, res["success_rate"].sel(memory=memory).values, color="0.6", lw=0.6, alpha=0.6)
+    ax.plot(x, res["mean_success"].values, "o-", color="C3", lw=2, label="fraction recalled")
+    ax.plot(x, res["mean_overlap"].values, "s--", color="C0", label="output overlap with target")
+    ax.plot(x, res["mean_cue_overlap"].values, ":", color="C2", label="cue overlap with pattern")
+    ax.set_xlabel(_label(res["fraction"]))
+    ax.set_ylabel("fraction recalled / cosine overlap [1]")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"pattern completion ({res.attrs.get('mode', '')})")
+    ax.legend(loc="lower right", fontsize="small")
+    return ax
+
+
+def plot_separation_curve(res: xr.Dataset, ax: plt.Axes | None = None) -> plt.Axes:
+    """Pattern separation (:func:`~neurodyn.analysis.pattern_separation`): output overlap against
+    input overlap, one dot per pair, the binned mean and the identity line (below it: separation,
+    above it: completion)."""
+    ax = ax or plt.gca()
+    x, y = res["input_overlap"].values, res["output_overlap"].values
+    ax.scatter(x, y, s=8, color="0.5", alpha=0.5, label="pairs")
+    filled = res["count"].values > 0
+    ax.plot(res["binned_input_overlap"].values[filled], res["binned_output_overlap"].values[filled], "o-",
+            color="C3", lw=2, label="binned mean")
+    finite = np.concatenate([x[np.isfinite(x)], y[np.isfinite(y)]])
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="identity")
+    ax.set_xlabel(_label(res["input_overlap"]))
+    ax.set_ylabel(_label(res["output_overlap"]))
+    ax.set_title(f"pattern separation (index {res.attrs.get('separation_index', float('nan')):.3g})")
+    ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+
+def plot_separability(res: xr.Dataset, ax: plt.Axes | None = None, bins: int = 40) -> plt.Axes:
+    """Separability (:func:`~neurodyn.analysis.separability`): overlaid histograms (densities) of
+    the self and the cross similarities, with d' and the AUROC in the title."""
+    ax = ax or plt.gca()
+    own, cross = res["self"].values, res["cross"].values
+    edges = np.histogram_bin_edges(np.concatenate([own, cross]), bins=bins)
+    ax.hist(cross, bins=edges, density=True, alpha=0.5, color="C0", label=f"cross (n={cross.size})")
+    ax.hist(own, bins=edges, density=True, alpha=0.5, color="C3", label=f"self (n={own.size})")
+    ax.set_xlabel(f"{res.attrs.get('similarity', res.attrs.get('metric', 'similarity'))} [1]")
+    ax.set_ylabel("density")
+    ax.set_title(f"separability: d'={res.attrs.get('d_prime', float('nan')):.3g}, "
+                 f"AUROC={res.attrs.get('auroc', float('nan')):.3g}")
+    ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+
+def plot_basins(res: xr.Dataset, ax: plt.Axes | None = None, max_memories: int = 50) -> plt.Axes:
+    """Basins of attraction (:func:`~neurodyn.analysis.basin_of_attraction`): the fraction of
+    probes that return against their distance, one thin line per memory and the mean, with the
+    median basin radius."""
+    ax = ax or plt.gca()
+    x = res["distance"].values
+    for memory in res["memory"].values[:max_memories]:
+        ax.plot(x, res["success_rate"].sel(memory=memory).values, color="0.6", lw=0.6, alpha=0.6)
+    ax.plot(x, res["mean_success"].values, "o-", color="C3", lw=2, label="mean over memories")
+    radius = float(np.median(res["radius"].values))
+    ax.axvline(radius, color="C0", ls="--", lw=1, label=f"median radius {radius:.3g}")
+    ax.axhline(float(res.attrs.get("level", 0.5)), color="0.3", ls=":", lw=1)
+    ax.set_xlabel(_label(res["distance"]))
+    ax.set_ylabel(_label(res["success_rate"]))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"basins of attraction ({res.attrs.get('perturbation', '')}, {res.attrs.get('mode', '')})")
+    ax.legend(loc="lower left", fontsize="small")
+    return ax
+
+
+def plot_metastability(ds: xr.Dataset, cues: Sequence[int] | None = None, max_cues: int = 20) -> plt.Figure:
+    """Participation ratio and activation entropy against time, one line per cue (up to
+    ``max_cues``), with the mixture threshold. ``ds``: a :func:`~neurodyn.analysis.metastability`
+    Dataset, or a recorded run with ``f`` (analysed here)."""
+    from .analysis import metastability
+
+    met = ds if "entropy" in ds and "participation_ratio" in ds else metastability(ds)
+    cues = list(met["cue"].values[:max_cues] if cues is None else cues)
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6.4, 5.2), constrained_layout=True)
+    for i, cue in enumerate(cues):
+        color = f"C{i % 10}"
+        met["participation_ratio"].sel(cue=cue).plot(ax=top, color=color, lw=1, add_legend=False)
+        met["entropy"].sel(cue=cue).plot(ax=bottom, color=color, lw=1, add_legend=False)
+    ratio = float(met.attrs.get("mixture_ratio", 1.5))
+    top.axhline(ratio, color="0.3", ls=":", lw=1, label=f"mixture (ratio >= {ratio:g})")
+    bottom.axhline(float(np.log(2.0)), color="0.3", ls=":", lw=1, label="log 2: even mixture of two")
+    top.set_title("participation ratio")
+    bottom.set_title("entropy of the memory activations")
+    top.set_xlabel("")
+    top.legend(loc="upper right", fontsize="small")
+    bottom.legend(loc="upper right", fontsize="small")
+    fig.suptitle(f"metastability ({len(cues)} cues)", fontsize="medium")
     return fig
 
 

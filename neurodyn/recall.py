@@ -70,8 +70,8 @@ def prepare_memory(data_name: str, n_memories: int, corruption: str, model: dict
     """
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
-    if projection not in (None, "bottom_half"):
-        raise ValueError(f"unknown projection {projection!r}; known: bottom_half (or none)")
+    if projection not in (None, "none", "bottom_half"):
+        raise ValueError(f"unknown projection {projection!r}; known: none, bottom_half")
     chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root)
     stored, queries = chosen.flat(), corrupted.reshape(len(chosen), -1)
     place = dict(device=torch.device(device), dtype=DTYPES[dtype])

@@ -74,15 +74,24 @@ def make_kl(eps: float, reverse: bool) -> Distance:
     return kl
 
 
+JS_CHUNK_ELEMENTS = 2**25  # about 128 MB of float32 per temporary
+
+
 def make_js(eps: float) -> Distance:
     def js(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Jensen-Shannon divergence ``KL(p||m)/2 + KL(q||m)/2``, ``m = (p+q)/2``, sum-normalized."""
         p, q = _sum_normalized(g, eps), _sum_normalized(memories, eps)
-        mix = 0.5 * (p[:, None, :] + q[None, :, :])
-        logmix = torch.log(mix)
-        kl_p = (p * torch.log(p)).sum(-1, keepdim=True) - (p[:, None, :] * logmix).sum(-1)
-        kl_q = (q * torch.log(q)).sum(-1)[None, :] - (q[None, :, :] * logmix).sum(-1)
-        return 0.5 * (kl_p + kl_q)
+        # The mixture's log is needed for every (cue, memory, unit): cues go in chunks so that
+        # a chunk's B x N x I temporaries stay near JS_CHUNK_ELEMENTS values.
+        rows = max(1, JS_CHUNK_ELEMENTS // max(1, q.shape[0] * q.shape[1]))
+        entropy_q = (q * torch.log(q)).sum(-1)[None, :]
+        out = []
+        for pc in p.split(rows):
+            logmix = torch.log(0.5 * (pc[:, None, :] + q[None, :, :]))
+            kl_p = (pc * torch.log(pc)).sum(-1, keepdim=True) - (pc[:, None, :] * logmix).sum(-1)
+            kl_q = entropy_q - (q[None, :, :] * logmix).sum(-1)
+            out.append(0.5 * (kl_p + kl_q))
+        return torch.cat(out)
 
     return js
 

@@ -197,6 +197,10 @@ def open_or_create(path: Path, grid: Grid, function: str, outputs: tuple[str, ..
         if attrs.get("grid") != grid.to_json() or attrs.get("function") != function:
             raise ValueError(f"{path} was made by a different sweep (grid or function differ); "
                              "use another store path or delete it")
+        missing = set(outputs) - set(xr.open_zarr(path, consolidated=True).data_vars)
+        if missing:
+            raise ValueError(f"{path} has no {sorted(missing)}: it was made by another version of {function}; "
+                             "use another store path or delete it")
     return zarr.open_group(str(path), mode="r+", zarr_format=2)
 
 

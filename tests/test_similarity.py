@@ -305,3 +305,15 @@ def test_bad_specs_raise_informative_value_error(args, kwargs, needle):
     with pytest.raises(ValueError) as info:
         make_similarity(*args, **kwargs)
     assert needle in str(info.value)
+
+
+def test_js_in_query_chunks_equals_one_block(monkeypatch):
+    """Jensen-Shannon bounds its B x N x I temporaries by chunking the cues; the result is the same."""
+    from neurodyn import similarity as sim_module
+
+    gen = torch.Generator().manual_seed(0)
+    m, g = torch.rand(7, 20, generator=gen, dtype=torch.float64), torch.rand(9, 20, generator=gen, dtype=torch.float64)
+    whole = sim_module.make_similarity("js")(m, g)
+    monkeypatch.setattr(sim_module, "JS_CHUNK_ELEMENTS", 7 * 20 * 2)  # two cues per chunk
+    chunked = sim_module.make_similarity("js")(m, g)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-14)
