@@ -45,5 +45,5 @@ EXPERIMENT = Experiment(
     quick={"grid": {"n_memories": [2, 10, 100, 300], "seed": [0, 1, 2]}},
     figure=figure,
     report=report,
-    cost="240 points",
+    cost="240 points; measured 33 s on 2 local workers",
 )

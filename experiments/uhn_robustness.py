@@ -87,5 +87,5 @@ EXPERIMENT = Experiment(
            "zip": {"perturbation": perturbations([0.2, 1.0], [0.3, 0.5, 0.7])}},
     figure=figure,
     report=report,
-    cost="1,530 points",
+    cost="1,530 points; measured 4.6 min on 2 local workers",
 )

@@ -58,5 +58,5 @@ EXPERIMENT = Experiment(
                     "seed": [0, 1]}},
     figure=figure,
     report=report,
-    cost="2,970 points",
+    cost="2,970 points; measured 22 min on 2 local workers (2 shared CPU cores)",
 )
