@@ -1,7 +1,7 @@
 """HEN fig. 3: separability of queries and memories in code space, raw pixels vs encoders.
 
 For each encoder, the cosine similarity of every corrupted query with its own memory (self) and
-with every other stored memory (cross) (neurodyn.analysis.separability): means, d', AUROC and the
+with every other stored memory (cross) (neurodyn.probes.separability): means, d', AUROC and the
 top-1 rate (own memory most similar). Stand-ins: CIFAR-10 32x32 (HEN: 6,000 COCO images at
 28x28x3), 1,000 stored images from the held-out test fifth; ``taef2`` for SD-KL, ``vqae`` for the
 VQ models and D-VAE, and ``simclr`` (a contrastive feature map, no decoder) for comparison.
@@ -21,7 +21,7 @@ def param(ds, name):
 def figure(ds):
     import matplotlib.pyplot as plt
 
-    from neurodyn import analysis
+    from neurodyn import probes
     from neurodyn import encoded_protocols as ep
 
     corr = str(ds["corruption"].values[0])
@@ -30,7 +30,7 @@ def figure(ds):
     index, queries, _ = ep.choose(param(ds, "data_name"), int(param(ds, "n_memories")), corr, 0)
     for ax, codec in zip(axes[0], codecs):
         memories, cues = ep.separability_codes(param(ds, "data_name"), codec, index, queries)
-        sep = analysis.separability(cues, memories, metric="cosine")
+        sep = probes.separability(cues, memories, metric="cosine")
         ax.hist(sep["cross"].values, bins=60, density=True, alpha=0.6, color="tab:blue", label="cross (i ≠ j)")
         ax.hist(sep["self"].values, bins=30, density=True, alpha=0.6, color="tab:red", label="self (i = j)")
         ax.set_title(f"{codec}: d' {sep.attrs['d_prime']:.2f}, AUROC {sep.attrs['auroc']:.3f}", fontsize=8)

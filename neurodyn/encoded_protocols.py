@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import analysis, data
+from . import analysis, data, probes
 from .bank import MemoryBank, Slot
 from .codecs import Codec, load_codec
 from .encoded import EncodedMemory
@@ -248,10 +248,10 @@ def separability_point(data_name: str = "cifar10", n_memories: int = 1000, codec
                        corruption: str = "mask:0.5,side=bottom", metric: str = "cosine", seed: int = 0,
                        data_root: str | None = None) -> dict[str, float]:
     """HEN fig. 3: self vs cross similarity of corrupted queries and memories in code space
-    (:func:`neurodyn.analysis.separability`): means, d', AUROC, top-1."""
+    (:func:`neurodyn.probes.separability`): means, d', AUROC, top-1."""
     index, queries, _ = choose(data_name, n_memories, corruption, seed, data_root)
     memories, cues = separability_codes(data_name, codec_name, index, queries, data_root)
-    sep = analysis.separability(cues, memories, metric=metric)
+    sep = probes.separability(cues, memories, metric=metric)
     return {key: float(sep.attrs[key]) for key in separability_point.outputs}
 
 

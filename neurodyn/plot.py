@@ -123,7 +123,7 @@ def _label(da: xr.DataArray) -> str:
 
 
 def plot_completion_curve(res: xr.Dataset, ax: plt.Axes | None = None, max_memories: int = 50) -> plt.Axes:
-    """Pattern completion (:func:`~neurodyn.analysis.pattern_completion`): the fraction recalled
+    """Pattern completion (:func:`~neurodyn.probes.pattern_completion`): the fraction recalled
     against the fraction of the pattern given, one thin line per memory (up to ``max_memories``)
     and the mean; the output's and the cue's mean overlap with the target for comparison."""
     ax = ax or plt.gca()
@@ -142,7 +142,7 @@ def plot_completion_curve(res: xr.Dataset, ax: plt.Axes | None = None, max_memor
 
 
 def plot_separation_curve(res: xr.Dataset, ax: plt.Axes | None = None) -> plt.Axes:
-    """Pattern separation (:func:`~neurodyn.analysis.pattern_separation`): output overlap against
+    """Pattern separation (:func:`~neurodyn.probes.pattern_separation`): output overlap against
     input overlap, one dot per pair, the binned mean and the identity line (below it: separation,
     above it: completion)."""
     ax = ax or plt.gca()
@@ -162,7 +162,7 @@ def plot_separation_curve(res: xr.Dataset, ax: plt.Axes | None = None) -> plt.Ax
 
 
 def plot_separability(res: xr.Dataset, ax: plt.Axes | None = None, bins: int = 40) -> plt.Axes:
-    """Separability (:func:`~neurodyn.analysis.separability`): overlaid histograms (densities) of
+    """Separability (:func:`~neurodyn.probes.separability`): overlaid histograms (densities) of
     the self and the cross similarities, with d' and the AUROC in the title."""
     ax = ax or plt.gca()
     own, cross = res["self"].values, res["cross"].values
@@ -178,7 +178,7 @@ def plot_separability(res: xr.Dataset, ax: plt.Axes | None = None, bins: int = 4
 
 
 def plot_basins(res: xr.Dataset, ax: plt.Axes | None = None, max_memories: int = 50) -> plt.Axes:
-    """Basins of attraction (:func:`~neurodyn.analysis.basin_of_attraction`): the fraction of
+    """Basins of attraction (:func:`~neurodyn.probes.basin_of_attraction`): the fraction of
     probes that return against their distance, one thin line per memory and the mean, with the
     median basin radius."""
     ax = ax or plt.gca()

@@ -13,6 +13,7 @@ import xarray as xr
 
 from neurodyn import Monitor, Solver, from_preset, simulate
 from neurodyn import analysis as A
+from neurodyn import probes
 from neurodyn import plot as P
 from neurodyn.data import corrupt, load_digits
 
@@ -32,7 +33,7 @@ def memories(digits):
 @pytest.fixture(scope="module")
 def completion(memories):
     net = from_preset("mchn-l2", memories, beta=10.0)
-    return A.pattern_completion(net, fractions=(0.2, 0.4, 0.6, 0.8, 1.0), n_probes=3, seed=1)
+    return probes.pattern_completion(net, fractions=(0.2, 0.4, 0.6, 0.8, 1.0), n_probes=3, seed=1)
 
 
 def f_dataset(f: np.ndarray, times: np.ndarray | None = None) -> xr.Dataset:
@@ -152,12 +153,12 @@ def test_completion_curve_rises_to_one(completion):
 
 def test_completion_one_step_and_clamped(memories):
     net = from_preset("mchn-l2", memories[:10], beta=10.0)
-    one = A.pattern_completion(net, fractions=(0.5, 1.0), n_probes=2, mode="one-step")
+    one = probes.pattern_completion(net, fractions=(0.5, 1.0), n_probes=2, mode="one-step")
     assert float(one["mean_success"].sel(fraction=1.0)) == 1.0
-    clamped = A.pattern_completion(net, fractions=(0.5, 1.0), n_probes=2, clamp_given=True, given="first")
+    clamped = probes.pattern_completion(net, fractions=(0.5, 1.0), n_probes=2, clamp_given=True, given="first")
     assert float(clamped["mean_success"].sel(fraction=1.0)) == 1.0
     with pytest.raises(ValueError, match="clamp_given needs"):
-        A.pattern_completion(net, fractions=(0.5,), clamp_given=True, mode="one-step")
+        probes.pattern_completion(net, fractions=(0.5,), clamp_given=True, mode="one-step")
 
 
 # ----------------------------------------------------------------------------- separation
@@ -165,24 +166,24 @@ def test_identical_cues_give_identical_outputs(memories):
     net = from_preset("mchn-l2", memories, beta=10.0)
     cues = 0.7 * memories[:4] + 0.3 * memories[4:8]
     for mode in ("dynamics", "one-step"):
-        res = A.pattern_separation(net, cues=(cues, cues), mode=mode)
+        res = probes.pattern_separation(net, cues=(cues, cues), mode=mode)
         np.testing.assert_allclose(res["output_overlap"].values, 1.0, atol=1e-9)
         np.testing.assert_allclose(res["input_overlap"].values, 1.0, atol=1e-9)
 
 
 def test_high_beta_separates_and_low_beta_completes(memories):
-    sharp = A.pattern_separation(from_preset("mchn-l2", memories, beta=100.0), n_pairs=60, seed=3)
+    sharp = probes.pattern_separation(from_preset("mchn-l2", memories, beta=100.0), n_pairs=60, seed=3)
     assert sharp["input_overlap"].dims == ("pair",) and sharp["binned_output_overlap"].dims == ("bin",)
     middle = (sharp["binned_input_overlap"] > 0.45) & (sharp["binned_input_overlap"] < 0.9)
     assert int(middle.sum()) >= 3
     assert (sharp["binned_output_overlap"].where(middle) < sharp["binned_input_overlap"].where(middle)).sum() \
         == middle.sum()
     assert sharp.attrs["separation_index"] > 0.05
-    soft = A.pattern_separation(from_preset("mchn-l2", memories, beta=0.5), n_pairs=60, seed=3)
+    soft = probes.pattern_separation(from_preset("mchn-l2", memories, beta=0.5), n_pairs=60, seed=3)
     assert soft.attrs["separation_index"] < -0.05  # everything falls into one state: completion
     assert int(sharp["count"].sum()) == 60
     # noisy versions of one pattern complete onto it
-    noisy = A.pattern_separation(from_preset("mchn-l2", memories, beta=100.0), n_pairs=20, method="noise",
+    noisy = probes.pattern_separation(from_preset("mchn-l2", memories, beta=100.0), n_pairs=20, method="noise",
                                  noise=0.3, mode="one-step")
     assert noisy["same_memory"].all() and (noisy["output_overlap"] > 0.999).all()
 
@@ -190,8 +191,8 @@ def test_high_beta_separates_and_low_beta_completes(memories):
 # ----------------------------------------------------------------------------- basins
 def test_basin_is_larger_for_a_sharp_network(memories):
     common = dict(distances=(0.0, 0.1, 0.2, 0.3, 0.4), n_probes=4, seed=0)
-    sharp = A.basin_of_attraction(from_preset("mchn-l2", memories, beta=10.0), **common)
-    soft = A.basin_of_attraction(from_preset("mchn-l2", memories, beta=0.5), **common)
+    sharp = probes.basin_of_attraction(from_preset("mchn-l2", memories, beta=10.0), **common)
+    soft = probes.basin_of_attraction(from_preset("mchn-l2", memories, beta=0.5), **common)
     assert sharp["success_rate"].dims == ("memory", "distance") and sharp["radius"].dims == ("memory",)
     assert float(sharp["radius"].mean()) >= 0.2 > float(soft["radius"].mean())
     assert float(sharp["mean_success"].sel(distance=0.0)) == 1.0
@@ -203,18 +204,18 @@ def test_basin_is_larger_for_a_sharp_network(memories):
 
 def test_basin_perturbations_have_the_asked_size(memories):
     net = from_preset("mchn-l2", memories[:5], beta=10.0)
-    g = A.basin_of_attraction(net, distances=(0.1, 0.3), perturbation="gaussian", n_probes=3, mode="one-step")
+    g = probes.basin_of_attraction(net, distances=(0.1, 0.3), perturbation="gaussian", n_probes=3, mode="one-step")
     np.testing.assert_allclose(g["cue_distance"].mean(("memory", "probe")).values, [0.1, 0.3], rtol=1e-9)
-    flip = A.basin_of_attraction(net, [0, 2], distances=(0.25,), n_probes=2, mode="one-step")
+    flip = probes.basin_of_attraction(net, [0, 2], distances=(0.25,), n_probes=2, mode="one-step")
     assert flip.sizes["memory"] == 2 and flip["target_index"].values.tolist() == [0, 2]
     # a matrix of patterns recalls each one's nearest memory
-    mat = A.basin_of_attraction(net, memories[[4, 1]] + 0.01, distances=(0.0,), n_probes=1, mode="one-step")
+    mat = probes.basin_of_attraction(net, memories[[4, 1]] + 0.01, distances=(0.0,), n_probes=1, mode="one-step")
     assert mat["target_index"].values.tolist() == [4, 1] and bool(mat["success"].all())
 
 
 # ----------------------------------------------------------------------------- separability
 def test_separability_of_memories_against_themselves(memories):
-    res = A.separability(memories, memories)
+    res = probes.separability(memories, memories)
     assert res.attrs["auroc"] == 1.0 and res.attrs["top1"] == 1.0 and res.attrs["d_prime"] > 0
     np.testing.assert_allclose(res["self"].values, 1.0, atol=1e-12)
     assert res.sizes["cross_pair"] == 20 * 19 and (res["cross"] < 1.0).all()
@@ -224,7 +225,7 @@ def test_separability_of_memories_against_themselves(memories):
 def test_separability_auroc_counts_ties_as_half():
     memories = torch.eye(3)
     queries = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])  # query 0 ties memories 0 and 1
-    res = A.separability(queries, memories, target_index=[0, 1], metric="dot")
+    res = probes.separability(queries, memories, target_index=[0, 1], metric="dot")
     assert res["self"].values.tolist() == [1.0, 1.0]
     assert sorted(res["cross"].values.tolist()) == [0.0, 0.0, 0.0, 1.0]
     # self 1 beats three cross zeros and ties the cross one: (3 + 0.5) / 4 for both queries
@@ -235,7 +236,7 @@ def test_separability_auroc_counts_ties_as_half():
 
 def test_separability_on_noisy_queries_is_imperfect(memories, digits):
     cues = corrupt(digits.images, "mask", fraction=0.5).reshape(20, -1)
-    res = A.separability(cues, memories, metric="correlation")
+    res = probes.separability(cues, memories, metric="correlation")
     assert 0.5 < res.attrs["auroc"] < 1.0
 
 
@@ -245,39 +246,39 @@ def test_bad_inputs_raise(memories):
     bad = memories[:5].clone()
     bad[0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
-        A.separability(bad, memories[:5])
+        probes.separability(bad, memories[:5])
     with pytest.raises(ValueError, match="columns"):
-        A.separability(memories[:5, :10], memories[:5])
+        probes.separability(memories[:5, :10], memories[:5])
     with pytest.raises(ValueError, match="empty"):
-        A.separability(memories[:0], memories[:5])
+        probes.separability(memories[:0], memories[:5])
     with pytest.raises(ValueError, match="target_index"):
-        A.separability(memories[:5], memories[:5], target_index=[0, 1])
+        probes.separability(memories[:5], memories[:5], target_index=[0, 1])
     with pytest.raises(ValueError, match="at least two memories"):
-        A.separability(memories[:1], memories[:1])
+        probes.separability(memories[:1], memories[:1])
     with pytest.raises(ValueError, match="unknown metric"):
-        A.separability(memories[:5], memories[:5], metric="hamming")
+        probes.separability(memories[:5], memories[:5], metric="hamming")
     with pytest.raises(ValueError, match="NaN"):
-        A.pattern_completion(net, bad, fractions=(0.5,), mode="one-step")
+        probes.pattern_completion(net, bad, fractions=(0.5,), mode="one-step")
     with pytest.raises(ValueError, match="fractions"):
-        A.pattern_completion(net, fractions=(0.5, 1.5), mode="one-step")
+        probes.pattern_completion(net, fractions=(0.5, 1.5), mode="one-step")
     with pytest.raises(ValueError, match="strictly increasing"):
-        A.basin_of_attraction(net, distances=(0.3, 0.1), mode="one-step")
+        probes.basin_of_attraction(net, distances=(0.3, 0.1), mode="one-step")
     with pytest.raises(ValueError, match="unknown perturbation"):
-        A.basin_of_attraction(net, perturbation="rotate", mode="one-step")
+        probes.basin_of_attraction(net, perturbation="rotate", mode="one-step")
     with pytest.raises(ValueError, match="n_probes"):
-        A.basin_of_attraction(net, n_probes=0, mode="one-step")
+        probes.basin_of_attraction(net, n_probes=0, mode="one-step")
     with pytest.raises(ValueError, match="unknown mode"):
-        A.basin_of_attraction(net, mode="euler")
+        probes.basin_of_attraction(net, mode="euler")
     with pytest.raises(ValueError, match="memory indices"):
-        A.basin_of_attraction(net, [0, 9], mode="one-step")
+        probes.basin_of_attraction(net, [0, 9], mode="one-step")
     with pytest.raises(ValueError, match="columns"):
-        A.basin_of_attraction(net, memories[:2, :10], mode="one-step")
+        probes.basin_of_attraction(net, memories[:2, :10], mode="one-step")
     with pytest.raises(ValueError, match="criterion"):
-        A.pattern_completion(net, criterion="close", mode="one-step")
+        probes.pattern_completion(net, criterion="close", mode="one-step")
     with pytest.raises(ValueError, match="same shape"):
-        A.pattern_separation(net, cues=(memories[:3], memories[:2]), mode="one-step")
+        probes.pattern_separation(net, cues=(memories[:3], memories[:2]), mode="one-step")
     with pytest.raises(ValueError, match="two patterns"):
-        A.pattern_separation(net, [0], mode="one-step")
+        probes.pattern_separation(net, [0], mode="one-step")
 
 
 # ----------------------------------------------------------------------------- figures
@@ -285,13 +286,13 @@ def test_figures_are_labelled_from_attrs(memories, completion):
     net = from_preset("mchn-l2", memories[:8], beta=10.0)
     ax = P.plot_completion_curve(completion, plt.figure().gca())
     assert ax.get_xlabel() == "fraction of the pattern given in the cue [1]"
-    sep = A.pattern_separation(net, n_pairs=20, mode="one-step")
+    sep = probes.pattern_separation(net, n_pairs=20, mode="one-step")
     ax = P.plot_separation_curve(sep, plt.figure().gca())
     assert ax.get_xlabel().startswith("input correlation") and ax.get_ylabel().startswith("output correlation")
     assert any(line.get_label() == "identity" for line in ax.get_lines())
-    ax = P.plot_separability(A.separability(memories, memories), plt.figure().gca())
+    ax = P.plot_separability(probes.separability(memories, memories), plt.figure().gca())
     assert "AUROC=1" in ax.get_title() and ax.get_xlabel() == "cosine similarity [1]"
-    basins = A.basin_of_attraction(net, distances=(0.0, 0.2), n_probes=2, mode="one-step")
+    basins = probes.basin_of_attraction(net, distances=(0.0, 0.2), n_probes=2, mode="one-step")
     ax = P.plot_basins(basins, plt.figure().gca())
     assert ax.get_xlabel() == "fraction of units flipped [1]"
     ds = simulate(net, memories[:3] * 0.6, 3.0, monitor=Monitor(("f",), n_times=7))
