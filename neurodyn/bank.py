@@ -89,16 +89,25 @@ class MemoryBank:
                              f"codecs for {sorted(codecs)}")
         if _common_count(stimuli, "stimuli") == 0:
             raise ValueError("no stimuli to store (empty memory bank)")
-        slots, parts, start = [], [], 0
+        encoded = {}
         for name, items in stimuli.items():
             codec = load_codec(codecs[name], device=device, root=root)
-            codes = codec.encode(items, batch_size=batch_size).float()
+            encoded[name] = (codec, codec.encode(items, batch_size=batch_size).float(), items)
+        return cls.from_codes(encoded, scale=scale)
+
+    @classmethod
+    def from_codes(cls, parts: Mapping[str, tuple[Codec, Tensor, Stimuli]], *, scale: Scale = "balance") -> MemoryBank:
+        """A bank from codes already computed: modality -> (its codec, codes (N, *code_shape), the
+        stimuli they encode); each slot scaled as in :meth:`build` (experiments that sweep N or
+        beta encode each stimulus once and assemble banks from cached codes)."""
+        slots, vectors, start = [], [], 0
+        for name, (codec, codes, _) in parts.items():
             flat = codes.reshape(codes.shape[0], -1)
             factor = _slot_scale(scale, name, flat)
             slots.append(Slot(name, codec, tuple(codes.shape[1:]), factor, start, start + flat.shape[1]))
-            parts.append(flat * factor)
+            vectors.append(flat * factor)
             start += flat.shape[1]
-        return cls(slots, torch.cat(parts, dim=1), stimuli)
+        return cls(slots, torch.cat(vectors, dim=1), {name: items for name, (_, _, items) in parts.items()})
 
     @property
     def n_memories(self) -> int:

@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="a TOML file with [sweep], [grid], [zip.NAME] and [fixed] tables")
     p.add_argument("--store", default=None, help="the Zarr store (default: [sweep] store, or runs/sweep.zarr)")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
-    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (0: run in this process)")
     p.add_argument("--threads", type=int, default=1, help="threads per worker (and torch threads per task)")
     p.add_argument("--retry-failed", action="store_true", help="recompute points that failed before")
     p.set_defaults(run=cmd_sweep)

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from . import analysis, data, probes
-from .bank import MemoryBank, Slot
+from .bank import MemoryBank
 from .codecs import Codec, load_codec
 from .encoded import EncodedMemory
 from .integrate import Solver
@@ -88,17 +88,10 @@ def code_cache(spec: str, key: tuple, stimuli: object, root: str | None = None) 
 
 def bank_from_codes(parts: dict[str, tuple[str, Tensor, object]], root: str | None = None,
                     scale: str | None = "balance") -> MemoryBank:
-    """A :class:`MemoryBank` from precomputed codes: modality -> (codec spec, codes, stimuli),
-    with the slot scales of :meth:`MemoryBank.build` (``"balance"``: unit mean norm per slot)."""
-    slots, vectors, stimuli, start = [], [], {}, 0
-    for name, (spec, codes, items) in parts.items():
-        flat = codes.reshape(len(codes), -1)
-        factor = 1.0 if scale is None else 1.0 / float(flat.norm(dim=1).mean())
-        slots.append(Slot(name, codec(spec, root), tuple(codes.shape[1:]), factor, start, start + flat.shape[1]))
-        vectors.append(flat * factor)
-        stimuli[name] = items
-        start += flat.shape[1]
-    return MemoryBank(slots, torch.cat(vectors, dim=1), stimuli)
+    """A :class:`MemoryBank` from precomputed codes: modality -> (codec spec, codes, stimuli)
+    (:meth:`MemoryBank.from_codes` with the process's cached codecs)."""
+    return MemoryBank.from_codes({name: (codec(spec, root), codes, items)
+                                  for name, (spec, codes, items) in parts.items()}, scale=scale)
 
 
 _POOL_CODES: dict[tuple, tuple[Tensor | None, Tensor]] = {}
