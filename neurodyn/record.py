@@ -17,7 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +25,10 @@ import xarray as xr
 
 from .network import Cue, Network, State
 
-VARIABLES = ("v", "g", "h", "f", "energy", "overlap", "speed")
+if TYPE_CHECKING:
+    from .spiking import SpikingRun
+
+VARIABLES = ("v", "g", "h", "f", "energy", "overlap", "speed", "spikes", "rate")
 
 _LONG_NAMES = {
     "v": "value neuron state v",
@@ -40,6 +43,11 @@ _LONG_NAMES = {
     "overlap": "cosine overlap of g with stored pattern P_mu",
     "speed": "max over units of |dx/dt| (value and memory neurons)",
     "memory_index": "index of the k-th most active memory neuron (by f)",
+    "rate": "firing rate of memory neuron in the bin ending at the time",
+    "population_rate": "firing rate of the memory population (all neurons) in the bin ending at the time",
+    "spike_time": "spike time",
+    "spike_cue": "cue (trial) of the spike",
+    "spike_unit": "memory neuron that fired",
 }
 
 
@@ -51,7 +59,9 @@ class Monitor:
     run's duration, or explicit ``times`` (starting at 0). ``units``: value-unit subset for
     ``v``/``g``. ``memories``: memory subset for ``h``/``f``; or ``top_k``: record only the k most
     active memories per cue and time (with their indices). ``overlap_with``: stored patterns for
-    ``overlap`` (default: all, which costs B x N per time point).
+    ``overlap`` (default: all, which costs B x N per time point). Spiking runs also record
+    ``spikes`` (events on a ``spike`` dimension) and ``rate`` (binned per memory neuron of
+    ``memories``, or all); the population rate comes with either.
     """
 
     variables: tuple[str, ...] = ("v", "energy", "speed")
@@ -208,6 +218,42 @@ class Recorder:
             coords["pattern"] = ("pattern", self.patterns.numpy(), {"long_name": "stored pattern index",
                                                                    "units": "1"})
         return xr.Dataset(data_vars, coords=coords)
+
+
+def spiking_monitor(duration: float, dt: float, max_times: int = 101) -> Monitor:
+    """The default record of a spiking run: ``v``, energy and spikes on at most ``max_times``
+    evenly spaced times that fall on the ``dt`` grid."""
+    n_steps = round(duration / dt)
+    n_bins = max(d for d in range(1, min(n_steps, max_times - 1) + 1) if n_steps % d == 0)
+    return Monitor(("v", "energy", "spikes"), n_times=n_bins + 1)
+
+
+def spike_variables(times: np.ndarray, run: "SpikingRun", events: bool = True) -> dict[str, tuple]:
+    """The spiking run's records: the population rate (time, cue) in Hz over the bins ending at the
+    recording times (NaN at t = 0), per-unit rates when counted, and with ``events`` the spikes
+    as ``spike_time`` (ms), ``spike_cue`` and ``spike_unit`` on a ``spike`` dimension, sorted by
+    time, cue and unit (the NWB Units layout is one sort away, see docs/spiking.md)."""
+    width = np.diff(times)[:, None] * 1e-3  # s
+
+    def per_second(counts: list[torch.Tensor]) -> np.ndarray:
+        rates = torch.stack(counts).numpy() / (width if counts[0].ndim == 1 else width[..., None])
+        return np.concatenate([np.full_like(rates[:1], np.nan), rates])
+
+    out: dict[str, tuple] = {}
+    if run.counts:
+        out["population_rate"] = (("time", "cue"), per_second(run.counts),
+                                  {"long_name": _LONG_NAMES["population_rate"], "units": "Hz"})
+    if run.unit_counts:
+        out["rate"] = (("time", "cue", "spiking_unit"), per_second(run.unit_counts),
+                       {"long_name": _LONG_NAMES["rate"], "units": "Hz"})
+        out["spiking_unit"] = ("spiking_unit", run.count_units.cpu().numpy(),
+                               {"long_name": "memory neuron index", "units": "1"})
+    if events:
+        t, cue, unit = run.spike_events()
+        out["spike_time"] = ("spike", t.numpy(), {"long_name": _LONG_NAMES["spike_time"], "units": "ms"})
+        out["spike_cue"] = ("spike", cue.numpy(), {"long_name": _LONG_NAMES["spike_cue"], "units": "1"})
+        out["spike_unit"] = ("spike", unit.numpy(), {"long_name": _LONG_NAMES["spike_unit"], "units": "1"})
+    return out
 
 
 def _netcdf_attr(value: object) -> object:

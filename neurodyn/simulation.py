@@ -17,9 +17,11 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from . import analysis
 from .integrate import Integration, Solver
 from .network import Network, State
-from .record import Monitor, Recorder
+from .record import Monitor, Recorder, spike_variables, spiking_monitor
+from .spiking import SpikingMemory, SpikingRun
 
 
 def package_versions() -> str:
@@ -54,6 +56,9 @@ def simulate(
     progress: bool | None = False,
     time_units: str = "ms",
     block_size: int | None = None,
+    spiking: SpikingMemory | None = None,
+    cue_ids: torch.Tensor | None = None,
+    recall_overlap: float = 0.9,
 ) -> xr.Dataset:
     """Integrate the network's dynamics from a batch of cues and record them.
 
@@ -67,14 +72,25 @@ def simulate(
     cue_mode, clamp, strength: how the cue drives the network (:meth:`Network.make_cue`).
     targets: the patterns each cue should recall (B, I), stored for retrieval analysis;
         ``target_index``: the index of each cue's stored pattern (B,).
-    seed: stored as provenance (the run itself is deterministic given the cues).
+    seed: stored as provenance (a rate run is deterministic given the cues); a spiking run's
+        random numbers are keyed on it (default 0).
     progress: show a progress bar over the recording blocks (None: only on a terminal).
+    spiking: make the memory population spike (:class:`~neurodyn.spiking.SpikingMemory`):
+        fixed-step stochastic stepping in ms replaces the solver; times must be multiples of dt.
+    cue_ids: a spiking run's global cue ids, which key its random numbers (default ``0..B-1``):
+        a cue with the same id gets the same spikes in any batch.
+    recall_overlap: a spiking run with targets gets ``recall_time``, the first recorded time
+        from which ``g`` stays at a cosine overlap of at least this with its target.
 
     Returns a Dataset with the recorded time series plus, per cue, ``query``, ``v_final``,
-    ``recalled`` (the read-out of ``g`` at the end), ``converged`` and ``convergence_time``.
+    ``recalled`` (the read-out of ``g`` at the end), and ``converged`` and ``convergence_time``
+    (rate runs) or the spike events, binned rates and ``recall_time`` (spiking runs).
     """
-    monitor = monitor or Monitor()
+    if monitor is None:
+        monitor = Monitor() if spiking is None else spiking_monitor(duration, spiking.dt)
     solver = Solver(solver) if isinstance(solver, str) else solver
+    if spiking is not None and "speed" in monitor.variables:
+        raise ValueError("'speed' (the solver's steady-state measure) is not recorded in a spiking run")
     queries = network.check_queries(queries)
     cue = network.make_cue(queries, cue_mode, clamp=clamp, strength=strength)
     times_np = monitor.grid(duration)
@@ -89,9 +105,13 @@ def simulate(
         return _pack(network.velocity(unpack(y), cue))
 
     recorder = Recorder(monitor, network, cue, time_units=time_units)
-    block_size = block_size or max(1, math.ceil((len(times_np) - 1) / 20))
-    run = Integration(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size,
-                      record_speed="speed" in monitor.variables)
+    if spiking is None:
+        block_size = block_size or max(1, math.ceil((len(times_np) - 1) / 20))
+        run = Integration(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size,
+                          record_speed="speed" in monitor.variables)
+    else:
+        run = SpikingRun(network, cue, spiking, times, 0 if seed is None else seed, cue_ids,
+                         keep_events="spikes" in monitor.variables, count_units=_counted_units(recorder, network) if "rate" in monitor.variables else None)
     bar = tqdm(total=len(times_np), desc="recall", unit="t", disable=None if progress is None else not progress, leave=False)
     last = None
     with torch.no_grad(), bar:
@@ -124,6 +144,38 @@ def simulate(
             raise ValueError(f"target_index must have one entry per cue ({cue.batch}), got shape {ti.shape}")
         ds["target_index"] = ("cue", ti, {"long_name": "index of the stored pattern the cue comes from",
                                           "units": "1"})
+    if spiking is None:
+        _add_solver_record(ds, run, solver, time_units)
+    else:
+        _add_spiking_record(ds, run, monitor, recall_overlap)
+    ds.attrs.update({
+        "title": f"neurodyn {'spiking ' if spiking is not None else ''}recall with {network.name}",
+        "model": json.dumps(network.describe(), sort_keys=True),
+        "duration": float(times_np[-1]),
+        "stopped_at": float(ds.time[-1]),
+        "cue_mode": cue_mode,
+        "clamped": int(clamp is not None),
+        "lyapunov_guaranteed": int(spiking is None and not network.lyapunov_obstacles(clamped=cue.clamp is not None)),
+        "lyapunov_reason": network.lyapunov_reason(clamped=cue.clamp is not None) if spiking is None else
+        "spiking run: no Lyapunov guarantee holds for one noisy trial (check the trial mean of the rate "
+        "model's energy); the synaptic filter also makes the mean field second order",
+        "dtype": str(dtype).replace("torch.", ""),
+        "device": str(device),
+        "seed": -1 if seed is None else int(seed),
+        "versions": package_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "Conventions": "CF-1.10",
+    })
+    return ds
+
+
+def _counted_units(recorder: Recorder, network: Network) -> torch.Tensor:
+    """The memory neurons whose binned rates a spiking run records: the monitor's subset, or all."""
+    return torch.arange(network.n_memories) if recorder.memories is None else recorder.memories
+
+
+def _add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_units: str) -> None:
+    """Steady-state convergence per cue and the solver's provenance and statistics."""
     ds["converged"] = ("cue", run.converged.numpy(), {"long_name": "reached steady state (speed <= steady_tol * max(1, max|x|))",
                                                       "units": "1"})
     ds["convergence_time"] = ("cue", run.convergence_time.numpy(),
@@ -131,8 +183,6 @@ def simulate(
                                "units": time_units})
     stats = run.stats
     ds.attrs.update({
-        "title": f"neurodyn recall with {network.name}",
-        "model": json.dumps(network.describe(), sort_keys=True),
         "solver": json.dumps(solver.describe(), sort_keys=True),
         "solver_method": solver.method,
         "rtol": solver.rtol if solver.adaptive else 0.0,
@@ -142,17 +192,34 @@ def simulate(
         "steps_accepted": stats.accepted_steps,
         "steps_rejected": stats.rejected_steps,
         "wall_time_s": stats.wall_time,
-        "duration": float(times_np[-1]),
-        "stopped_at": float(ds.time[-1]),
-        "cue_mode": cue_mode,
-        "clamped": int(clamp is not None),
-        "lyapunov_guaranteed": int(not network.lyapunov_obstacles(clamped=cue.clamp is not None)),
-        "lyapunov_reason": network.lyapunov_reason(clamped=cue.clamp is not None),
-        "dtype": str(dtype).replace("torch.", ""),
-        "device": str(device),
-        "seed": -1 if seed is None else int(seed),
-        "versions": package_versions(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "Conventions": "CF-1.10",
     })
-    return ds
+
+
+def _add_spiking_record(ds: xr.Dataset, run: SpikingRun, monitor: Monitor, recall_overlap: float) -> None:
+    """Spike events, binned rates, recall time per cue and the stepping's provenance."""
+    sp, stats = run.spiking, run.stats
+    if sp.model != "rate" and ("spikes" in monitor.variables or "rate" in monitor.variables):
+        ds.update(spike_variables(ds["time"].values, run, "spikes" in monitor.variables))
+    if "target" in ds and ("v" in ds or "g" in ds or "overlap" in ds):
+        patterns = run.network.P.detach().cpu().numpy() if run.network.P.shape[1] == ds.sizes["unit"] else None
+        ds["recall_time"] = analysis.recall_time(ds, recall_overlap, patterns=patterns)
+    ds.attrs.update({
+        "solver": json.dumps({"method": "spiking", **sp.describe()}, sort_keys=True),
+        "solver_method": f"spiking-{sp.model}",
+        "spiking": json.dumps(sp.describe(), sort_keys=True),
+        "neuron_model": sp.model,
+        "spiking_path": run.path,
+        "dt": sp.dt,
+        "tau_s": sp.tau_s,
+        "step_size": sp.dt,
+        "rtol": 0.0,
+        "atol": 0.0,
+        "nfe": stats.steps,
+        "steps_accepted": stats.steps,
+        "steps_rejected": 0,
+        "n_spikes": stats.spikes,
+        "n_spiking_units": run.network.n_memories,
+        "saturated_steps": stats.saturated,
+        "value_clipped_steps": stats.value_clipped,
+        "wall_time_s": stats.wall_time,
+    })

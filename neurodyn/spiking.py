@@ -1,0 +1,594 @@
+"""Spiking memory populations and their fixed-step stochastic stepping (DESIGN.md section 7).
+
+The rate model of :mod:`neurodyn.network` is the mean field of a spiking one. Here the memory
+neurons spike and drive an exponential synaptic current ``s`` of the value neurons::
+
+    tau_s ds/dt = -s + sum_spikes w P_mu delta(t - t_spike)      tau_v dv/dt = s - v + I
+
+with ``h = sim(M, g)`` the memory neurons' input (``g = dL_v/dv``, UHN eq. 2 with fast memory).
+
+Neuron models (Norse's shape: small named-tuple parameters and states, and pure step functions
+``(input, state, parameters) -> (spikes, state)``):
+
+- :class:`Poisson`: neuron mu fires with rate ``r_max f_mu(h)`` (``f`` the separation; softmax
+  makes the population fire at ``r_max`` in total: a soft winner-take-all, Nessler et al. 2013);
+  each spike adds ``P_mu / r_max`` to the synaptic input, so the mean of ``s`` obeys the rate
+  model's filter driven by ``P' f`` and fluctuates by ``O(1/sqrt(r_max tau_s))``.
+- :class:`Rate`: that mean field, stepped with the same scheme (the spikes replaced by their
+  expected input ``(dt / tau_s) P' f``): the reference a spiking run converges to.
+- :class:`LIF`: leaky integrate-and-fire neurons driven by the similarity, with feedback
+  inhibition from the population's own spikes and optional gamma-frequency inhibition: the
+  E%-max winner-take-all of de Almeida, Idiart & Lisman (2009), whose rate counterpart is the
+  top-k / threshold separation.
+
+Time is in ms, rates in Hz. The linear filters are integrated exactly over a step with the spike
+input held at the step's start (exponential integration), so ``dt`` only sets how finely spikes
+and the nonlinear drive are resolved.
+
+Two paths compute a step:
+
+- ``dense``: any similarity, separation and value Lagrangian. The similarity is evaluated in
+  fixed tiles of ``batch_tile`` cues (padded), so every cue's floating-point results, and hence
+  its spikes, are the same whatever batch it runs in; the spike-to-value projection gathers the
+  rows of ``P`` of the neurons that fired.
+- ``memory``: the event-driven memory-space path for a bilinear similarity (dot, biased dot),
+  linear value neurons and no clamp. Then ``y = M v`` and ``z = M s`` obey the same linear
+  filters as ``v`` and ``s``, and a spike of mu adds row mu of the Gram matrix ``K = P M'``:
+  a step costs O(N) per cue instead of O(N I). ``v = c(t) v0 + (1 - c(t)) I + P' beta`` is rebuilt
+  only at recording times from coefficients ``beta`` that follow the same filters.
+
+Random numbers come from :func:`neurodyn.rng.counter_uniform` keyed on (seed, cue id, step,
+neuron), so runs are reproducible from one seed and batch-invariant.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, NamedTuple
+
+import torch
+
+from .integrate import Block
+from .lagrangians import Quadratic
+from .network import Cue, Network
+from .rng import counter_uniform
+
+MODELS = ("poisson", "lif", "rate")
+PATHS = ("auto", "dense", "memory")
+STREAM_MEMORY, STREAM_VALUE = 0, 1
+
+
+def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+# ----------------------------------------------------------------------------- neuron models
+class Poisson(NamedTuple):
+    """Poisson memory neurons firing at ``r_max * f_mu(h)`` Hz."""
+
+    r_max: float = 200.0
+
+    def check(self) -> None:
+        _check_positive("r_max (Hz)", self.r_max)
+
+
+class Rate(NamedTuple):
+    """The Poisson population's mean field: the expected spike input, no noise."""
+
+    def check(self) -> None:
+        pass
+
+
+class LIF(NamedTuple):
+    """Leaky integrate-and-fire memory neurons with feedback (and optional gamma) inhibition.
+
+    ``tau_m du/dt = -u + c(h) - inh``; a neuron fires when ``u >= threshold``, is reset to
+    ``reset`` and is silent for ``refractory`` ms. ``c(h) = bias + gain * z(h)``, with ``z`` the
+    similarity z-scored across the population when ``normalize_drive`` (feedforward inhibition
+    and divisive normalization: only the rank of a memory's similarity matters, not the scale of
+    the cue), or the raw similarity otherwise. Feedback inhibition ``inh`` jumps by ``w_inh`` per
+    spike of the population and decays with ``tau_inh``; gamma inhibition adds
+    ``gamma_amplitude * (1 - cos(2 pi gamma_hz t)) / 2``. ``readout_rate``: None reads the
+    spikes out normalized (``s`` is the filtered mean of the fired patterns, the spiking
+    counterpart of UHN's normalized separation); a rate in Hz makes each spike add
+    ``P_mu / readout_rate`` (so ``s`` ~ ``P_mu`` when mu fires at that rate). The synaptic input
+    starts at ``s(0) = v(0) - I``, where the value neurons rest with their cue, and counts as
+    ``cue_weight`` spikes in the normalized read-out (0: ``s`` starts empty and ``v`` relaxes
+    towards ``I`` until the first spikes arrive), so the cue holds until the winners fire.
+    """
+
+    tau_m: float = 10.0
+    threshold: float = 1.0
+    reset: float = 0.0
+    refractory: float = 2.0
+    bias: float = 0.9
+    gain: float = 0.05
+    normalize_drive: bool = True
+    w_inh: float = 2.0
+    tau_inh: float = 5.0
+    gamma_hz: float = 0.0
+    gamma_amplitude: float = 0.0
+    readout_rate: float | None = None
+    cue_weight: float = 1.0
+
+    def check(self) -> None:
+        _check_positive("tau_m (ms)", self.tau_m)
+        _check_positive("tau_inh (ms)", self.tau_inh)
+        _check_positive("refractory (ms)", self.refractory, allow_zero=True)
+        _check_positive("w_inh", self.w_inh, allow_zero=True)
+        _check_positive("gamma_hz", self.gamma_hz, allow_zero=True)
+        _check_positive("gamma_amplitude", self.gamma_amplitude, allow_zero=True)
+        if not self.threshold > self.reset:
+            raise ValueError(f"the LIF threshold ({self.threshold}) must lie above the reset ({self.reset})")
+        if not (math.isfinite(self.bias) and math.isfinite(self.gain)):
+            raise ValueError("the LIF bias and gain must be finite")
+        if self.readout_rate is not None:
+            _check_positive("readout_rate (Hz)", self.readout_rate)
+        _check_positive("cue_weight", self.cue_weight, allow_zero=True)
+
+
+class LIFState(NamedTuple):
+    """Membrane potentials ``u`` (B, N), refractory time left (B, N, ms), inhibition (B, 1)."""
+
+    u: torch.Tensor
+    refractory_left: torch.Tensor
+    inh: torch.Tensor
+
+
+NeuronModel = Poisson | Rate | LIF
+
+
+def poisson_spikes(f: torch.Tensor, uniform: torch.Tensor, dt: float, p: Poisson) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes of Poisson neurons in one step: a Bernoulli draw with ``P = r_max f dt`` (dt in ms).
+
+    Returns the spikes (bool, like ``f``) and the neurons whose probability exceeded 1 (they
+    fire once per step, below their rate: a sign that ``dt`` is too large for that rate).
+    """
+    prob = f * (p.r_max * dt * 1e-3)
+    return uniform < prob, prob > 1
+
+
+def lif_drive(h: torch.Tensor, p: LIF) -> torch.Tensor:
+    """The LIF input current ``c(h) = bias + gain * z(h)`` (see :class:`LIF`)."""
+    if p.normalize_drive:
+        std, mean = torch.std_mean(h, dim=-1, keepdim=True, correction=0)
+        h = (h - mean) / std.clamp_min(torch.finfo(h.dtype).eps)
+    return p.bias + p.gain * h
+
+
+def lif_step(drive: torch.Tensor, state: LIFState, t: float, dt: float, p: LIF) -> tuple[torch.Tensor, LIFState]:
+    """Advance LIF neurons by ``dt`` from time ``t`` with the input held over the step.
+
+    The membrane relaxes exactly towards ``drive - inh - gamma(t)``; a neuron that reaches the
+    threshold fires at ``t + dt`` and is reset. The population's spikes raise the inhibition for
+    the next step.
+    """
+    target = drive - state.inh
+    if p.gamma_amplitude > 0 and p.gamma_hz > 0:
+        target = target - p.gamma_amplitude * 0.5 * (1.0 - math.cos(2 * math.pi * p.gamma_hz * t * 1e-3))
+    decay = math.exp(-dt / p.tau_m)
+    active = state.refractory_left <= 0
+    u = torch.where(active, target + (state.u - target) * decay, state.u)
+    spikes = u >= p.threshold
+    u = torch.where(spikes, torch.full_like(u, p.reset), u)
+    left = torch.where(spikes, torch.full_like(u, p.refractory), (state.refractory_left - dt).clamp_min(0.0))
+    inh = state.inh * math.exp(-dt / p.tau_inh) + p.w_inh * spikes.sum(-1, keepdim=True, dtype=u.dtype)
+    return spikes, LIFState(u, left, inh)
+
+
+# ----------------------------------------------------------------------------- configuration
+_MODEL_CLASSES = {"poisson": Poisson, "lif": LIF, "rate": Rate}
+
+
+@dataclass(frozen=True)
+class SpikingMemory:
+    """How the memory population spikes, and how the run is stepped.
+
+    ``neuron``: :class:`Poisson`, :class:`LIF` or :class:`Rate` parameters. ``dt``: the step
+    (ms). ``tau_s``: the synaptic time constant of the spike-to-value current (ms).
+    ``value_rate``: None keeps the value neurons rate units; a rate in Hz makes them Poisson
+    neurons firing at ``value_rate * g`` (``g`` clipped at 0), whose filtered spikes (``tau_s``)
+    the memory neurons see instead of ``g``. ``path``: ``"dense"``, ``"memory"`` (the
+    event-driven memory-space path) or ``"auto"`` (memory space where it applies).
+    ``batch_tile``: cues per similarity evaluation on the dense path (fixed, for batch invariance).
+    """
+
+    neuron: NeuronModel = field(default_factory=Poisson)
+    dt: float = 0.1
+    tau_s: float = 5.0
+    value_rate: float | None = None
+    path: str = "auto"
+    batch_tile: int = 16
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.neuron, (Poisson, LIF, Rate)):
+            raise ValueError(f"unknown neuron model {self.neuron!r}; known: {', '.join(MODELS)}")
+        self.neuron.check()
+        _check_positive("dt (ms)", self.dt)
+        _check_positive("tau_s (ms)", self.tau_s)
+        if self.value_rate is not None:
+            _check_positive("value_rate (Hz)", self.value_rate)
+        # A Bernoulli step fires at most once (as Brian2's PoissonGroup): the peak rate times dt
+        # must stay a probability. Separations above 1 (polynomials) are counted as saturated.
+        for name, rate in (("r_max", getattr(self.neuron, "r_max", None)), ("value_rate", self.value_rate)):
+            if rate is not None and rate * self.dt * 1e-3 > 1:
+                raise ValueError(f"{name} x dt = {rate * self.dt * 1e-3:g} > 1: a Poisson neuron fires at most once "
+                                 f"per step; lower dt below {1e3 / rate:g} ms")
+        if self.path not in PATHS:
+            raise ValueError(f"unknown spiking path {self.path!r}; known: {', '.join(PATHS)}")
+        if self.batch_tile < 1:
+            raise ValueError(f"batch_tile must be >= 1, got {self.batch_tile}")
+        constants = {"tau_s": self.tau_s}
+        if isinstance(self.neuron, LIF):
+            constants.update(tau_m=self.neuron.tau_m, tau_inh=self.neuron.tau_inh)
+        for name, tau in constants.items():
+            if not self.dt < tau:
+                raise ValueError(f"dt ({self.dt:g} ms) must be smaller than {name} ({tau:g} ms)")
+
+    @property
+    def model(self) -> str:
+        return {Poisson: "poisson", LIF: "lif", Rate: "rate"}[type(self.neuron)]
+
+    def describe(self) -> dict:
+        return {"model": self.model, **self.neuron._asdict(), "dt": self.dt, "tau_s": self.tau_s,
+                "value_rate": self.value_rate, "path": self.path, "batch_tile": self.batch_tile}
+
+    def check_network(self, network: Network) -> None:
+        """Raise ``ValueError`` when the network's time constants do not fit ``dt``."""
+        if not self.dt < network.tau_v:
+            raise ValueError(f"dt ({self.dt:g} ms) must be smaller than the network's tau_v ({network.tau_v:g} ms)")
+        if network.tau_h is not None:
+            raise ValueError("spiking memory neurons replace the memory state h (their input is the instantaneous "
+                             "similarity; LIF neurons have their own membrane tau_m): build the network with tau_h=None")
+        if network.sharded:
+            raise ValueError("spiking populations run on one device; a sharded bank is not supported")
+
+    def memory_path_reason(self, network: Network, cue: Cue) -> str | None:
+        """Why the event-driven memory-space path does not apply (None: it does)."""
+        if not network.similarity.bilinear:
+            return f"the similarity {network.similarity.name} is not bilinear (dot or biased dot)"
+        if not isinstance(network.value_lagrangian, Quadratic):
+            return "the value neurons are not linear (g = v)"
+        if cue.clamp is not None:
+            return "clamped value units"
+        if self.value_rate is not None:
+            return "spiking value neurons"
+        if network.normalize_separation and not network.separation.sums_to_one:
+            return "a normalized separation"
+        return None
+
+
+def make_spiking(model: str, **params: float | bool | None) -> SpikingMemory:
+    """A :class:`SpikingMemory` from a model name and flat keyword parameters (CLI, configs):
+    neuron parameters (``r_max``, ``tau_m``, ``w_inh``...) go to the neuron model, the rest
+    (``dt``, ``tau_s``, ``value_rate``, ``path``, ``batch_tile``) to the run. None values are
+    ignored."""
+    if model not in _MODEL_CLASSES:
+        raise ValueError(f"unknown spiking neuron model {model!r}; known: {', '.join(MODELS)}")
+    cls = _MODEL_CLASSES[model]
+    params = {k: v for k, v in params.items() if v is not None}
+    neuron_keys = set(cls._fields) & set(params)
+    run_keys = set(SpikingMemory.__dataclass_fields__) - {"neuron"}
+    unknown = set(params) - neuron_keys - run_keys
+    if unknown:
+        raise ValueError(f"unknown parameters {sorted(unknown)} for {model} spiking; known: "
+                         f"{sorted(set(cls._fields) | run_keys)}")
+    neuron = cls(**{k: params.pop(k) for k in neuron_keys})
+    return SpikingMemory(neuron, **params)
+
+
+# ----------------------------------------------------------------------------- stepping
+def tiled(fn: Callable[..., torch.Tensor], tile: int, *xs: torch.Tensor) -> torch.Tensor:
+    """``fn(*xs)`` for tensors ``xs`` with a common batch (first) dimension, evaluated in fixed
+    tiles of ``tile`` rows, the last one zero-padded.
+
+    BLAS picks its kernels and reduction orders by shape, so a row's product can differ in the
+    last bit between batch sizes; evaluating in tiles of one fixed shape makes every row's
+    result independent of the others (checked in tests/test_spiking.py).
+    """
+    batch = xs[0].shape[0]
+    pad = (-batch) % tile
+    if pad:
+        xs = tuple(torch.cat([x, x.new_zeros(pad, *x.shape[1:])]) for x in xs)
+    return torch.cat([fn(*(x[i:i + tile] for x in xs)) for i in range(0, batch + pad, tile)])[:batch]
+
+
+@dataclass
+class SpikingStats:
+    """Counts for one spiking run."""
+
+    steps: int = 0
+    spikes: int = 0
+    saturated: int = 0  # Poisson neuron-steps (memory or value) whose spike probability exceeded 1
+    value_clipped: int = 0  # value neuron-steps with g < 0 (spiking value neurons fire at 0)
+    wall_time: float = 0.0
+
+
+class _Exponential:
+    """Exact integration over one step of ``tau_v dv/dt = s - v + I`` with ``tau_s ds/dt = -s``
+    (the cascade of the synaptic and value filters), for ``v`` in value or memory space."""
+
+    def __init__(self, dt: float, tau_v: float, tau_s: float) -> None:
+        self.a_v, self.a_s = math.exp(-dt / tau_v), math.exp(-dt / tau_s)
+        if math.isclose(tau_v, tau_s):
+            self.k = dt / tau_v * self.a_v
+        else:
+            self.k = tau_s / (tau_s - tau_v) * (self.a_s - self.a_v)
+
+    def decaying(self, v: torch.Tensor, s: torch.Tensor, current: torch.Tensor | float) -> torch.Tensor:
+        """``v`` after a step driven by a synaptic current ``s`` that decays over the step."""
+        return self.a_v * v + (1 - self.a_v) * current + self.k * s
+
+    def held(self, v: torch.Tensor, s: torch.Tensor, current: torch.Tensor | float) -> torch.Tensor:
+        """``v`` after a step driven by an input ``s`` held constant over the step (the
+        normalized read-out: numerator and denominator decay alike)."""
+        return self.a_v * v + (1 - self.a_v) * (s + current)
+
+
+class SpikingRun:
+    """A running spiking simulation: iterate it for :class:`~neurodyn.integrate.Block` records
+    of ``v`` on the recording grid; read ``spikes``, ``counts`` and ``stats`` as it goes.
+
+    ``times``: the recording grid (ms, multiples of ``dt``). ``cue_ids``: the global ids that key
+    the random numbers (default ``0..B-1``). ``count_units``: memory units whose spike counts per
+    recording bin are kept (None: none; the population total is always kept). ``keep_events``:
+    keep every spike (time, cue, unit) for :meth:`spike_events`.
+    """
+
+    def __init__(self, network: Network, cue: Cue, spiking: SpikingMemory, times: torch.Tensor, seed: int,
+                 cue_ids: torch.Tensor | None = None, count_units: torch.Tensor | None = None,
+                 keep_events: bool = True) -> None:
+        spiking.check_network(network)
+        if not (isinstance(seed, int) and seed >= 0):
+            raise ValueError(f"a spiking run needs a seed >= 0 (its random numbers are keyed on it), got {seed!r}")
+        self.network, self.cue, self.spiking, self.seed = network, cue, spiking, seed
+        self.device, self.dtype = network.memories.device, network.memories.dtype
+        batch = cue.batch
+        self.cue_ids = (torch.arange(batch) if cue_ids is None else torch.as_tensor(cue_ids)).to(self.device, torch.int64)
+        if self.cue_ids.shape != (batch,):
+            raise ValueError(f"cue_ids must have one id per cue ({batch}), got shape {tuple(self.cue_ids.shape)}")
+        if len(torch.unique(self.cue_ids)) != batch:
+            raise ValueError("cue_ids must be distinct: two cues with one id would draw the same random numbers")
+        grid = times.detach().double().cpu()
+        steps = grid / spiking.dt
+        if (steps - steps.round()).abs().max() > 1e-6 or grid[0] != 0:
+            raise ValueError(f"the recording times must start at 0 and be multiples of dt={spiking.dt:g} ms; "
+                             "choose n_times (or times) accordingly")
+        self.times = times
+        self.record_steps = steps.round().long().tolist()
+        reason = spiking.memory_path_reason(network, cue)
+        if spiking.path == "memory" and reason is not None:
+            raise ValueError(f"the memory-space path does not apply: {reason}; use path='dense'")
+        self.path = "memory" if spiking.path in ("memory", "auto") and reason is None else "dense"
+        self.filters = _Exponential(spiking.dt, network.tau_v, spiking.tau_s)
+        self.count_units, self.keep_events = count_units, keep_events
+        self.stats = SpikingStats()
+        self.spikes: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (step, cue, unit), on CPU
+        self.counts: list[torch.Tensor] = []  # population counts per bin (B,)
+        self.unit_counts: list[torch.Tensor] = []  # counts of count_units per bin (B, U)
+        self.normalized_readout = isinstance(spiking.neuron, LIF) and spiking.neuron.readout_rate is None
+        self.gradient_drive = network.dynamics == "gradient" and not network.similarity.bilinear
+        self._setup()
+
+    # ------------------------------------------------------------------ state
+    def _weights(self, h: torch.Tensor) -> torch.Tensor:
+        """The separation ``f`` the Poisson rates follow (UHN-normalized when the network is)."""
+        f = self.network.separate(h)
+        if self.network.normalize_separation:
+            total = f.sum(-1, keepdim=True)
+            f = torch.where(total == 0, f, f / torch.where(total == 0, 1.0, total))
+        if (f < 0).any():
+            raise ValueError(f"the separation {self.network.separation.describe()} gives negative "
+                             "activations, which cannot be firing rates")
+        return f
+
+    def _spike_weight(self) -> float:
+        """What one spike adds to the synaptic input (times ``P_mu``)."""
+        neuron = self.spiking.neuron
+        rate = neuron.r_max if isinstance(neuron, Poisson) else neuron.readout_rate
+        return 1.0 if rate is None else 1e3 / (rate * self.spiking.tau_s)
+
+    def _setup(self) -> None:
+        net, cue, sp = self.network, self.cue, self.spiking
+        batch, n = cue.batch, net.n_memories
+        self.v0 = cue.v0
+        self.current = cue.current if cue.current is not None else 0.0
+        zeros = torch.zeros(batch, n, dtype=self.dtype, device=self.device)
+        self.n_hat = torch.zeros(batch, 1, dtype=self.dtype, device=self.device)  # filtered spike count
+        cue_weight = 0.0  # what the cue's own synaptic input s0 = v0 - I weighs in s(0)
+        self.value_trace = None
+        if sp.value_rate is not None:
+            self.value_trace = net.activation(cue.v0).clamp_min(0.0)
+        g0 = self._value_output(cue.v0)
+        h0 = tiled(net.scores, sp.batch_tile, g0)
+        if isinstance(sp.neuron, LIF):
+            self.lif = LIFState(torch.full_like(zeros, sp.neuron.reset), zeros.clone(), zeros[:, :1].clone())
+            f0 = zeros
+            cue_weight = sp.neuron.cue_weight
+            if self.normalized_readout:
+                self.n_hat = self.n_hat + cue_weight
+        else:
+            f0 = self._weights(h0)  # s(0): the mean-field equilibrium of the synapse given v(0)
+        self.s0 = cue.v0 if cue.current is None else cue.v0 - cue.current
+        if self.path == "dense":
+            self.v = cue.v0.clone()
+            self.s = self._dense_input(f0, g0) + cue_weight * self.s0
+        else:
+            gram = net.P @ net.memories.T  # K[mu] = M P_mu: what a spike of mu adds to z = M s
+            self.gram = gram
+            self.bias = net.scores(torch.zeros(1, net.n_features, dtype=self.dtype, device=self.device))
+            self.y0 = h0 - self.bias  # M v0
+            self.y_current = 0.0 if cue.current is None else tiled(lambda x: x @ net.memories.T,
+                                                                    sp.batch_tile, cue.current)
+            self.y = self.y0.clone()
+            self.z = tiled(lambda x: x @ gram.T, sp.batch_tile, f0) + cue_weight * (self.y0 - self.y_current)
+            # s = P' alpha[:, :N] + alpha[:, N] s0 and v = c v0 + (1 - c) I + P' beta[:, :N] + beta[:, N] s0.
+            self.alpha = torch.cat([f0, torch.full_like(f0[:, :1], cue_weight)], dim=-1)
+            self.beta = torch.zeros_like(self.alpha)
+            self.c0 = 1.0
+
+    def _value_output(self, v: torch.Tensor) -> torch.Tensor:
+        """What the memory neurons see: ``g`` or the filtered value spikes."""
+        return self.network.activation(v) if self.value_trace is None else self.value_trace
+
+    def _memory_input(self) -> torch.Tensor:
+        net, sp = self.network, self.spiking
+        if self.path == "memory":
+            return self.y + self.bias
+        return tiled(net.scores, sp.batch_tile, self._value_output(self.v))
+
+    def value_state(self) -> torch.Tensor:
+        """``v`` now (rebuilt from its memory-space coefficients on the memory path)."""
+        if self.path == "dense":
+            return self.v
+        v = (self.c0 * self.v0 + tiled(lambda x: x @ self.network.P, self.spiking.batch_tile, self.beta[:, :-1])
+             + self.beta[:, -1:] * self.s0)
+        return v if self.cue.current is None else v + (1 - self.c0) * self.cue.current
+
+    # ------------------------------------------------------------------ one step
+    def _memory_spikes(self, h: torch.Tensor, step: int, t: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Spikes (bool) and, for the mean field, the expected spike counts instead."""
+        sp = self.spiking
+        neuron = sp.neuron
+        if isinstance(neuron, LIF):
+            spikes, self.lif = lif_step(lif_drive(h, neuron), self.lif, t, sp.dt, neuron)
+            return spikes, None
+        f = self._weights(h)
+        if isinstance(neuron, Rate):
+            return torch.zeros_like(f, dtype=torch.bool), f * (sp.dt / sp.tau_s)
+        uniform = counter_uniform(self.seed, STREAM_MEMORY, self.cue_ids, step, f.shape[-1], dtype=f.dtype)
+        spikes, saturated = poisson_spikes(f, uniform, sp.dt, neuron)
+        self.stats.saturated += int(saturated.sum())
+        return spikes, None
+
+    def _value_spikes(self, step: int) -> None:
+        """Advance the filtered spike trains of Poisson value neurons (when they spike)."""
+        sp = self.spiking
+        g = self.network.activation(self.value_state())
+        self.stats.value_clipped += int((g < 0).sum())
+        uniform = counter_uniform(self.seed, STREAM_VALUE, self.cue_ids, step, g.shape[-1], dtype=g.dtype)
+        prob = g.clamp_min(0.0) * (sp.value_rate * sp.dt * 1e-3)
+        self.stats.saturated += int((prob > 1).sum())
+        fired = uniform < prob
+        a_s = self.filters.a_s
+        self.value_trace = a_s * self.value_trace + fired.to(g.dtype) * (1e3 / (sp.value_rate * sp.tau_s))
+
+    def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Advance from ``t = step dt`` to ``t + dt``; returns the spikes emitted at ``t + dt`` as
+        (cue index, unit) pairs, ordered by cue then unit."""
+        sp, fl = self.spiking, self.filters
+        t = step * sp.dt
+        h = self._memory_input()
+        spikes, expected = self._memory_spikes(h, step, t)
+        # v over (t, t + dt] from the synaptic input at t; then the spikes at t + dt.
+        if self.path == "dense":
+            v = self._advance(self.v, self.s, self.current)
+            if self.cue.clamp is not None:
+                v = torch.where(self.cue.clamp, self.v0, v)
+            self.v = v
+        else:
+            self.y = self._advance(self.y, self.z, self.y_current)
+            self.beta = self._advance(self.beta, self.alpha, 0.0)
+            self.c0 *= fl.a_v
+        self._decay_synapses()
+        cues, units = spikes.nonzero(as_tuple=True)
+        if expected is not None:
+            self._add_expected(expected)
+        elif len(cues):
+            self._add_spikes(spikes, cues, units)
+        if self.value_trace is not None:
+            self._value_spikes(step)
+        self.stats.steps += 1
+        return cues, units
+
+    def _advance(self, x: torch.Tensor, syn: torch.Tensor, current: torch.Tensor | float) -> torch.Tensor:
+        if self.normalized_readout:
+            n_hat = self.n_hat
+            return self.filters.held(x, syn / torch.where(n_hat > 0, n_hat, 1.0), current)
+        return self.filters.decaying(x, syn, current)
+
+    def _decay_synapses(self) -> None:
+        a_s = self.filters.a_s
+        if self.path == "dense":
+            self.s = a_s * self.s
+        else:
+            self.z, self.alpha = a_s * self.z, a_s * self.alpha
+        self.n_hat = a_s * self.n_hat
+
+    def _dense_input(self, weights: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """The value-space input of memory activity ``weights`` (B, N): ``P' weights``, or with
+        gradient dynamics of a non-bilinear similarity ``sum_mu weights_mu d sim(M_mu, g)/dg``
+        (UHN eq. 2 with ``f`` replaced by the spikes)."""
+        net, tile = self.network, self.spiking.batch_tile
+        if self.gradient_drive:
+            return tiled(net.drive, tile, g, weights)
+        return tiled(lambda x: x @ net.P, tile, weights)
+
+    def _add_expected(self, expected: torch.Tensor) -> None:
+        if self.path == "dense":
+            self.s = self.s + self._dense_input(expected, self._value_output(self.v))
+        else:
+            self.z = self.z + tiled(lambda x: x @ self.gram.T, self.spiking.batch_tile, expected)
+            self.alpha[:, :-1] += expected
+
+    def _add_spikes(self, spikes: torch.Tensor, cues: torch.Tensor, units: torch.Tensor) -> None:
+        """Gather the rows of ``P`` (dense) or ``K`` (memory space) of the neurons that fired.
+
+        ``index_add`` adds each cue's rows in the order of ``nonzero`` (by unit), so a cue's sum
+        does not depend on the other cues in the batch.
+        """
+        w = self._spike_weight()
+        if self.path == "memory":
+            self.z = self.z.index_add(0, cues, self.gram[units], alpha=w)
+            self.alpha[:, :-1] += w * spikes.to(self.dtype)
+        elif self.gradient_drive:
+            self.s = self.s + w * self._dense_input(spikes.to(self.dtype), self._value_output(self.v))
+        else:
+            self.s = self.s.index_add(0, cues, self.network.P[units], alpha=w)
+        if self.normalized_readout:
+            self.n_hat = self.n_hat.index_add(0, cues, torch.ones(len(cues), 1, dtype=self.dtype,
+                                                                 device=self.device))
+
+    # ------------------------------------------------------------------ the loop
+    def __iter__(self) -> Iterator[Block]:
+        start = time.perf_counter()
+        yield Block(self.times[:1], self.value_state()[None], None)
+        batch, step = self.cue.batch, 0
+        for k in range(1, len(self.record_steps)):
+            events = []
+            while step < self.record_steps[k]:
+                cues, units = self.step(step)
+                step += 1
+                if len(cues):
+                    events.append((torch.full_like(cues, step), cues, units))
+            events_cpu = [tuple(x.cpu() for x in e) for e in events]
+            cues = torch.cat([e[1] for e in events_cpu]) if events else torch.zeros(0, dtype=torch.long)
+            self.counts.append(torch.bincount(cues, minlength=batch))
+            if self.count_units is not None:
+                units = torch.cat([e[2] for e in events_cpu]) if events else torch.zeros(0, dtype=torch.long)
+                position = torch.full((self.network.n_memories,), -1, dtype=torch.long)
+                position[self.count_units] = torch.arange(len(self.count_units))
+                keep = position[units] >= 0
+                flat = cues[keep] * len(self.count_units) + position[units][keep]
+                self.unit_counts.append(torch.bincount(flat, minlength=batch * len(self.count_units))
+                                        .reshape(batch, -1))
+            if self.keep_events:
+                self.spikes.extend(events_cpu)
+            self.stats.spikes += len(cues)
+            v = self.value_state()
+            if not torch.isfinite(v).all():
+                raise FloatingPointError(f"the value state became NaN or infinite by t={float(self.times[k]):g} ms")
+            self.stats.wall_time = time.perf_counter() - start
+            yield Block(self.times[k:k + 1], v[None], None)
+
+    def spike_events(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All spikes so far as (time in ms, cue index, unit), sorted by time, cue, unit."""
+        if not self.spikes:
+            empty = torch.zeros(0, dtype=torch.long)
+            return empty.double(), empty, empty
+        steps, cues, units = (torch.cat(parts) for parts in zip(*self.spikes))
+        return steps.double() * self.spiking.dt, cues, units

@@ -1,0 +1,283 @@
+"""Spiking memory populations (DESIGN.md section 7, issue 8): counter-based randomness, batch
+invariance, the two stepping paths, convergence to the rate model, recall, records, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from neurodyn import analysis
+from neurodyn.network import Network
+from neurodyn.record import Monitor, load_netcdf, save_netcdf
+from neurodyn.recall import model_config, prepare_memory
+from neurodyn.rng import counter_uniform
+from neurodyn.simulation import simulate
+from neurodyn.spiking import LIF, Poisson, Rate, SpikingMemory, lif_drive, make_spiking, tiled
+
+F64 = torch.float64
+
+
+def small_network(n: int = 5, i: int = 16, seed: int = 0, **kw) -> tuple[Network, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    m = torch.randn(n, i, generator=gen, dtype=F64) / 4
+    q = m + 0.3 * torch.randn(n, i, generator=gen, dtype=F64) / 4
+    kw.setdefault("tau_v", 10.0)
+    return Network(m, kw.pop("similarity", "dot"), kw.pop("separation", "softmax:4"), **kw), q
+
+
+def events(ds, cue: int | None = None) -> np.ndarray:
+    """(time, cue, unit) rows, optionally of one cue (then without the cue column)."""
+    ev = np.stack([ds.spike_time.values, ds.spike_cue.values, ds.spike_unit.values], axis=1)
+    return ev if cue is None else ev[ev[:, 1] == cue][:, [0, 2]]
+
+
+# ----------------------------------------------------------------------------- random numbers
+def test_counter_uniform_is_uniform_and_uncorrelated_between_neighbours():
+    u = counter_uniform(0, 0, torch.arange(200), 7, 500)
+    assert u.shape == (200, 500) and float(u.min()) >= 0 and float(u.max()) < 1
+    # 10^5 draws: a KS p-value below 1e-4 would mean a visibly non-uniform generator.
+    assert stats.kstest(u.flatten().numpy(), "uniform").pvalue > 1e-4
+    bound = 5 / math.sqrt(u.numel())  # 5 standard errors of a correlation of independent draws
+    nxt = counter_uniform(0, 0, torch.arange(200), 8, 500)
+    other_seed = counter_uniform(1, 0, torch.arange(200), 7, 500)
+    other_stream = counter_uniform(0, 1, torch.arange(200), 7, 500)
+    for a, b in ((u, nxt), (u, other_seed), (u, other_stream), (u[:-1], u[1:]), (u[:, :-1], u[:, 1:])):
+        assert abs(np.corrcoef(a.flatten(), b.flatten())[0, 1]) < bound
+
+
+def test_counter_uniform_depends_only_on_the_counters():
+    full = counter_uniform(3, 0, torch.arange(10, 20), 5, 30)
+    alone = counter_uniform(3, 0, torch.tensor([17]), 5, 30)
+    assert torch.equal(alone[0], full[7])
+    assert not torch.equal(counter_uniform(3, 0, torch.tensor([17]), 6, 30), alone)
+
+
+def test_tiled_products_do_not_depend_on_the_batch():
+    gen = torch.Generator().manual_seed(0)
+    m, g = torch.rand(300, 784, generator=gen), torch.rand(40, 784, generator=gen)
+    full = tiled(lambda x: x @ m.T, 16, g)
+    for k in (0, 5, 17, 39):
+        assert torch.equal(tiled(lambda x: x @ m.T, 16, g[k:k + 1])[0], full[k])
+        assert torch.equal(tiled(lambda x: x @ m.T, 16, g[k:k + 3])[0], full[k])
+
+
+# ----------------------------------------------------------------------------- batch invariance and paths
+@pytest.mark.parametrize("neuron,path", [(Poisson(800.0), "dense"), (Poisson(800.0), "memory"),
+                                         (LIF(bias=0.5, gain=0.6), "dense"), (LIF(bias=0.5, gain=0.6), "memory")])
+def test_spikes_of_a_cue_do_not_depend_on_its_batch(neuron, path):
+    gen = torch.Generator().manual_seed(1)
+    m = torch.rand(60, 100, generator=gen)
+    net = Network(m, "dot", "softmax:20", tau_v=10.0)
+    q = (m[:20] * (torch.rand(20, 100, generator=gen) > 0.4)).float()
+    sp = SpikingMemory(neuron, path=path)
+    full = simulate(net, q, 30.0, spiking=sp, seed=5, monitor=Monitor(("spikes",), n_times=4))
+    assert full.attrs["n_spikes"] > 20 and full.attrs["spiking_path"] == path
+    for k in (0, 7, 19):
+        alone = simulate(net, q[k:k + 1], 30.0, spiking=sp, seed=5, cue_ids=[k], monitor=Monitor(("spikes",), n_times=4))
+        assert np.array_equal(events(alone, 0), events(full, k))
+    shuffled = simulate(net, q.flip(0), 30.0, spiking=sp, seed=5, cue_ids=torch.arange(20).flip(0),
+                        monitor=Monitor(("spikes",), n_times=4))
+    assert np.array_equal(events(shuffled, 19 - 7), events(full, 7))
+
+
+@pytest.mark.parametrize("neuron", [Poisson(1500.0), LIF(bias=0.5, gain=0.6), Rate()])
+def test_memory_space_path_agrees_with_the_dense_path(neuron):
+    net, q = small_network(n=8, i=30, similarity="biased_dot", separation="softmax:6")
+    mon = Monitor(("v", "energy", "spikes"), n_times=26)
+    dense = simulate(net, q, 50.0, spiking=SpikingMemory(neuron, path="dense"), monitor=mon, seed=2)
+    memory = simulate(net, q, 50.0, spiking=SpikingMemory(neuron, path="memory"), monitor=mon, seed=2)
+    assert (dense.attrs["spiking_path"], memory.attrs["spiking_path"]) == ("dense", "memory")
+    if not isinstance(neuron, Rate):
+        # The paths add the same terms in a different order: in float64 no spike flips here.
+        assert dense.attrs["n_spikes"] > 10
+        assert np.array_equal(events(dense), events(memory))
+    np.testing.assert_allclose(memory.v.values, dense.v.values, atol=1e-9)
+    np.testing.assert_allclose(memory.energy.values, dense.energy.values, atol=1e-9)
+
+
+def test_auto_path_picks_memory_space_only_where_it_applies():
+    net, q = small_network()
+    assert simulate(net, q, 2.0, spiking=SpikingMemory(), seed=0).attrs["spiking_path"] == "memory"
+    cosine, _ = small_network(similarity="cosine")
+    assert simulate(cosine, q, 2.0, spiking=SpikingMemory(), seed=0).attrs["spiking_path"] == "dense"
+    tanh, _ = small_network(value_lagrangian="tanh")
+    assert simulate(tanh, q, 2.0, spiking=SpikingMemory(), seed=0).attrs["spiking_path"] == "dense"
+    with pytest.raises(ValueError, match="memory-space path does not apply: the similarity cosine"):
+        simulate(cosine, q, 2.0, spiking=SpikingMemory(path="memory"))
+
+
+# ----------------------------------------------------------------------------- the rate limit
+def test_mean_field_steps_approach_the_rate_ode_as_the_synapse_gets_fast():
+    """With tau_s -> 0 the filtered model is the network's own ODE (UHN eq. 2, fast memory)."""
+    net, q = small_network(similarity="biased_dot", separation="softmax:6")
+    mon = Monitor(("v",), n_times=21)
+    ode = simulate(net, q, 20.0, monitor=mon, solver="dopri5")
+    errors = []
+    for tau_s in (0.4, 0.1):
+        mf = simulate(net, q, 20.0, spiking=SpikingMemory(Rate(), dt=tau_s / 10, tau_s=tau_s), monitor=mon)
+        errors.append(float(np.abs(mf.v.values - ode.v.values).max()))
+    assert errors[1] < 0.35 * errors[0] and errors[1] < 5e-3  # first order in tau_s
+
+
+def test_trial_mean_converges_to_the_rate_model_like_one_over_sqrt_rmax():
+    """Single-trial distance to the mean field falls at least like 1/sqrt(r_max); the trial mean
+    is closer still (K trials: noise / sqrt(K r_max) plus an O(1/r_max) bias)."""
+    net, q = small_network()
+    trials = 200
+    mon = Monitor(("v",), n_times=51)
+    rate = simulate(net, q[:1], 50.0, spiking=SpikingMemory(Rate()), monitor=mon).v.values[:, 0]
+    single, mean = {}, {}
+    for r_max in (400.0, 6400.0):
+        v = simulate(net, q[0].expand(trials, -1), 50.0, spiking=SpikingMemory(Poisson(r_max)), monitor=mon,
+                     seed=1).v.values
+        single[r_max] = np.sqrt(((v - rate[:, None]) ** 2).sum(-1).mean())
+        mean[r_max] = np.sqrt(((v.mean(1) - rate) ** 2).sum(-1).mean())
+    # 1/sqrt(r_max) predicts a ratio of 4 for both. An RMS over 50 correlated times x 16 units
+    # has a relative standard error of about 6% (some 150 independent terms): 10% and 20% margins
+    # are 2 and 3 standard errors of the ratio. (At r_max = 100, half a spike per tau_s, trials
+    # stray to other memories and the distance is not in this regime.)
+    assert single[400.0] / single[6400.0] >= 4.0 * 0.9
+    assert mean[400.0] / mean[6400.0] >= 4.0 * 0.8
+    for r_max in single:  # the trial mean is sqrt(trials) closer, up to a small bias
+        assert mean[r_max] < 2 * single[r_max] / math.sqrt(trials)
+
+
+def test_trial_mean_energy_decreases_where_the_noise_is_small():
+    """The rate model's energy, averaged over trials, falls within its standard error at a high
+    rate. At a low rate the noise itself raises the mean energy (by about tr(H Sigma) / 2, Sigma
+    the fluctuations' covariance growing from 0 at the cue) and the check says so."""
+    net, q = small_network()
+    trials = 300
+    rises = {}
+    for r_max in (400.0, 6400.0):
+        ds = simulate(net, q[0].expand(trials, -1), 50.0, spiking=SpikingMemory(Poisson(r_max)),
+                      monitor=Monitor(("v", "energy"), n_times=26), seed=3)
+        e = ds.energy.transpose("time", "cue").values
+        step = np.diff(e, axis=0)
+        rises[r_max] = (step.mean(axis=1) / (step.std(axis=1, ddof=1) / math.sqrt(trials))).max()
+        single = analysis.lyapunov_check(ds.isel(cue=[0]))
+        assert not single.monotone and not single.guaranteed and "spiking run" in single.reason
+    assert rises[6400.0] <= 3.0 and rises[400.0] > 3.0
+
+
+# ----------------------------------------------------------------------------- recall on MNIST
+@pytest.fixture(scope="module")
+def mnist_memory():
+    import os
+    if not os.environ.get("NEURODYN_DATA"):
+        pytest.skip("NEURODYN_DATA is not set")
+    return prepare_memory("mnist", 40, "mask:0.25,side=bottom", model_config("mchn", beta=1000.0, tau_v=10.0), seed=0)
+
+
+def _rate(ds) -> float:
+    return analysis.retrieval(ds).attrs["rate"]
+
+
+def test_poisson_softmax_recalls_mnist_like_the_rate_model(mnist_memory):
+    _, net, stored, queries = mnist_memory
+    mon = Monitor(("v",), n_times=6)
+    rate = simulate(net, queries, 100.0, spiking=SpikingMemory(Rate()), targets=stored, monitor=mon)
+    spiking = simulate(net, queries, 100.0, spiking=SpikingMemory(Poisson(2000.0)), targets=stored,
+                       monitor=mon, seed=0)
+    assert _rate(rate) >= 0.5
+    assert abs(_rate(spiking) - _rate(rate)) <= 0.1
+
+
+def test_lif_emax_recalls_mnist_and_fires_only_the_winners(mnist_memory):
+    _, net, stored, queries = mnist_memory
+    lif = LIF(bias=0.5, gain=0.5)
+    ds = simulate(net, queries, 100.0, spiking=SpikingMemory(lif), targets=stored, seed=0,
+                  monitor=Monitor(("v", "spikes", "rate"), n_times=11))
+    one_step = ((net.retrieve(queries) - stored) ** 2).sum(-1).le(analysis.UHN_THRESHOLD).float().mean()
+    assert abs(_rate(ds) - float(one_step)) <= 0.1
+    # E%-max: of 40 memory neurons only those driven within a few per cent of the maximum fire.
+    drive = lif_drive(net.scores(queries), lif)
+    fired = torch.as_tensor((ds.rate.fillna(0).sum("time") > 0).transpose("cue", "spiking_unit").values)
+    rank = drive.argsort(-1, descending=True).argsort(-1)  # 0: the strongest drive at the cue
+    assert bool(fired[rank == 0].all())  # every cue's winner fires
+    assert fired.sum(-1).max() <= 3 and int(rank[fired].max()) <= 2  # and at most the next two
+
+
+# ----------------------------------------------------------------------------- records
+def test_spike_records_have_units_order_and_rates(tmp_path):
+    net, q = small_network()
+    ds = simulate(net, q, 20.0, spiking=SpikingMemory(Poisson(1000.0)), seed=0,
+                  monitor=Monitor(("v", "energy", "spikes", "rate"), n_times=5))
+    assert ds.spike_time.attrs["units"] == "ms" and ds.population_rate.attrs["units"] == "Hz"
+    ev = events(ds)
+    assert len(ev) == ds.attrs["n_spikes"] > 0
+    assert (np.lexsort((ev[:, 2], ev[:, 1], ev[:, 0])) == np.arange(len(ev))).all()
+    edges = ds.time.values
+    bins = np.searchsorted(edges + 1e-9, ev[:, 0])  # bin k holds spikes in (t_k-1, t_k]
+    counts = np.stack([np.bincount(bins[ev[:, 1] == c], minlength=len(edges))[1:] for c in range(len(q))], axis=1)
+    np.testing.assert_allclose(ds.population_rate.values[1:], counts / (np.diff(edges)[:, None] * 1e-3))
+    np.testing.assert_allclose(ds.rate.sum("spiking_unit").values[1:], ds.population_rate.values[1:])
+    assert np.isnan(ds.population_rate.values[0]).all()
+    back = load_netcdf(save_netcdf(ds, tmp_path / "spikes.nc"))
+    assert np.array_equal(back.spike_unit.values, ds.spike_unit.values) and back.attrs["neuron_model"] == "poisson"
+
+
+def test_gradient_drive_of_a_distance_follows_its_rate_model():
+    """Gradient dynamics of -|g - m|^2: a spike of mu pushes g towards M_mu, not along P_mu."""
+    net, q = small_network(similarity="sq_euclidean", separation="softmax:6")
+    rate = simulate(net, q, 30.0, spiking=SpikingMemory(Rate(), dt=0.02))
+    noisy = simulate(net, q, 30.0, spiking=SpikingMemory(Poisson(20000.0), dt=0.02), seed=0)
+    assert noisy.attrs["spiking_path"] == "dense"
+    gap = np.abs(noisy.v_final.values - rate.v_final.values).mean()
+    assert gap < 0.1 * np.abs(rate.v_final.values).mean()
+
+
+def test_spiking_value_neurons_fluctuate_like_one_over_sqrt_rate():
+    """Poisson value neurons: the memory neurons see their spikes filtered with tau_s (a lag the
+    rate model lacks), whose trial-to-trial spread falls like 1/sqrt(value_rate)."""
+    gen = torch.Generator().manual_seed(0)
+    m = torch.rand(6, 20, generator=gen, dtype=F64)
+    net = Network(m, "dot", "softmax:2", tau_v=10.0)
+    q = m * (torch.rand(6, 20, generator=gen, dtype=F64) > 0.3)
+    spread = []
+    for value_rate in (2000.0, 32000.0):
+        a, b = (simulate(net, q, 40.0, spiking=SpikingMemory(Rate(), dt=0.02, value_rate=value_rate), seed=seed)
+                for seed in (0, 1))
+        assert a.attrs["spiking_path"] == "dense" and a.attrs["value_clipped_steps"] == 0
+        spread.append(np.sqrt(((a.v.values - b.v.values) ** 2).mean()))
+    assert spread[1] < spread[0] / 2  # 16x the rate: 4x less spread, within a factor 2
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("make,match", [
+    (lambda: SpikingMemory(dt=5.0, tau_s=5.0), "dt .* must be smaller than tau_s"),
+    (lambda: SpikingMemory(LIF(tau_m=0.05)), "must be smaller than tau_m"),
+    (lambda: SpikingMemory(Poisson(-3.0)), r"r_max \(Hz\) must be > 0"),
+    (lambda: SpikingMemory(Poisson(20000.0), dt=0.1), "fires at most once per step; lower dt below 0.05 ms"),
+    (lambda: SpikingMemory(Poisson(float("nan"))), "r_max"),
+    (lambda: SpikingMemory(LIF(threshold=0.0, reset=0.0)), "threshold"),
+    (lambda: SpikingMemory("lif"), "unknown neuron model"),
+    (lambda: make_spiking("izhikevich"), "unknown spiking neuron model 'izhikevich'"),
+    (lambda: make_spiking("lif", r_max=3.0), r"unknown parameters \['r_max'\]"),
+    (lambda: SpikingMemory(path="sparse"), "unknown spiking path"),
+])
+def test_bad_spiking_settings_are_clear_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_bad_spiking_runs_are_clear_errors():
+    net, q = small_network()
+    with pytest.raises(ValueError, match="smaller than the network's tau_v"):
+        simulate(small_network(tau_v=0.05)[0], q, 1.0, spiking=SpikingMemory())
+    with pytest.raises(ValueError, match="multiples of dt"):
+        simulate(net, q, 1.0, spiking=SpikingMemory(dt=0.3), monitor=Monitor(("v",), n_times=3))
+    with pytest.raises(ValueError, match="negative activations"):
+        simulate(small_network(separation="identity")[0], q, 1.0, spiking=SpikingMemory())
+    with pytest.raises(ValueError, match="cue_ids must be distinct"):
+        simulate(net, q[:2], 1.0, spiking=SpikingMemory(), cue_ids=[3, 3])
+    with pytest.raises(ValueError, match="seed >= 0"):
+        simulate(net, q, 1.0, spiking=SpikingMemory(), seed=-1)
+    with pytest.raises(ValueError, match="tau_h=None"):
+        simulate(small_network(tau_h=2.0)[0], q, 1.0, spiking=SpikingMemory())
+    with pytest.raises(ValueError, match="'speed'"):
+        simulate(net, q, 1.0, spiking=SpikingMemory(), monitor=Monitor(("v", "speed")))
