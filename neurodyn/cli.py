@@ -21,9 +21,31 @@ from .integrate import METHODS, Solver, SolverError
 from .network import PRESETS
 from .recall import DTYPES, model_config, run_encoded_recall, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
+from .spiking import MODELS, PATHS, SpikingMemory, make_spiking
 
 
 PIXEL_RECORD = ("v", "energy", "speed", "overlap")
+
+
+SPIKING_TAU_V = 10.0  # ms: the value neurons' default time constant in a spiking run
+SPIKING_RECORD = ("spikes", "rate")
+
+
+def _spiking(args: argparse.Namespace) -> SpikingMemory | None:
+    """The spiking settings from the command line (None: a rate run)."""
+    if args.spiking is None:
+        return None
+    names = ("dt", "tau_s", "r_max", "value_rate", "tau_m", "refractory", "bias", "gain", "w_inh", "tau_inh",
+             "gamma_hz", "gamma_amplitude")
+    # Options left unset are None and ignored; one that the model lacks (--r-max with lif) is an error.
+    return make_spiking(args.spiking, path=args.spiking_path, **{name: getattr(args, name) for name in names})
+
+
+def _record(default: tuple[str, ...], spiking: SpikingMemory | None) -> tuple[str, ...]:
+    """The default record, with spikes and rates instead of the solver's speed when spiking."""
+    if spiking is None:
+        return default
+    return tuple(v for v in default if v != "speed") + SPIKING_RECORD
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -85,6 +107,27 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--duration", type=float, default=20.0, help="time span (units of tau_v)")
     g.add_argument("--n-times", type=int, default=101, help="recording times")
     g.add_argument("--max-steps", type=int, default=100_000)
+    g = p.add_argument_group("spiking memory neurons (times in ms, rates in Hz)")
+    g.add_argument("--spiking", choices=MODELS, default=None,
+                   help="make the memory population spike: poisson (rate r_max * f), lif (E%%-max "
+                        "winner-take-all) or rate (their mean field); fixed steps of --dt replace the solver")
+    g.add_argument("--tau-v", type=float, default=None,
+                   help="value neuron time constant (default 1; with --spiking 10 ms)")
+    g.add_argument("--dt", type=float, default=None, help="spiking time step (default 0.1 ms)")
+    g.add_argument("--tau-s", type=float, default=None, help="synaptic time constant (default 5 ms)")
+    g.add_argument("--r-max", type=float, default=None, help="Poisson peak rate (default 200 Hz)")
+    g.add_argument("--value-rate", type=float, default=None, help="make value neurons Poisson too, at this rate x g")
+    for name, help_text in (("tau-m", "LIF membrane time constant (default 10 ms)"),
+                            ("refractory", "LIF refractory period (default 2 ms)"),
+                            ("bias", "LIF drive at the mean similarity (default 0.5)"),
+                            ("gain", "LIF drive per standard deviation of the similarity (default 0.5)"),
+                            ("w-inh", "LIF feedback inhibition per population spike (default 2)"),
+                            ("tau-inh", "LIF inhibition time constant (default 5 ms)"),
+                            ("gamma-hz", "LIF periodic (gamma) inhibition frequency (default off)"),
+                            ("gamma-amplitude", "LIF gamma inhibition amplitude")):
+        g.add_argument(f"--{name}", type=float, default=None, help=help_text)
+    g.add_argument("--spiking-path", choices=PATHS, default=None,
+                   help="dense, memory (event-driven, dot similarities) or auto (default)")
     g = p.add_argument_group("recording and output")
     g.add_argument("--record", type=_csv, default=None,
                    help=f"comma-separated, from: {', '.join(VARIABLES)} (default {','.join(PIXEL_RECORD)}; "
@@ -110,24 +153,26 @@ def cmd_recall(args: argparse.Namespace) -> int:
         preset, beta = base["preset"], base["beta"] if beta is None else beta
     model = model_config(preset, args.model_file, beta=beta, similarity=args.similarity,
                          separation=args.separation, dynamics=args.dynamics, value_lagrangian=args.value,
-                         tau_h=args.tau_h)
+                         tau_h=args.tau_h, tau_v=args.tau_v or (SPIKING_TAU_V if args.spiking else None))
+    spiking = _spiking(args)
     solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
                     max_steps=args.max_steps, steady_tol=args.steady_tol or None)
     if encoded:
         if args.dtype != "float32":
             raise ValueError("runs through a codec are float32 (codes are float32); drop --dtype")
-        monitor = Monitor(variables=args.record or RECORD, n_times=args.n_times,
+        monitor = Monitor(variables=args.record or _record(RECORD, spiking), n_times=args.n_times,
                           top_k=args.top_k if args.record or args.top_k else min(TOP_K, args.n_memories))
         return _finish_recall(args, run_encoded_recall(
             args.data, args.n_memories, args.corruption, args.codec or "pixels", model, readout=args.readout,
             text_codec=args.text_codec, captions=args.caption, caption_index=args.caption_index,
             scale=None if args.no_balance else "balance", image_size=args.image_size, n_cues=args.n_cues,
             seed=args.seed, duration=args.duration, solver=solver, monitor=monitor, cue_mode=args.cue_mode,
-            data_root=args.data_root, device=args.device, progress=None))
-    monitor = Monitor(variables=args.record or PIXEL_RECORD, n_times=args.n_times, top_k=args.top_k)
+            data_root=args.data_root, device=args.device, progress=None, spiking=spiking))
+    monitor = Monitor(variables=args.record or _record(PIXEL_RECORD, spiking), n_times=args.n_times, top_k=args.top_k)
     ds = run_recall(args.data, args.n_memories, args.corruption, model, n_cues=args.n_cues, seed=args.seed,
                     duration=args.duration, solver=solver, monitor=monitor, cue_mode=args.cue_mode,
-                    data_root=args.data_root, device=args.device, dtype=args.dtype, progress=None)
+                    data_root=args.data_root, device=args.device, dtype=args.dtype, progress=None,
+                    spiking=spiking)
     return _finish_recall(args, ds)
 
 
@@ -136,10 +181,14 @@ def _finish_recall(args: argparse.Namespace, ds) -> int:
     print(analysis.summarize(ds, args.threshold))
     print(f"saved: {out}")
     if not args.no_figure:
-        from .plot import plot_encoded_recall, plot_recall, save_figure  # matplotlib only when wanted
+        from .plot import plot_encoded_recall, plot_recall, plot_spiking_recall, save_figure  # matplotlib when wanted
 
         figure = Path(args.figure) if args.figure else out.with_suffix(".png")
-        save_figure(plot_encoded_recall(ds) if "output" in ds else plot_recall(ds), str(figure))
+        if "spike_time" in ds:
+            fig = plot_spiking_recall(ds)
+        else:
+            fig = plot_encoded_recall(ds) if "output" in ds else plot_recall(ds)
+        save_figure(fig, str(figure))
         print(f"figure: {figure}")
     return 0
 

@@ -33,6 +33,7 @@ from .integrate import Solver
 from .network import Network, from_config
 from .record import Monitor
 from .simulation import simulate
+from .spiking import SpikingMemory
 
 Readout = Literal["auto", "decode", "values"]
 RECORD = ("v", "energy", "speed", "f")
@@ -123,13 +124,14 @@ class EncodedMemory:
     def recall(self, queries: Mapping[str, Stimuli], duration: float = 20.0, *, clamp_given: bool = False,
                target_index: Tensor | None = None, monitor: Monitor | None = None,
                solver: Solver | str = "dopri5", cue_mode: str = "initial", seed: int | None = None,
-               progress: bool | None = False, mixture_ratio: float = 1.5) -> xr.Dataset:
+               progress: bool | None = False, mixture_ratio: float = 1.5,
+               spiking: SpikingMemory | None = None) -> xr.Dataset:
         """Encode the queries, run the dynamics, read the result out.
 
         ``clamp_given`` holds the given modalities' units at their cue values (a text-only query
         keeps its text). ``target_index``: the stored memory each query should recall.
         ``monitor`` defaults to :func:`default_monitor`; ``cue_mode`` as in
-        :meth:`~neurodyn.network.Network.make_cue`.
+        :meth:`~neurodyn.network.Network.make_cue`; ``spiking`` makes the memory population spike.
 
         The Dataset is :func:`~neurodyn.simulation.simulate`'s plus ``output`` (the read-out
         images, dims cue, channel, row, col), ``output_target`` (the target memories read out
@@ -149,7 +151,7 @@ class EncodedMemory:
                                  f"per query ({len(cues)}), got {target_index.tolist()}")
             targets = self.bank.memories[target_index]
         ds = simulate(self.network, cues, duration, monitor=monitor, solver=solver, cue_mode=cue_mode, clamp=clamp,
-                      targets=targets, target_index=target_index, seed=seed, progress=progress)
+                      targets=targets, target_index=target_index, seed=seed, progress=progress, spiking=spiking)
         states = analysis.final_states(ds, self.network, mixture_ratio=mixture_ratio,
                                        units=None if clamp is None else ~clamp)
         ds = ds.merge(states.rename({"nearest": "nearest_memory", "distance": "memory_distance"}))

@@ -281,3 +281,44 @@ def test_bad_spiking_runs_are_clear_errors():
         simulate(small_network(tau_h=2.0)[0], q, 1.0, spiking=SpikingMemory())
     with pytest.raises(ValueError, match="'speed'"):
         simulate(net, q, 1.0, spiking=SpikingMemory(), monitor=Monitor(("v", "speed")))
+
+
+# ----------------------------------------------------------------------------- the experiment
+def test_spiking_convergence_experiment_quick(tmp_path):
+    import os
+
+    from neurodyn.experiment import run_experiment
+    if not os.environ.get("NEURODYN_DATA"):
+        pytest.skip("NEURODYN_DATA is not set: the experiment reads MNIST")
+    result = run_experiment("spiking-convergence", quick=True, out=tmp_path, n_workers=0, progress=False)
+    ds = result.dataset.mean("seed")
+    distance = ds["distance_to_rate"].squeeze().values
+    assert (np.diff(distance) < 0).all()
+    fitted = np.polyfit(np.log(ds["r_max"].values), np.log(distance), 1)[0]
+    assert fitted <= -0.45  # at least as fast as 1/sqrt(r_max), within the quick grid's spread
+    top = ds.sel(r_max=6400).squeeze()
+    assert abs(float(top["retrieval_rate"]) - float(top["rate_retrieval_rate"])) <= 0.05
+    assert result.figure.stat().st_size > 10_000 and "slope" in result.report.read_text()
+
+
+# ----------------------------------------------------------------------------- command line
+def test_cli_spiking_recall_writes_spikes_and_a_raster(tmp_path, capsys):
+    from neurodyn.cli import main
+
+    out = tmp_path / "lif.nc"
+    assert main(["recall", "--spiking", "lif", "--n-memories", "20", "--duration", "30", "--output", str(out)]) == 0
+    ds = load_netcdf(out)
+    assert ds.attrs["neuron_model"] == "lif" and ds.sizes["spike"] > 0 and "rate" in ds
+    assert json_model(ds)["tau_v"] == 10.0  # the spiking default, in ms
+    assert out.with_suffix(".png").stat().st_size > 10_000
+    assert "spiking-lif" in capsys.readouterr().out
+    assert main(["recall", "--spiking", "poisson", "--r-max", "300", "--dt", "0.05", "--n-memories", "10",
+                 "--duration", "5", "--no-figure", "--output", str(tmp_path / "p.nc")]) == 0
+    assert load_netcdf(tmp_path / "p.nc").attrs["dt"] == 0.05
+    assert main(["recall", "--spiking", "lif", "--r-max", "300", "--output", str(tmp_path / "x.nc")]) == 2
+    assert "unknown parameters ['r_max'] for lif spiking" in capsys.readouterr().err
+
+
+def json_model(ds) -> dict:
+    import json
+    return json.loads(ds.attrs["model"])
