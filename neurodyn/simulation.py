@@ -219,7 +219,6 @@ def _add_spiking_record(ds: xr.Dataset, run: SpikingRun, monitor: Monitor, recal
         "steps_rejected": 0,
         "n_spikes": stats.spikes,
         "n_spiking_units": run.network.n_memories,
-        "saturated_steps": stats.saturated,
         "value_clipped_steps": stats.value_clipped,
         "wall_time_s": stats.wall_time,
     })
