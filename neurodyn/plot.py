@@ -9,6 +9,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.ticker import MaxNLocator
 
 
 def image_shape(ds: xr.Dataset) -> tuple[int, ...] | None:
@@ -219,6 +220,115 @@ def plot_metastability(ds: xr.Dataset, cues: Sequence[int] | None = None, max_cu
     top.legend(loc="upper right", fontsize="small")
     bottom.legend(loc="upper right", fontsize="small")
     fig.suptitle(f"metastability ({len(cues)} cues)", fontsize="medium")
+    return fig
+
+
+# ----------------------------------------------------------------------------- spiking runs
+def _shown_cues(ds: xr.Dataset, cues: int | Sequence[int] | None, max_cues: int) -> list:
+    """The cue labels to draw: the given one(s), or the first ``max_cues``."""
+    if cues is None:
+        return list(ds["cue"].values[:max_cues])
+    return [cues] if np.ndim(cues) == 0 else list(cues)
+
+
+def plot_raster(ds: xr.Dataset, cues: int | Sequence[int] | None = None, ax: plt.Axes | None = None,
+                max_cues: int = 10, units: Sequence[int] | None = None) -> plt.Axes:
+    """Spike raster of a spiking run: a tick per spike at (time, unit), one colour per cue (the
+    first ``max_cues`` by default; one cue is drawn in black). ``units``: only these units."""
+    from .analysis import _spikes, _unit_subset
+
+    ax = ax or plt.gca()
+    sp = _spikes(ds)
+    shown = _shown_cues(ds, cues, max_cues)
+    wanted = np.isin(sp.unit, _unit_subset(units, sp.n_units))
+    index = ds.indexes["cue"]
+    for i, cue in enumerate(shown):
+        mine = wanted & (sp.cue == index.get_loc(cue))
+        ax.scatter(sp.time[mine], sp.unit[mine], marker="|", s=12, linewidths=0.8,
+                   color="k" if len(shown) == 1 else f"C{i % 10}", label=f"cue {cue}")
+    ax.set_xlim(0.0, sp.duration)
+    ax.set_ylim(-0.5, sp.n_units - 0.5)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("time [ms]")
+    ax.set_ylabel("spiking unit")
+    ax.set_title(f"spikes, cue {shown[0]}" if len(shown) == 1 else f"spikes ({len(shown)} cues)")
+    if 1 < len(shown) <= 10:
+        ax.legend(loc="upper right", fontsize="small", markerscale=1.5)
+    return ax
+
+
+def plot_rates(ds: xr.Dataset, ax: plt.Axes | None = None, cues: int | Sequence[int] | None = None,
+               max_cues: int = 10) -> plt.Axes:
+    """The recorded ``population_rate`` against time, one step line per cue (the first
+    ``max_cues`` by default); each value holds for the bin that ends at its time."""
+    if "population_rate" not in ds:
+        raise ValueError("the Dataset has no 'population_rate': it comes from a spiking run")
+    ax = ax or plt.gca()
+    rate = ds["population_rate"]
+    shown = _shown_cues(ds, cues, max_cues)
+    for i, cue in enumerate(shown):
+        ax.step(ds["time"].values, rate.sel(cue=cue).values, where="pre", lw=1, color=f"C{i % 10}",
+                label=f"cue {cue}")
+    ax.set_xlabel(f"time [{ds['time'].attrs.get('units', 'ms')}]")
+    ax.set_ylabel(f"population rate [{rate.attrs.get('units', 'Hz')}]")
+    ax.set_title("population rate")
+    if 1 < len(shown) <= 10:
+        ax.legend(loc="upper right", fontsize="small")
+    return ax
+
+
+def plot_psth(ds: xr.Dataset, bin_ms: float = 10.0, ax: plt.Axes | None = None,
+              units: Sequence[int] | None = None) -> plt.Axes:
+    """Peri-stimulus time histogram (:func:`~neurodyn.analysis.psth`) over all cues: the
+    population's rate (summed over units) by default, or one histogram per unit of ``units``."""
+    from .analysis import psth
+
+    ax = ax or plt.gca()
+    res = psth(ds, bin_ms, units=units, population=units is None)
+    edges = res.attrs["t_start"] + bin_ms * np.arange(res.sizes["bin"] + 1)
+    if units is None:
+        ax.stairs(res.values, edges, fill=True, alpha=0.6, color="C0", label="population")
+    else:
+        for i, (unit, rate) in enumerate(zip(units, res.transpose(..., "bin").values)):
+            ax.stairs(rate, edges, color=f"C{i % 10}", label=f"unit {unit}")
+        if len(units) <= 10:
+            ax.legend(loc="upper right", fontsize="small")
+    ax.set_xlabel("time since cue onset [ms]")
+    ax.set_ylabel(f"{res.attrs['long_name']} [Hz]")
+    ax.set_title(f"PSTH ({bin_ms:g} ms bins, {res.attrs['n_trials']} cues)")
+    return ax
+
+
+def plot_spiking_recall(ds: xr.Dataset, cues: Sequence[int] | None = None) -> plt.Figure:
+    """A spiking run's recall, one row per cue (the first 4 by default): its spike raster, the
+    cue and the recalled pattern (and the target, when recorded) as images, or as line plots
+    when the run has no ``image_shape``."""
+    shape = image_shape(ds)
+    cues = list(ds["cue"].values[:4] if cues is None else cues)
+    columns = ["query", "recalled"] + (["target"] if "target" in ds else [])
+    titles = {"query": "cue", "recalled": "recalled", "target": "target"}
+    fig = plt.figure(figsize=(5.0 + 1.8 * len(columns), 1.9 * len(cues) + 0.4), constrained_layout=True)
+    grid = fig.add_gridspec(len(cues), 1 + len(columns), width_ratios=[3.0] + [1.0] * len(columns))
+    cmap = "gray" if shape is None or shape[0] == 1 else None
+    for r, cue in enumerate(cues):
+        raster = plot_raster(ds, cues=cue, ax=fig.add_subplot(grid[r, 0]))
+        raster.set_title(f"spikes, cue {cue}" if r == 0 else "", fontsize="small")
+        raster.set_ylabel(f"cue {cue}: unit", fontsize="small")
+        if r < len(cues) - 1:
+            raster.set_xlabel("")
+        for c, name in enumerate(columns, start=1):
+            ax = fig.add_subplot(grid[r, c])
+            vec = ds[name].sel(cue=cue).values
+            if shape is None:
+                ax.plot(np.arange(vec.size), vec, lw=1, color="C0")
+                ax.set_xlabel("unit" if r == len(cues) - 1 else "", fontsize="small")
+            else:
+                ax.imshow(_as_image(vec, shape), cmap=cmap, vmin=0.0, vmax=1.0)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[name], fontsize="small")
+    fig.suptitle(ds.attrs.get("title", "spiking recall"), fontsize="medium")
     return fig
 
 
