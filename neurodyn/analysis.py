@@ -172,9 +172,51 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
         lines.append(f"metastable mixtures: {int(lingered.sum())}/{ds.sizes['cue']} cues passed through a mixture"
                      + (f" (longest {float(ds['mixture_time'].max()):.3g} {ds['mixture_time'].attrs['units']})"
                         if lingered.any() else ""))
+    if "spike_time" in ds:
+        rate = float(ds["population_rate"].mean()) if "population_rate" in ds else float("nan")
+        lines.append(f"spiking: {ds.attrs.get('neuron_model', '?')} memory neurons ({ds.attrs.get('spiking_path', '?')} "
+                     f"path), dt {ds.attrs.get('dt', float('nan')):g} ms; {ds.sizes['spike']} spikes, population "
+                     f"rate {rate:.3g} Hz on average")
+    if "recall_time" in ds:
+        rt = ds["recall_time"].values
+        lines.append(f"recall time: {int(np.isfinite(rt).sum())}/{len(rt)} cues on their target"
+                     + (f", median {np.nanmedian(rt):g} {ds['recall_time'].attrs.get('units', '')}"
+                        if np.isfinite(rt).any() else ""))
     if "energy" in ds:
         lines.append(f"Lyapunov: {lyapunov_check(ds).verdict}")
+        if "neuron_model" in ds.attrs and ds.sizes["cue"] > 1:
+            te = trial_energy(ds)
+            lines.append(f"energy over the {te.attrs['n_trials']} cues as trials: the mean rises by at most "
+                         f"{te.attrs['max_rise_sem']:.2g} standard errors; single trials rise in "
+                         f"{te.attrs['rising_fraction']:.0%} of the recorded steps")
     return "\n".join(lines)
+
+
+def trial_energy(ds: xr.Dataset) -> xr.Dataset:
+    """The energy of a noisy (spiking) run across its cues taken as trials: ``mean`` and its
+    standard error ``sem`` over cues per recorded time, and in ``attrs`` ``max_rise_sem`` (the
+    largest rise of the mean between consecutive times, in standard errors of that step's mean;
+    <= 3 reads as non-increasing), ``rising_fraction`` (the share of single-trial steps in which
+    the energy rose) and ``largest_single_rise``. No Lyapunov guarantee holds for one noisy
+    trial; the trial mean is what to check (docs/spiking.md)."""
+    if "energy" not in ds:
+        raise ValueError("trial_energy needs 'energy' recorded")
+    if ds.sizes["cue"] < 2:
+        raise ValueError("trial_energy needs at least 2 cues (trials)")
+    e = ds["energy"].transpose("time", "cue").values.astype(np.float64)
+    step = np.diff(e, axis=0)
+    step_sem = step.std(axis=1, ddof=1) / np.sqrt(e.shape[1])
+    mean_step = step.mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(step_sem > 0, mean_step / step_sem, np.where(mean_step > 0, np.inf, 0.0))
+    out = xr.Dataset({
+        "mean": ("time", e.mean(axis=1), {"long_name": "energy, mean over cues", "units": "1"}),
+        "sem": ("time", e.std(axis=1, ddof=1) / np.sqrt(e.shape[1]),
+                {"long_name": "standard error of the mean energy", "units": "1"}),
+    }, coords={"time": ds["time"]})
+    out.attrs.update(max_rise_sem=float(ratio.max()), rising_fraction=float((step > 0).mean()),
+                     largest_single_rise=float(step.max()), n_trials=int(e.shape[1]))
+    return out
 
 
 def participation_ratio(weights: torch.Tensor) -> torch.Tensor:

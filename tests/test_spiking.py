@@ -180,6 +180,10 @@ def test_trial_mean_energy_decreases_where_the_noise_is_small():
         rises[r_max] = (step.mean(axis=1) / (step.std(axis=1, ddof=1) / math.sqrt(trials))).max()
         single = analysis.lyapunov_check(ds.isel(cue=[0]))
         assert not single.monotone and not single.guaranteed and "spiking run" in single.reason
+        report = analysis.trial_energy(ds)
+        assert report.attrs["max_rise_sem"] == pytest.approx(rises[r_max])
+        assert 0 < report.attrs["rising_fraction"] < 1  # single trials do rise: reported
+        assert "standard errors" in analysis.summarize(ds)
     assert rises[6400.0] <= 3.0 and rises[400.0] > 3.0
 
 
