@@ -34,8 +34,8 @@ Two paths compute a step:
 - ``memory``: the event-driven memory-space path for a bilinear similarity (dot, biased dot),
   linear value neurons and no clamp. Then ``y = M v`` and ``z = M s`` obey the same linear
   filters as ``v`` and ``s``, and a spike of mu adds row mu of the Gram matrix ``K = P M'``:
-  a step costs O(N) per cue instead of O(N I). ``v = c(t) v0 + (1 - c(t)) I + P' beta`` is rebuilt
-  only at recording times from coefficients ``beta`` that follow the same filters.
+  a step costs O(N) per cue instead of O(N I). ``v`` and ``s`` themselves are advanced lazily,
+  in closed form, only when their cue spikes and at recording times.
 
 Random numbers come from :func:`neurodyn.rng.counter_uniform` keyed on (seed, cue id, step,
 neuron), so runs are reproducible from one seed and batch-invariant.
@@ -132,10 +132,11 @@ class LIF(NamedTuple):
 
 
 class LIFState(NamedTuple):
-    """Membrane potentials ``u`` (B, N), refractory time left (B, N, ms), inhibition (B, 1)."""
+    """Membrane potentials ``u`` (B, N), the time (ms) until which each neuron is refractory
+    (B, N), and the feedback inhibition (B, 1)."""
 
     u: torch.Tensor
-    refractory_left: torch.Tensor
+    refractory_until: torch.Tensor
     inh: torch.Tensor
 
 
@@ -176,7 +177,7 @@ def lif_drive(h: torch.Tensor, p: LIF) -> torch.Tensor:
     """The LIF input current ``c(h) = bias + gain * z(h)`` (see :class:`LIF`)."""
     if p.normalize_drive:
         std, mean = torch.std_mean(h, dim=-1, keepdim=True, correction=0)
-        h = (h - mean) / std.clamp_min(torch.finfo(h.dtype).eps)
+        return torch.addcmul(torch.full_like(mean, p.bias), h - mean, p.gain / std.clamp_min(torch.finfo(h.dtype).eps))
     return p.bias + p.gain * h
 
 
@@ -187,17 +188,17 @@ def lif_step(drive: torch.Tensor, state: LIFState, t: float, dt: float, p: LIF) 
     threshold fires at ``t + dt`` and is reset. The population's spikes raise the inhibition for
     the next step.
     """
-    target = drive - state.inh
+    inh = state.inh
     if p.gamma_amplitude > 0 and p.gamma_hz > 0:
-        target = target - p.gamma_amplitude * 0.5 * (1.0 - math.cos(2 * math.pi * p.gamma_hz * t * 1e-3))
-    decay = math.exp(-dt / p.tau_m)
-    active = state.refractory_left <= 0
-    u = torch.where(active, target + (state.u - target) * decay, state.u)
+        inh = inh + p.gamma_amplitude * 0.5 * (1.0 - math.cos(2 * math.pi * p.gamma_hz * t * 1e-3))
+    # Exact relaxation towards drive - inh: u + (1 - decay) (target - u), as one lerp.
+    relaxed = torch.lerp(state.u, drive - inh, 1.0 - math.exp(-dt / p.tau_m))
+    u = torch.where(state.refractory_until <= t + 0.5 * dt, relaxed, state.u)  # half a step absorbs rounding
     spikes = u >= p.threshold
-    u = torch.where(spikes, torch.full_like(u, p.reset), u)
-    left = torch.where(spikes, torch.full_like(u, p.refractory), (state.refractory_left - dt).clamp_min(0.0))
+    u = u.masked_fill(spikes, p.reset)
+    until = state.refractory_until.masked_fill(spikes, t + dt + p.refractory)
     inh = state.inh * math.exp(-dt / p.tau_inh) + p.w_inh * spikes.sum(-1, keepdim=True, dtype=u.dtype)
-    return spikes, LIFState(u, left, inh)
+    return spikes, LIFState(u, until, inh)
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -327,19 +328,34 @@ class _Exponential:
 
     def __init__(self, dt: float, tau_v: float, tau_s: float) -> None:
         self.a_v, self.a_s = math.exp(-dt / tau_v), math.exp(-dt / tau_s)
-        if math.isclose(tau_v, tau_s):
-            self.k = dt / tau_v * self.a_v
-        else:
-            self.k = tau_s / (tau_s - tau_v) * (self.a_s - self.a_v)
+        self.equal = math.isclose(tau_v, tau_s)
+        self.dt_over_tau = dt / tau_v
+        self.ratio = 1.0 if self.equal else tau_s / (tau_s - tau_v)
+        self.k = self.k_of(self.a_v, self.a_s, 1)
+
+    def over(self, steps: torch.Tensor) -> "_Exponential":
+        """The same filters over ``steps`` steps at once (a (R, 1) tensor of counts, one per row)."""
+        out = _Exponential.__new__(_Exponential)
+        out.a_v, out.a_s = self.a_v ** steps, self.a_s ** steps
+        out.k = self.k_of(out.a_v, out.a_s, steps)
+        return out
+
+    def k_of(self, a_v: float | torch.Tensor, a_s: float | torch.Tensor,
+             steps: int | torch.Tensor) -> float | torch.Tensor:
+        """The cascade gain over ``steps`` steps given the decays over them."""
+        if self.equal:
+            return steps * self.dt_over_tau * a_v
+        return self.ratio * (a_s - a_v)
 
     def decaying(self, v: torch.Tensor, s: torch.Tensor, current: torch.Tensor | float) -> torch.Tensor:
         """``v`` after a step driven by a synaptic current ``s`` that decays over the step."""
-        return self.a_v * v + (1 - self.a_v) * current + self.k * s
+        out = torch.add(self.a_v * v, s, alpha=self.k) if isinstance(self.k, float) else self.a_v * v + self.k * s
+        return out if isinstance(current, float) and current == 0.0 else out + (1 - self.a_v) * current
 
     def held(self, v: torch.Tensor, s: torch.Tensor, current: torch.Tensor | float) -> torch.Tensor:
         """``v`` after a step driven by an input ``s`` held constant over the step (the
         normalized read-out: numerator and denominator decay alike)."""
-        return self.a_v * v + (1 - self.a_v) * (s + current)
+        return torch.lerp(s + current, v, self.a_v)
 
 
 class SpikingRun:
@@ -420,30 +436,29 @@ class SpikingRun:
         g0 = self._value_output(cue.v0)
         h0 = tiled(net.scores, sp.batch_tile, g0)
         if isinstance(sp.neuron, LIF):
-            self.lif = LIFState(torch.full_like(zeros, sp.neuron.reset), zeros.clone(), zeros[:, :1].clone())
+            self.lif = LIFState(torch.full_like(zeros, sp.neuron.reset), torch.full_like(zeros, -math.inf),
+                                zeros[:, :1].clone())
             f0 = zeros
             cue_weight = sp.neuron.cue_weight
             if self.normalized_readout:
                 self.n_hat = self.n_hat + cue_weight
         else:
             f0 = self._weights(h0)  # s(0): the mean-field equilibrium of the synapse given v(0)
-        self.s0 = cue.v0 if cue.current is None else cue.v0 - cue.current
-        if self.path == "dense":
-            self.v = cue.v0.clone()
-            self.s = self._dense_input(f0, g0) + cue_weight * self.s0
-        else:
-            gram = net.P @ net.memories.T  # K[mu] = M P_mu: what a spike of mu adds to z = M s
-            self.gram = gram
+        s0 = cue.v0 if cue.current is None else cue.v0 - cue.current
+        # v and s in value space: stepped on the dense path; on the memory path advanced lazily
+        # (``last``: the step each cue's v and s stand at). A normalized read-out keeps s / n_hat.
+        self.v = cue.v0.clone()
+        self.s = self._dense_input(f0, g0) + cue_weight * s0
+        if self.normalized_readout and cue_weight > 0:
+            self.s = self.s / cue_weight
+        if self.path == "memory":
+            self.last = torch.zeros(batch, 1, dtype=torch.int64, device=self.device)
+            self.gram = net.P @ net.memories.T  # K[mu] = M P_mu: what a spike of mu adds to z = M s
             self.bias = net.scores(torch.zeros(1, net.n_features, dtype=self.dtype, device=self.device))
-            self.y0 = h0 - self.bias  # M v0
+            self.y = h0 - self.bias  # M v0
             self.y_current = 0.0 if cue.current is None else tiled(lambda x: x @ net.memories.T,
                                                                     sp.batch_tile, cue.current)
-            self.y = self.y0.clone()
-            self.z = tiled(lambda x: x @ gram.T, sp.batch_tile, f0) + cue_weight * (self.y0 - self.y_current)
-            # s = P' alpha[:, :N] + alpha[:, N] s0 and v = c v0 + (1 - c) I + P' beta[:, :N] + beta[:, N] s0.
-            self.alpha = torch.cat([f0, torch.full_like(f0[:, :1], cue_weight)], dim=-1)
-            self.beta = torch.zeros_like(self.alpha)
-            self.c0 = 1.0
+            self.z = tiled(lambda x: x @ net.memories.T, sp.batch_tile, self.s)  # M s (or M s / n_hat)
 
     def _value_output(self, v: torch.Tensor) -> torch.Tensor:
         """What the memory neurons see: ``g`` or the filtered value spikes."""
@@ -456,12 +471,28 @@ class SpikingRun:
         return tiled(net.scores, sp.batch_tile, self._value_output(self.v))
 
     def value_state(self) -> torch.Tensor:
-        """``v`` now (rebuilt from its memory-space coefficients on the memory path)."""
-        if self.path == "dense":
-            return self.v
-        v = (self.c0 * self.v0 + tiled(lambda x: x @ self.network.P, self.spiking.batch_tile, self.beta[:, :-1])
-             + self.beta[:, -1:] * self.s0)
-        return v if self.cue.current is None else v + (1 - self.c0) * self.cue.current
+        """``v`` now (on the memory path, every cue's ``v`` is first brought up to date)."""
+        if self.path == "memory":
+            self._catch_up(torch.arange(self.cue.batch, device=self.device))
+            return self.v.clone()  # updated in place later: the records must not alias it
+        return self.v
+
+    def _catch_up(self, rows: torch.Tensor) -> None:
+        """Advance the value-space ``v`` and ``s`` of cues ``rows`` (memory path) in closed form
+        from their last update to the current step: exact, as the input is a decaying (or, for a
+        normalized read-out, constant) synaptic current between spikes."""
+        steps = self.stats.steps - self.last[rows]
+        if not bool((steps > 0).any()):
+            return
+        fl = self.filters.over(steps.to(self.dtype))
+        current = self.current if isinstance(self.current, float) else self.current[rows]
+        v, s = self.v[rows], self.s[rows]
+        if self.normalized_readout:
+            self.v[rows] = fl.held(v, s, current)
+        else:
+            self.v[rows] = fl.decaying(v, s, current)
+            self.s[rows] = fl.a_s * s
+        self.last[rows] = self.stats.steps
 
     # ------------------------------------------------------------------ one step
     def _memory_spikes(self, h: torch.Tensor, step: int, t: float) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -490,7 +521,7 @@ class SpikingRun:
     def step(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance from ``t = step dt`` to ``t + dt``; returns the spikes emitted at ``t + dt`` as
         (cue index, unit) pairs, ordered by cue then unit (a neuron that fired twice, twice)."""
-        sp, fl = self.spiking, self.filters
+        sp = self.spiking
         t = step * sp.dt
         h = self._memory_input()
         counts, expected = self._memory_spikes(h, step, t)
@@ -502,11 +533,10 @@ class SpikingRun:
             self.v = v
         else:
             self.y = self._advance(self.y, self.z, self.y_current)
-            self.beta = self._advance(self.beta, self.alpha, 0.0)
-            self.c0 *= fl.a_v
         self._decay_synapses()
+        self.stats.steps += 1
         cues, units = counts.nonzero(as_tuple=True)
-        if len(cues):
+        if len(cues) and isinstance(self.spiking.neuron, Poisson):
             repeats = counts[cues, units]
             if bool((repeats > 1).any()):
                 cues, units = cues.repeat_interleave(repeats), units.repeat_interleave(repeats)
@@ -516,22 +546,25 @@ class SpikingRun:
             self._add_spikes(counts, cues, units)
         if self.value_trace is not None:
             self._value_spikes(step)
-        self.stats.steps += 1
         return cues, units
 
     def _advance(self, x: torch.Tensor, syn: torch.Tensor, current: torch.Tensor | float) -> torch.Tensor:
+        """One step of ``v`` (or ``y = M v``) with the synaptic input ``syn`` (a normalized
+        read-out holds ``s / n_hat``, constant between spikes)."""
         if self.normalized_readout:
-            n_hat = self.n_hat
-            return self.filters.held(x, syn / torch.where(n_hat > 0, n_hat, 1.0), current)
+            return self.filters.held(x, syn, current)
         return self.filters.decaying(x, syn, current)
 
     def _decay_synapses(self) -> None:
+        """The synaptic filter over one step (a normalized read-out's ratio does not decay)."""
         a_s = self.filters.a_s
+        self.n_hat = a_s * self.n_hat
+        if self.normalized_readout:
+            return
         if self.path == "dense":
             self.s = a_s * self.s
         else:
-            self.z, self.alpha = a_s * self.z, a_s * self.alpha
-        self.n_hat = a_s * self.n_hat
+            self.z = a_s * self.z
 
     def _dense_input(self, weights: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """The value-space input of memory activity ``weights`` (B, N): ``P' weights``, or with
@@ -543,11 +576,10 @@ class SpikingRun:
         return tiled(lambda x: x @ net.P, tile, weights)
 
     def _add_expected(self, expected: torch.Tensor) -> None:
-        if self.path == "dense":
-            self.s = self.s + self._dense_input(expected, self._value_output(self.v))
-        else:
+        if self.path == "memory":  # the mean field changes s every step: nothing to gain from laziness
+            self._catch_up(torch.arange(self.cue.batch, device=self.device))
             self.z = self.z + tiled(lambda x: x @ self.gram.T, self.spiking.batch_tile, expected)
-            self.alpha[:, :-1] += expected
+        self.s = self.s + self._dense_input(expected, self._value_output(self.v))
 
     def _add_spikes(self, counts: torch.Tensor, cues: torch.Tensor, units: torch.Tensor) -> None:
         """Gather the rows of ``P`` (dense) or ``K`` (memory space) of the neurons that fired.
@@ -557,15 +589,23 @@ class SpikingRun:
         """
         w = self._spike_weight()
         if self.path == "memory":
-            self.z = self.z.index_add(0, cues, self.gram[units], alpha=w)
-            self.alpha[:, :-1] += w * counts.to(self.dtype)
+            self._catch_up(torch.unique(cues))
+        if self.normalized_readout:  # back to sums, add, and divide by the new count
+            fired = torch.unique(cues)
+            old = self.n_hat[fired]
+            self.n_hat = self.n_hat.index_add(0, cues, torch.ones(len(cues), 1, dtype=self.dtype, device=self.device))
+            scale = old / self.n_hat[fired]
+            self.s[fired] *= scale
+            self.s = self.s.index_add(0, cues, self.network.P[units] / self.n_hat[cues])
+            if self.path == "memory":
+                self.z[fired] *= scale
+                self.z = self.z.index_add(0, cues, self.gram[units] / self.n_hat[cues])
         elif self.gradient_drive:
             self.s = self.s + w * self._dense_input(counts.to(self.dtype), self._value_output(self.v))
         else:
             self.s = self.s.index_add(0, cues, self.network.P[units], alpha=w)
-        if self.normalized_readout:
-            self.n_hat = self.n_hat.index_add(0, cues, torch.ones(len(cues), 1, dtype=self.dtype,
-                                                                 device=self.device))
+            if self.path == "memory":
+                self.z = self.z.index_add(0, cues, self.gram[units], alpha=w)
 
     # ------------------------------------------------------------------ the loop
     def __iter__(self) -> Iterator[Block]:
