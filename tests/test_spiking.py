@@ -16,7 +16,7 @@ from neurodyn.record import Monitor, load_netcdf, save_netcdf
 from neurodyn.recall import model_config, prepare_memory
 from neurodyn.rng import counter_uniform
 from neurodyn.simulation import simulate
-from neurodyn.spiking import LIF, Poisson, Rate, SpikingMemory, lif_drive, make_spiking, poisson_counts, tiled
+from neurodyn.spiking import LIF, Poisson, Rate, SpikingMemory, lif_drive, make_spiking, poisson_counts, tiled, tiled_matmul
 
 F64 = torch.float64
 
@@ -78,9 +78,12 @@ def test_tiled_products_do_not_depend_on_the_batch():
     gen = torch.Generator().manual_seed(0)
     m, g = torch.rand(300, 784, generator=gen), torch.rand(40, 784, generator=gen)
     full = tiled(lambda x: x @ m.T, 16, g)
+    batched = tiled_matmul(g, m.T, 16)
     for k in (0, 5, 17, 39):
         assert torch.equal(tiled(lambda x: x @ m.T, 16, g[k:k + 1])[0], full[k])
         assert torch.equal(tiled(lambda x: x @ m.T, 16, g[k:k + 3])[0], full[k])
+        assert torch.equal(tiled_matmul(g[k:k + 1], m.T, 16)[0], batched[k])
+        assert torch.equal(tiled_matmul(g[k:k + 3], m.T, 16)[0], batched[k])
 
 
 # ----------------------------------------------------------------------------- batch invariance and paths
