@@ -347,3 +347,35 @@ def test_cli_spiking_recall_writes_spikes_and_a_raster(tmp_path, capsys):
 def json_model(ds) -> dict:
     import json
     return json.loads(ds.attrs["model"])
+
+
+# ----------------------------------------------------------------------------- wherever a rate population is
+def test_spiking_recall_through_a_codec_and_with_overlaps():
+    from neurodyn import data
+    from neurodyn.encoded import EncodedMemory, default_monitor
+
+    digits = data.load_digits().images[:30]
+    memory = EncodedMemory.hen(digits, "pixels")
+    queries = data.gaussian_noise(digits, 0.2, generator=torch.Generator().manual_seed(0))
+    record = default_monitor(30)
+    monitor = Monitor(tuple(v for v in record.variables if v != "speed") + ("spikes", "overlap"), n_times=11,
+                      top_k=record.top_k)
+    ds = memory.recall({"image": queries}, 10.0, target_index=torch.arange(30), monitor=monitor,
+                       spiking=SpikingMemory(LIF()), seed=0)
+    assert ds.attrs["neuron_model"] == "lif" and ds.sizes["spike"] > 0
+    assert ds.attrs["accuracy"] >= 0.9 and ds["output"].shape == (30, 1, 8, 8)
+    assert ds.overlap.dims == ("time", "cue", "pattern") and float(ds.overlap.isel(time=-1).max()) <= 1 + 1e-6
+
+
+def test_gamma_inhibition_gates_spikes_into_cycles():
+    """40 Hz periodic inhibition: spikes fall where the inhibition is low (phase near 0)."""
+    net, q = small_network(n=20, i=40)
+    lif = LIF(bias=0.5, gain=0.6, gamma_hz=40.0, gamma_amplitude=3.0)  # above the top drive
+    ds = simulate(net, q, 200.0, spiking=SpikingMemory(lif), seed=0, monitor=Monitor(("spikes",), n_times=3))
+    phase = (ds.spike_time.values * 1e-3 * 40.0) % 1.0  # 0 or 1: inhibition at its minimum
+    near_trough = np.minimum(phase, 1 - phase) < 0.25
+    assert ds.sizes["spike"] > 30 and near_trough.mean() > 0.9
+    plain = simulate(net, q, 200.0, spiking=SpikingMemory(LIF(bias=0.5, gain=0.6)), seed=0,
+                     monitor=Monitor(("spikes",), n_times=3))
+    phase = (plain.spike_time.values * 1e-3 * 40.0) % 1.0
+    assert np.minimum(phase, 1 - phase).__lt__(0.25).mean() < 0.75  # without gamma: no such gating
