@@ -105,12 +105,15 @@ def test_spikes_of_a_cue_do_not_depend_on_its_batch(neuron, path):
     assert np.array_equal(events(shuffled, 19 - 7), events(full, 7))
 
 
-@pytest.mark.parametrize("neuron", [Poisson(1500.0), LIF(bias=0.5, gain=0.6), Rate()])
-def test_memory_space_path_agrees_with_the_dense_path(neuron):
+@pytest.mark.parametrize("cue_mode", ["initial", "both"])
+@pytest.mark.parametrize("neuron", [Poisson(1500.0), LIF(bias=0.5, gain=0.6), LIF(bias=0.5, gain=0.6, readout_rate=100.0),
+                                    Rate()])
+def test_memory_space_path_agrees_with_the_dense_path(neuron, cue_mode):
     net, q = small_network(n=8, i=30, similarity="biased_dot", separation="softmax:6")
     mon = Monitor(("v", "energy", "spikes"), n_times=26)
-    dense = simulate(net, q, 50.0, spiking=SpikingMemory(neuron, path="dense"), monitor=mon, seed=2)
-    memory = simulate(net, q, 50.0, spiking=SpikingMemory(neuron, path="memory"), monitor=mon, seed=2)
+    dense = simulate(net, q, 50.0, spiking=SpikingMemory(neuron, path="dense"), monitor=mon, seed=2, cue_mode=cue_mode)
+    memory = simulate(net, q, 50.0, spiking=SpikingMemory(neuron, path="memory"), monitor=mon, seed=2,
+                      cue_mode=cue_mode)
     assert (dense.attrs["spiking_path"], memory.attrs["spiking_path"]) == ("dense", "memory")
     if not isinstance(neuron, Rate):
         # The paths add the same terms in a different order: in float64 no spike flips here.
