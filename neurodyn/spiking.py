@@ -57,7 +57,7 @@ from .rng import counter_uniform
 
 MODELS = ("poisson", "lif", "rate")
 PATHS = ("auto", "dense", "memory")
-STREAM_MEMORY, STREAM_VALUE = 0, 1
+STREAM_MEMORY, STREAM_VALUE, STREAM_ALLOCATION = 0, 1, 2
 
 
 def _check_positive(name: str, value: float, allow_zero: bool = False) -> None:
@@ -170,6 +170,29 @@ def poisson_counts(rate: torch.Tensor, uniform: torch.Tensor, dt: float) -> torc
                 break
             extra += more
         counts[fired] += extra
+    return counts
+
+
+def population_counts(rate: torch.Tensor, dt: float, seed: int, cue_ids: torch.Tensor, step: int) -> torch.Tensor:
+    """Spike counts (int64, like ``rate`` (B, N)) of a population of Poisson neurons over one
+    step, drawn by splitting: the population's count is Poisson(``sum rate dt``) and each of its
+    spikes goes to neuron mu with probability ``rate_mu / sum rate``. The counts have exactly the
+    law of independent per-neuron Poisson draws, but the random numbers cost O(B + spikes) instead
+    of a hash per neuron (a softmax population fires ``r_max dt`` spikes per step in all). The
+    variates are keyed on (seed, cue id, step, spike number), so the batch does not matter.
+    """
+    total = rate.sum(-1, keepdim=True)
+    first = counter_uniform(seed, STREAM_MEMORY, cue_ids, step, 1, dtype=rate.dtype)
+    k = poisson_counts(total, first, dt)[:, 0]
+    counts = torch.zeros_like(rate, dtype=torch.int64)
+    rows = k.nonzero(as_tuple=True)[0]
+    if len(rows):
+        k_rows = k[rows]
+        u = counter_uniform(seed, STREAM_ALLOCATION, cue_ids[rows], step, int(k_rows.max()), dtype=rate.dtype)
+        cdf = torch.cumsum(rate[rows], dim=-1)
+        unit = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_max(rate.shape[-1] - 1)
+        valid = torch.arange(u.shape[1], device=rate.device) < k_rows[:, None]
+        counts[rows] = torch.zeros_like(counts[rows]).scatter_add_(1, unit, valid.to(torch.int64))
     return counts
 
 
@@ -531,8 +554,7 @@ class SpikingRun:
         f = self._weights(h)
         if isinstance(neuron, Rate):
             return torch.zeros_like(f, dtype=torch.int64), f * (sp.dt / sp.tau_s)
-        uniform = counter_uniform(self.seed, STREAM_MEMORY, self.cue_ids, step, f.shape[-1], dtype=f.dtype)
-        return poisson_counts(neuron.r_max * f, uniform, sp.dt), None
+        return population_counts(neuron.r_max * f, sp.dt, self.seed, self.cue_ids, step), None
 
     def _value_spikes(self, step: int) -> None:
         """Advance the filtered spike trains of Poisson value neurons (when they spike)."""

@@ -16,7 +16,8 @@ from neurodyn.record import Monitor, load_netcdf, save_netcdf
 from neurodyn.recall import model_config, prepare_memory
 from neurodyn.rng import counter_uniform
 from neurodyn.simulation import simulate
-from neurodyn.spiking import LIF, Poisson, Rate, SpikingMemory, lif_drive, make_spiking, poisson_counts, tiled, tiled_matmul
+from neurodyn.spiking import (LIF, Poisson, Rate, SpikingMemory, lif_drive, make_spiking, poisson_counts,
+                              population_counts, tiled, tiled_matmul)
 
 F64 = torch.float64
 
@@ -72,6 +73,21 @@ def test_poisson_counts_follow_the_poisson_law_at_any_rate_dt(lam):
         obs, exp = np.append(obs[:-2], obs[-2:].sum()), np.append(exp[:-2], exp[-2:].sum())
     assert stats.chisquare(obs, exp).pvalue > 1e-4
     assert abs(counts.var() / counts.mean() - 1) < 0.05  # Fano factor 1; 2e5 draws: SE < 1%
+
+
+def test_population_counts_split_into_independent_poisson_neurons():
+    """Splitting the population's Poisson count gives each neuron a Poisson count of its own
+    rate, uncorrelated with the others', and a cue's counts do not depend on its batch."""
+    rates = torch.tensor([[3000.0, 1000.0, 0.0, 6000.0]], dtype=F64).expand(20000, -1)
+    counts = population_counts(rates, 0.1, 7, torch.arange(20000), 3).numpy()
+    lam = rates[0].numpy() * 1e-4
+    assert (counts[:, 2] == 0).all()  # a silent neuron never fires
+    for j in (0, 1, 3):  # 2e4 draws: the mean's standard error is sqrt(lam / 2e4) < 0.006
+        assert abs(counts[:, j].mean() - lam[j]) < 4 * math.sqrt(lam[j] / 20000)
+        assert abs(counts[:, j].var() / counts[:, j].mean() - 1) < 0.06
+    assert abs(np.corrcoef(counts[:, 0], counts[:, 3])[0, 1]) < 4 / math.sqrt(20000)
+    alone = population_counts(rates[:1], 0.1, 7, torch.tensor([123]), 3)
+    assert torch.equal(alone[0], torch.as_tensor(counts[123]))
 
 
 def test_tiled_products_do_not_depend_on_the_batch():
