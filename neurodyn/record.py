@@ -224,6 +224,8 @@ def spiking_monitor(duration: float, dt: float, max_times: int = 101) -> Monitor
     """The default record of a spiking run: ``v``, energy and spikes on at most ``max_times``
     evenly spaced times that fall on the ``dt`` grid."""
     n_steps = round(duration / dt)
+    if n_steps < 1 or abs(n_steps * dt - duration) > 1e-6 * duration:
+        raise ValueError(f"a spiking run's duration ({duration:g} ms) must be a positive multiple of dt ({dt:g} ms)")
     n_bins = max(d for d in range(1, min(n_steps, max_times - 1) + 1) if n_steps % d == 0)
     return Monitor(("v", "energy", "spikes"), n_times=n_bins + 1)
 
@@ -232,7 +234,7 @@ def spike_variables(times: np.ndarray, run: "SpikingRun", events: bool = True) -
     """The spiking run's records: the population rate (time, cue) in Hz over the bins ending at the
     recording times (NaN at t = 0), per-unit rates when counted, and with ``events`` the spikes
     as ``spike_time`` (ms), ``spike_cue`` and ``spike_unit`` on a ``spike`` dimension, sorted by
-    time, cue and unit (the NWB Units layout is one sort away, see docs/spiking.md)."""
+    time, cue and unit (the NWB Units layout is one sort away, see docs/analysis.md)."""
     width = np.diff(times)[:, None] * 1e-3  # s
 
     def per_second(counts: list[torch.Tensor]) -> np.ndarray:

@@ -110,8 +110,9 @@ def simulate(
         run = Integration(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size,
                           record_speed="speed" in monitor.variables)
     else:
+        counted = _counted_units(recorder, network) if "rate" in monitor.variables else None
         run = SpikingRun(network, cue, spiking, times, 0 if seed is None else seed, cue_ids,
-                         keep_events="spikes" in monitor.variables, count_units=_counted_units(recorder, network) if "rate" in monitor.variables else None)
+                         keep_events="spikes" in monitor.variables, count_units=counted)
     bar = tqdm(total=len(times_np), desc="recall", unit="t", disable=None if progress is None else not progress, leave=False)
     last = None
     with torch.no_grad(), bar:
@@ -221,4 +222,5 @@ def _add_spiking_record(ds: xr.Dataset, run: SpikingRun, monitor: Monitor, recal
         "n_spiking_units": run.network.n_memories,
         "value_clipped_steps": stats.value_clipped,
         "wall_time_s": stats.wall_time,
+        "setup_time_s": stats.setup_time,
     })

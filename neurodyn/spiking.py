@@ -271,7 +271,7 @@ class SpikingMemory:
 
     @property
     def model(self) -> str:
-        return {Poisson: "poisson", LIF: "lif", Rate: "rate"}[type(self.neuron)]
+        return next(name for name, cls in _MODEL_CLASSES.items() if isinstance(self.neuron, cls))
 
     def describe(self) -> dict:
         return {"model": self.model, **self.neuron._asdict(), "dt": self.dt, "tau_s": self.tau_s,
@@ -358,6 +358,7 @@ class SpikingStats:
     steps: int = 0
     spikes: int = 0
     value_clipped: int = 0  # value neuron-steps with g < 0 (spiking value neurons fire at 0)
+    setup_time: float = 0.0  # of wall_time: initial state, and the Gram matrix on the memory path
     wall_time: float = 0.0
 
 
@@ -443,6 +444,7 @@ class SpikingRun:
         self.normalized_readout = isinstance(spiking.neuron, LIF) and spiking.neuron.readout_rate is None
         self.gradient_drive = network.dynamics == "gradient" and not network.similarity.bilinear
         self._setup()
+        self.stats.setup_time = time.perf_counter() - self._started
 
     # ------------------------------------------------------------------ state
     def _weights(self, h: torch.Tensor) -> torch.Tensor:

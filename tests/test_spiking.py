@@ -398,3 +398,11 @@ def test_gamma_inhibition_gates_spikes_into_cycles():
                      monitor=Monitor(("spikes",), n_times=3))
     phase = (plain.spike_time.values * 1e-3 * 40.0) % 1.0
     assert np.minimum(phase, 1 - phase).__lt__(0.25).mean() < 0.75  # without gamma: no such gating
+
+
+def test_default_record_needs_a_duration_on_the_dt_grid():
+    net, q = small_network()
+    with pytest.raises(ValueError, match=r"duration \(0.05 ms\) must be a positive multiple of dt"):
+        simulate(net, q, 0.05, spiking=SpikingMemory())
+    ds = simulate(net, q, 2.5, spiking=SpikingMemory(), seed=0)
+    assert ds.sizes["time"] == 26 and 0 < ds.attrs["setup_time_s"] <= ds.attrs["wall_time_s"]
