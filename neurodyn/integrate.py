@@ -15,9 +15,12 @@ fixed-step: euler, midpoint, rk4). What torchdiffeq lacks and this module adds:
 - a :class:`SolverError` naming the method, tolerances and time span when a solver cannot meet
   its tolerance (step underflow, step budget) or the state becomes non-finite.
 
-torchdiffeq takes one step size for the whole batch; a per-cue step size is the subject of the
-performance work (DESIGN.md section 6). The loop yields :class:`Block` records, so any stepper
-that yields blocks (a stochastic spiking one, say) plugs into the same recording.
+torchdiffeq takes one step size for the whole batch. The ``per-cue`` engine
+(:mod:`neurodyn.stepper`, the default for dopri5, euler, midpoint and rk4) gives every cue its own
+step size, error control, status and statistics, stops each cue at its own steady state, drops
+finished cues from the work and looks at the host once per block of steps (DESIGN.md section 6).
+The loop yields :class:`Block` records, so any stepper that yields blocks (a stochastic spiking
+one, say) plugs into the same recording.
 """
 
 from __future__ import annotations
@@ -30,9 +33,12 @@ from typing import Callable, Iterator
 import torch
 from torchdiffeq import odeint
 
+from . import stepper
+
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
 FIXED_METHODS = ("euler", "midpoint", "rk4")
 METHODS = ADAPTIVE_METHODS + FIXED_METHODS
+ENGINES = ("auto", "per-cue", "torchdiffeq")
 
 
 class SolverError(RuntimeError):
@@ -47,6 +53,11 @@ class Solver:
     recording grid's smallest spacing; it must divide every spacing). ``max_steps`` bounds the
     accepted steps of a run (checked after each block). ``steady_tol`` enables steady-state
     stopping when ``max |dx/dt| <= steady_tol * max(1, max |x|)`` (None: integrate to the end).
+    ``engine``: ``"per-cue"`` (:mod:`neurodyn.stepper`: a step size, status and statistics per
+    cue), ``"torchdiffeq"`` (one step size for the batch), or ``"auto"``: per-cue where it has the
+    method (dopri5, euler, midpoint, rk4), torchdiffeq otherwise. ``sync_every``: per-cue steps
+    between two looks of the host at the batch (default: every step on the CPU, where a look
+    costs nothing, and every 16 on a GPU, where it waits for the device).
     """
 
     method: str = "dopri5"
@@ -55,10 +66,19 @@ class Solver:
     step_size: float | None = None
     max_steps: int = 100_000
     steady_tol: float | None = None
+    engine: str = "auto"
+    sync_every: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown solver method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown solver engine {self.engine!r}; known: {', '.join(ENGINES)}")
+        if self.engine == "per-cue" and self.method not in stepper.METHODS:
+            raise ValueError(f"the per-cue engine has {', '.join(stepper.METHODS)}, not {self.method!r}; "
+                             "use engine='torchdiffeq'")
+        if self.sync_every is not None and self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
         for name in ("rtol", "atol", "step_size", "steady_tol"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
@@ -70,8 +90,16 @@ class Solver:
     def adaptive(self) -> bool:
         return self.method in ADAPTIVE_METHODS
 
+    @property
+    def per_cue(self) -> bool:
+        """Whether the per-cue engine runs this solver."""
+        return self.engine == "per-cue" or (self.engine == "auto" and self.method in stepper.METHODS)
+
     def describe(self) -> dict:
-        out = {"method": self.method, "max_steps": self.max_steps, "steady_tol": self.steady_tol}
+        out = {"method": self.method, "max_steps": self.max_steps, "steady_tol": self.steady_tol,
+               "engine": "per-cue" if self.per_cue else "torchdiffeq"}
+        if self.per_cue:
+            out["sync_every"] = self.sync_every
         if self.adaptive:
             out.update(rtol=self.rtol, atol=self.atol)
         else:
@@ -81,13 +109,17 @@ class Solver:
 
 @dataclass
 class SolverStats:
-    """Counts for one run (shared by the batch: torchdiffeq steps all cues together)."""
+    """Counts for one run: batched right-hand-side calls and steps (torchdiffeq steps all cues
+    together; for the per-cue engine, steps are step attempts of the working batch and
+    :attr:`per_cue` holds each cue's own counts)."""
 
     nfe: int = 0
     attempted_steps: int = 0
     accepted_steps: int = 0
     blocks: int = 0
     wall_time: float = 0.0
+    cue_evaluations: int = 0  # right-hand sides of single cues computed (batch size x calls)
+    per_cue: stepper.CueStats | None = None
 
     @property
     def rejected_steps(self) -> int:
@@ -139,7 +171,7 @@ class _AdaptiveCountingField(_CountingField):
 class Integration:
     """A running integration: iterate it for blocks; read stats and convergence afterwards."""
 
-    rhs: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    rhs: Callable[..., torch.Tensor]  # rhs(t, y) or, for the per-cue engine, rhs(t, y, rows)
     y0: torch.Tensor
     times: torch.Tensor
     solver: Solver
@@ -161,6 +193,12 @@ class Integration:
         if not self.solver.adaptive:
             self._check_fixed_step()
         self.convergence_time = torch.full((self.y0.shape[0],), math.nan, dtype=torch.float64)
+        self.per_cue: stepper.PerCueSolve | None = None
+        if self.solver.per_cue:
+            s = self.solver
+            self.per_cue = stepper.PerCueSolve(self.rhs, self.y0, self.times, s.method, rtol=s.rtol, atol=s.atol,
+                                               step_size=self.step_size, steady_tol=s.steady_tol,
+                                               max_steps=s.max_steps, sync_every=s.sync_every)
 
     def _check_fixed_step(self) -> None:
         """Blocks restart the fixed grid at recording times, so the step must divide their spacing
@@ -175,16 +213,27 @@ class Integration:
 
     @property
     def stats(self) -> SolverStats:
-        return self.field_.stats
+        """The run's counts. Per-cue engine: ``nfe`` counts batched right-hand-side calls,
+        ``attempted_steps`` batched step attempts, ``accepted_steps`` the most any cue accepted;
+        each cue's own counts are in ``per_cue``."""
+        run = self.per_cue
+        if run is None:
+            return self.field_.stats
+        per_cue = run.stats
+        return SolverStats(nfe=run.batch_calls, attempted_steps=run.attempts,
+                           accepted_steps=int(per_cue.accepted.max()), blocks=run.host_syncs,
+                           wall_time=run.wall_time, cue_evaluations=run.rhs_rows, per_cue=per_cue)
 
     @property
     def converged(self) -> torch.Tensor:
+        if self.per_cue is not None:
+            return self.per_cue.stats.status == stepper.STEADY
         return self.field_.frozen.cpu()
 
     def speed(self, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor | None:
         """``max |dx/dt|`` per cue for states (T, B, D), not counted as solver work (one extra
         right-hand side per recorded time, so only when recorded or needed for steady state)."""
-        if not (self.record_speed or self.solver.steady_tol):
+        if not (self.record_speed or (self.solver.steady_tol and self.per_cue is None)):
             return None
         return torch.stack([self.rhs(ti, yi).abs().amax(-1) for ti, yi in zip(t, states)])
 
@@ -226,7 +275,23 @@ class Integration:
                               f"t={float(tb[-1]):g}; raise max_steps or loosen the tolerances")
         return ys
 
+    def _per_cue_blocks(self) -> Iterator[Block]:
+        s, run = self.solver, self.per_cue
+        try:
+            for tb, ys in run:
+                yield Block(tb, ys, self.speed(tb, ys))
+        except stepper.StepFailure as err:
+            raise SolverError(
+                f"{s.method} (per-cue) could not integrate {err}, with rtol={s.rtol:g}, atol={s.atol:g}; loosen "
+                "the tolerances, raise max_steps, or check that the model's scale is sensible (a state that "
+                "becomes NaN or infinite means diverging dynamics: an energy unbounded below?)") from err
+        finally:
+            self.convergence_time = run.convergence_time
+
     def __iter__(self) -> Iterator[Block]:
+        if self.per_cue is not None:
+            yield from self._per_cue_blocks()
+            return
         start = time.perf_counter()
         t, y = self.times, self.y0
         speed0 = self.speed(t[:1], y[None])

@@ -27,6 +27,7 @@ from typing import Literal
 
 import torch
 
+from . import fused
 from .lagrangians import Lagrangian, Quadratic, make_lagrangian
 from .similarity import Similarity, make_similarity
 
@@ -56,6 +57,12 @@ class Cue:
     @property
     def batch(self) -> int:
         return self.v0.shape[0]
+
+    def select(self, rows: torch.Tensor | None) -> "Cue":
+        """The cues at ``rows`` (all of them for None)."""
+        if rows is None:
+            return self
+        return Cue(*(None if x is None else x[rows] for x in (self.v0, self.current, self.clamp)))
 
 
 @dataclass
@@ -262,6 +269,11 @@ class Network:
             return self.similarity.gradient(self.memories, g, f)
         return self.project(f)
 
+    def streams(self, batch: int, project: bool = False) -> bool:
+        """Whether a fast memory population is read in tiles (:mod:`neurodyn.fused`): when the
+        B x N scores would not fit one tile and the separation streams."""
+        return fused.tile_size(batch, self.n_memories) < self.n_memories and fused.streamable(self, project)
+
     def memory_lagrangian(self, h: torch.Tensor) -> torch.Tensor:
         """``L_h(h)`` summed over the memory population, shape (B,)."""
         return self.separation.value(h)
@@ -290,8 +302,11 @@ class Network:
         """``(dv/dt, dh/dt)`` of the gradient or projection dynamics."""
         v = state.v
         g = self.activation(v)
-        h = self.scores(g) if self.fast_memory else state.h
-        dv = self.drive(g, self.separate(h)) - v
+        if self.fast_memory and self.streams(len(g)):
+            dv = fused.stream_memories(self, g, lagrangian=False).drive - v
+        else:
+            h = self.scores(g) if self.fast_memory else state.h
+            dv = self.drive(g, self.separate(h)) - v
         if cue.current is not None:
             dv = dv + cue.current
         if cue.clamp is not None:
@@ -309,7 +324,9 @@ class Network:
         v = state.v
         g = self.activation(v)
         parts = {"value": self.value_lagrangian.legendre(v, g)}
-        if self.fast_memory:
+        if self.fast_memory and self.streams(len(g)):
+            parts["memory"] = -fused.stream_memories(self, g, drive=False).lagrangian
+        elif self.fast_memory:
             parts["memory"] = -self.memory_lagrangian(self.scores(g))
         else:
             f = self.separate(state.h)
@@ -333,7 +350,10 @@ class Network:
         if steps > 1 and not self.recurrent:
             raise ValueError("iterated retrieval needs a projection with as many columns as features")
         for _ in range(steps):
-            q = self.read(self.project(self.separate(self.scores(q))))
+            if self.streams(len(q), project=True):
+                q = self.read(fused.stream_memories(self, q, lagrangian=False, project=True).drive)
+            else:
+                q = self.read(self.project(self.separate(self.scores(q))))
         return q
 
     def check_queries(self, queries: torch.Tensor, name: str = "cue") -> torch.Tensor:

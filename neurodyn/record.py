@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from . import fused
+from .lagrangians import LogSumExp
 from .network import Cue, Network, State
 
 if TYPE_CHECKING:
@@ -158,15 +160,22 @@ class Recorder:
             self._put("v", sub(v))
         if "g" in want:
             self._put("g", sub(unflat(g)))
-        if want & {"h", "f", "energy"}:
-            flat_h = net.scores(g) if h is None else h.reshape(n_t * batch, -1)
-            f = net.separate(flat_h)
+        flat_h = None if h is None else h.reshape(n_t * batch, -1)
         if "energy" in want:
             current = None if self.cue.current is None else self.cue.current.repeat(n_t, 1)
-            parts = net.energy(State(flat_v, None if h is None else flat_h), Cue(flat_v, current))
+            parts = net.energy(State(flat_v, flat_h), Cue(flat_v, current))
             for key, value in parts.items():
                 self._put("energy" if key == "total" else f"energy_{key}", unflat(value))
-        if want & {"h", "f"}:
+        if (want & {"h", "f"} and self.top_k is not None and h is None and isinstance(net.separation, LogSumExp)
+                and net.streams(len(g))):
+            picked, indices = self._streamed_top(g)
+            self._put("memory_index", unflat(indices))
+            for key in ("h", "f"):
+                if key in want:
+                    self._put(key, unflat(picked[key]))
+        elif want & {"h", "f"}:
+            flat_h = net.scores(g) if flat_h is None else flat_h
+            f = net.separate(flat_h)
             if self.top_k is not None:
                 f_top, h_top, indices = net.top_memories(f, flat_h, self.top_k)
                 self._put("memory_index", unflat(indices))
@@ -184,6 +193,15 @@ class Recorder:
             self._put("overlap", unflat(gu @ self._pattern_unit.T))
         if "speed" in want:
             self._put("speed", speed)
+
+    def _streamed_top(self, g: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The top-k memories of a softmax bank too large for one tile, from one streamed pass:
+        ranked by score ``h``, which is the order of ``f`` (where ``f`` underflows to a tie at 0,
+        the score still orders the memories, the plain path their index)."""
+        sep = self.network.separation
+        out = fused.stream_memories(self.network, g, drive=False, top_k=self.top_k)
+        f_top = torch.exp(sep.beta * (out.scores - out.lagrangian[:, None]))
+        return {"h": out.scores, "f": f_top}, out.indices
 
     def dataset(self) -> xr.Dataset:
         """The recorded time series as a Dataset (without the run's final-state variables)."""

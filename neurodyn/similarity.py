@@ -22,6 +22,8 @@ from typing import Callable
 
 import torch
 
+from . import triton_distance
+
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -42,14 +44,23 @@ def sq_euclidean_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tens
     return d.clamp_min(0.0)
 
 
+def _minkowski(memories: torch.Tensor, g: torch.Tensor, p: int) -> torch.Tensor:
+    """``|g - M_mu|_p`` for p = 1 or 2: the Triton kernel of :mod:`neurodyn.triton_distance` on
+    CUDA (float32 and half precision, no autograd graph wanted), ``torch.cdist`` otherwise."""
+    wants_graph = torch.is_grad_enabled() and (g.requires_grad or memories.requires_grad)
+    if g.dtype != torch.float64 and not wants_graph and triton_distance.available(g.device):
+        return triton_distance.pairwise_distance(g, memories, p)
+    return torch.cdist(g, memories, p=float(p), compute_mode="donot_use_mm_for_euclid_dist")
+
+
 def euclidean_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``|g - M_mu|`` (not squared)."""
-    return torch.cdist(g, memories, p=2.0, compute_mode="donot_use_mm_for_euclid_dist")
+    return _minkowski(memories, g, 2)
 
 
 def manhattan_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``sum_i |g_i - M_mu,i|`` (UHN table 2, Manhattan)."""
-    return torch.cdist(g, memories, p=1.0)
+    return _minkowski(memories, g, 1)
 
 
 def hamming_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from . import analysis
+from . import analysis, stepper
 from .integrate import Integration, Solver
 from .network import Network, State
 from .record import Monitor, Recorder, spike_variables, spiking_monitor
@@ -101,8 +101,8 @@ def simulate(
     def unpack(y: torch.Tensor) -> State:
         return State(y[..., :n_v], None if network.fast_memory else y[..., n_v:])
 
-    def rhs(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return _pack(network.velocity(unpack(y), cue))
+    def rhs(t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        return _pack(network.velocity(unpack(y), cue.select(rows)))
 
     recorder = Recorder(monitor, network, cue, time_units=time_units)
     if spiking is None:
@@ -183,8 +183,12 @@ def _add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_un
                               {"long_name": "first recorded time at steady state (NaN: never)",
                                "units": time_units})
     stats = run.stats
+    if stats.per_cue is not None:
+        _add_per_cue_stats(ds, stats.per_cue, time_units)
+        ds.attrs.update({"cue_evaluations": stats.cue_evaluations, "host_syncs": stats.blocks})
     ds.attrs.update({
         "solver": json.dumps(solver.describe(), sort_keys=True),
+        "solver_engine": "per-cue" if solver.per_cue else "torchdiffeq",
         "solver_method": solver.method,
         "rtol": solver.rtol if solver.adaptive else 0.0,
         "atol": solver.atol if solver.adaptive else 0.0,
@@ -194,6 +198,21 @@ def _add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_un
         "steps_rejected": stats.rejected_steps,
         "wall_time_s": stats.wall_time,
     })
+
+
+def _add_per_cue_stats(ds: xr.Dataset, per_cue: stepper.CueStats, time_units: str) -> None:
+    """Each cue's solver counts and status (the per-cue engine, :mod:`neurodyn.stepper`)."""
+    codes = sorted(stepper.STATUS_NAMES)
+    ds["solver_status"] = ("cue", per_cue.status.numpy().astype(np.int8), {
+        "long_name": "how the cue's integration ended", "units": "1",
+        "flag_values": np.array(codes, dtype=np.int8),
+        "flag_meanings": " ".join(stepper.STATUS_NAMES[c] for c in codes)})
+    for name, value, long_name, units in (
+            ("solver_nfe", per_cue.nfe, "right-hand-side evaluations of the cue", "1"),
+            ("solver_steps_accepted", per_cue.accepted, "accepted steps of the cue", "1"),
+            ("solver_steps_rejected", per_cue.rejected, "rejected steps of the cue", "1"),
+            ("solver_step_size", per_cue.step_size, "the cue's last proposed step size", time_units)):
+        ds[name] = ("cue", value.numpy(), {"long_name": long_name, "units": units})
 
 
 def _add_spiking_record(ds: xr.Dataset, run: SpikingRun, monitor: Monitor, recall_overlap: float) -> None:

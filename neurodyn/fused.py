@@ -1,0 +1,172 @@
+"""One pass over the memory bank in tiles: similarity -> separation -> drive, without a B x N matrix.
+
+With fast memory neurons the right-hand side needs, per cue, only ``sum_mu f_mu dsim_mu/dg``
+(gradient dynamics, UHN eq. 2) or ``P' f`` (projection dynamics) and, for the energy, the
+memory Lagrangian ``L_h(sim(M, g))`` (UHN eq. 4). :func:`stream_memories` computes them over
+tiles of memories, as FlashAttention does for attention (DESIGN.md section 6):
+
+- softmax: an online log-sum-exp. Each tile's weights ``exp(beta s - m)`` are taken against the
+  running maximum ``m``; when it grows, the running sum and the accumulated drive are rescaled by
+  ``exp(m_old - m_new)``. At the end the drive is divided by the sum and
+  ``L_h = (m + log sum) / beta``;
+- elementwise separations (identity, polynomial, threshold, log, sigmoid, tanh): ``f`` and
+  ``L_h`` of a tile depend on that tile alone, so drives and Lagrangians add up (with
+  ``normalize_separation`` the sum of ``f`` is accumulated too and divides at the end);
+- max: a running best score and index per cue (ties to the lower index, as ``argmax``); the drive
+  of the winning memory is taken at the end;
+- top-k of the scores, when asked (for recording): a running merge of each tile's top k.
+
+The drive is linear in ``f``, so a tile contributes ``similarity.gradient(M_t, g, w_t)`` or
+``w_t @ P_t``: every similarity and its closed or autograd gradient works unchanged on a tile.
+Normalized similarities (the UHN presets' ``1/d`` scaled to sum 1) take a first pass for the
+sum of raw scores; their gradient couples all memories, so they stream with projection dynamics
+only. Memory is bounded by ``B x tile`` scores; when one tile holds the whole bank the plain
+(unfused) computation runs, so small networks give the same numbers as before to the last bit.
+On CUDA the Manhattan and Euclidean distances of a tile come from the Triton kernel of
+:mod:`neurodyn.triton_distance` (see :mod:`neurodyn.similarity`); dot and squared-L2 scores are
+matrix products, already at the device's matmul speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from .lagrangians import LogSumExp, Max, TopK
+
+if TYPE_CHECKING:
+    from .network import Network
+
+#: Scores held at once per pass (B x tile values): 2^22 is 16 MB of float32.
+TILE_ELEMENTS = 2**22
+
+
+@dataclass
+class MemoryPass:
+    """What one pass over the bank returns, per cue: ``drive`` (B, O) or None, ``lagrangian``
+    ``L_h(sim(M, g))`` (B,) or None, and with ``top_k`` the k best ``scores`` (B, k) and their
+    memory ``indices`` (B, k), best first."""
+
+    drive: torch.Tensor | None
+    lagrangian: torch.Tensor | None
+    scores: torch.Tensor | None = None
+    indices: torch.Tensor | None = None
+
+
+def streamable(network: "Network", project: bool = False) -> bool:
+    """Whether :func:`stream_memories` handles this network's separation and similarity (with
+    ``project``: the projection ``P' f`` whatever the dynamics, as feedforward retrieval needs)."""
+    sep = network.separation
+    if not network.fast_memory or network.sharded or isinstance(sep, TopK):
+        return False
+    if network.similarity.normalized and network.dynamics == "gradient" and not project:
+        return False
+    return isinstance(sep, (LogSumExp, Max)) or sep.elementwise
+
+
+def tile_size(batch: int, n_memories: int, budget: int | None = None) -> int:
+    """Memories per tile so that a tile's scores stay within ``budget`` values (at least 1)."""
+    return max(1, min(n_memories, (budget or TILE_ELEMENTS) // max(1, batch)))
+
+
+def _top_merge(best: tuple[torch.Tensor, torch.Tensor] | None, scores: torch.Tensor, start: int,
+               k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best of the running candidates and a tile's scores, ties to the lower index."""
+    idx = torch.arange(start, start + scores.shape[-1], device=scores.device).expand_as(scores)
+    if best is not None:
+        scores, idx = torch.cat([best[0], scores], -1), torch.cat([best[1], idx], -1)
+    # Candidates are in increasing index order, so a stable sort keeps ties at the lower index.
+    order = torch.argsort(scores, dim=-1, descending=True, stable=True)[..., :k]
+    return scores.gather(-1, order), idx.gather(-1, order)
+
+
+def _winner_drive(network: "Network", g: torch.Tensor, index: torch.Tensor, project: bool) -> torch.Tensor:
+    """The drive of one memory per cue (a max separation): ``P[index]`` or ``dsim(M_index, g)/dg``."""
+    if project:
+        return network.P[index]
+    chosen = network.memories[index]  # (B, I): cue b's winner in row b
+    rows = []
+    for lo in range(0, g.shape[0], 64):  # f = identity over a block of cues: row b takes memory b
+        gb, mb = g[lo:lo + 64], chosen[lo:lo + 64]
+        rows.append(network.similarity.gradient(mb, gb, torch.eye(len(gb), dtype=g.dtype, device=g.device)))
+    return torch.cat(rows)
+
+
+def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+                    top_k: int | None = None, project: bool = False, tile: int | None = None) -> MemoryPass:
+    """The memory population's drive and Lagrangian for value activations ``g`` (B, I), in tiles of
+    ``tile`` memories (default: :func:`tile_size`). ``project``: the drive is ``P' f`` whatever
+    the dynamics. Needs :func:`streamable`."""
+    if not streamable(network, project):
+        raise ValueError(f"cannot stream {network.separation.describe()} with {network.similarity.name} "
+                         f"({network.dynamics} dynamics, tau_h={network.tau_h})")
+    sim, sep, M, P = network.similarity, network.separation, network.memories, network.P
+    n, batch = M.shape[0], g.shape[0]
+    tile = tile or tile_size(batch, n)
+    bounds = [(lo, min(n, lo + tile)) for lo in range(0, n, tile)]
+    scale = None
+    if sim.normalized:  # first pass: |sum over all memories| of the raw scores (UHN appendix E)
+        total = sum(sim.score(M[lo:hi], g).sum(-1, keepdim=True) for lo, hi in bounds)
+        scale = torch.where(total == 0, 1.0, total.abs())
+    softmax, hard_max = isinstance(sep, LogSumExp), isinstance(sep, Max)
+    acc = lag = f_sum = None
+    run_max = torch.full((batch, 1), -torch.inf, dtype=g.dtype, device=g.device)
+    run_sum = torch.zeros_like(run_max)
+    best = top = None
+    project = project or network.dynamics == "projection"
+
+    # An autograd gradient reuses the tile's score graph instead of scoring the tile again.
+    graph = drive and not project and sim.closed_gradient is None
+    g_in = g.detach().requires_grad_(True) if graph else g
+
+    def contribution(lo: int, hi: int, w: torch.Tensor) -> torch.Tensor:
+        if project:
+            return w @ P[lo:hi]
+        if graph:
+            return torch.autograd.grad(s_graph, g_in, grad_outputs=w)[0]
+        return sim.gradient(M[lo:hi], g, w)
+
+    for lo, hi in bounds:
+        with torch.set_grad_enabled(graph):
+            s_graph = sim.score(M[lo:hi], g_in)
+        s = s_graph.detach()
+        if scale is not None:
+            s = s / scale
+        if top_k is not None:
+            top = _top_merge(top, s, lo, top_k)
+        if hard_max:
+            best = _top_merge(best, s, lo, 1)
+            continue
+        if softmax:
+            z = sep.beta * s
+            new_max = torch.maximum(run_max, z.amax(-1, keepdim=True))
+            # A cue whose scores are all -inf so far keeps a zero sum (exp(-inf - -inf) is NaN).
+            alpha = torch.where(torch.isneginf(new_max), 1.0, torch.exp(run_max - new_max))
+            w = torch.exp(z - new_max)
+            run_sum = run_sum * alpha + w.sum(-1, keepdim=True)
+            run_max = new_max
+            if drive:
+                part = contribution(lo, hi, w)
+                acc = part if acc is None else acc * alpha + part
+            continue
+        f = sep.activation(s)
+        if drive:
+            part = contribution(lo, hi, f)
+            acc = part if acc is None else acc + part
+            if network.normalize_separation:
+                f_sum = f.sum(-1, keepdim=True) + (0 if f_sum is None else f_sum)
+        if lagrangian:
+            value = sep.value(s)
+            lag = value if lag is None else lag + value
+    if hard_max:
+        acc = _winner_drive(network, g, best[1][:, 0], project) if drive else None
+        lag = best[0][:, 0] if lagrangian else None
+    elif softmax:
+        acc = acc / run_sum if drive else None
+        lag = (run_max + torch.log(run_sum)).squeeze(-1) / sep.beta if lagrangian else None
+    elif drive and f_sum is not None:
+        acc = torch.where(f_sum == 0, acc, acc / torch.where(f_sum == 0, 1.0, f_sum))
+    return MemoryPass(acc if drive else None, lag if lagrangian else None,
+                      None if top is None else top[0], None if top is None else top[1])

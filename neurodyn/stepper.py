@@ -1,0 +1,316 @@
+"""Explicit Runge-Kutta stepping with a step size, error control, status and statistics per cue.
+
+torchdiffeq steps the whole batch with one step size (the worst cue's) and reads it back to the
+host every step. Here every cue carries its own time, step size and status (torchode's design),
+accept/reject is a ``torch.where`` per cue, and the host looks at the batch once per block of
+``sync_every`` steps. Between those looks nothing leaves the device; at a look, cues that are
+done (end reached, steady state, failure) are dropped from the working batch, so a finished cue
+costs no more right-hand sides.
+
+Methods: Dormand-Prince 5(4) (``dopri5``, FSAL, step control by ``err^(-1/5)`` with the safety
+factor and growth limits torchdiffeq uses, Hairer's 4th-order dense output for the recording
+grid), and the fixed-step ``euler``, ``midpoint`` and ``rk4``, which land on the recording times.
+Tableaus: Dormand & Prince (1980), dense output: Hairer, Norsett & Wanner, *Solving ODEs I*,
+section II.6 (``CONTD5`` of ``dopri5.f``).
+
+A step may cross at most :data:`CROSSINGS` recording times (it is shortened otherwise), so the
+recorded states are written by a fixed number of masked scatters per step, with no host sync.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+
+#: Recording times one step may cross (longer steps are cut to the last of them).
+CROSSINGS = 4
+
+RUNNING, FINISHED, STEADY, FAILED = 0, 1, 2, 3
+STATUS_NAMES = {RUNNING: "running", FINISHED: "finished", STEADY: "steady", FAILED: "failed"}
+
+
+@dataclass(frozen=True)
+class Tableau:
+    """An explicit Runge-Kutta method: nodes ``c``, matrix ``a`` (rows), weights ``b`` and, for an
+    embedded pair, ``error = b - b_hat``; ``fsal``: the last stage is ``f`` at the new point."""
+
+    c: tuple[float, ...]
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    error: tuple[float, ...] | None = None
+    order: int = 1
+    fsal: bool = False
+
+
+DOPRI5 = Tableau(
+    c=(0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0),
+    a=((), (1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
+       (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+       (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+       (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)),
+    b=(35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0),
+    error=(35 / 384 - 5179 / 57600, 0.0, 500 / 1113 - 7571 / 16695, 125 / 192 - 393 / 640,
+           -2187 / 6784 + 92097 / 339200, 11 / 84 - 187 / 2100, -1 / 40),
+    order=5, fsal=True)
+# Hairer's dense output coefficients for DOPRI5 (CONTD5); stage 2 has none.
+_DENSE = (-12715105075 / 11282082432, 0.0, 87487479700 / 32700410799, -10690763975 / 1880347072,
+          701980252875 / 199316789632, -1453857185 / 822651844, 69997945 / 29380423)
+
+TABLEAUS = {
+    "dopri5": DOPRI5,
+    "euler": Tableau(c=(0.0,), a=((),), b=(1.0,)),
+    "midpoint": Tableau(c=(0.0, 0.5), a=((), (0.5,)), b=(0.0, 1.0), order=2),
+    "rk4": Tableau(c=(0.0, 0.5, 0.5, 1.0), a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
+                   b=(1 / 6, 1 / 3, 1 / 3, 1 / 6), order=4),
+}
+METHODS = tuple(TABLEAUS)
+
+# Step-size control as in torchdiffeq's adaptive solvers (so that the two take comparable steps).
+SAFETY, MAX_GROWTH, MAX_SHRINK = 0.9, 10.0, 0.2
+
+Field = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+class StepFailure(RuntimeError):
+    """Cues that could not be integrated: ``cues`` (their indices), ``times`` (where they stopped)
+    and ``reasons``; :class:`~neurodyn.integrate.Integration` turns it into a ``SolverError``."""
+
+    def __init__(self, cues: list[int], times: list[float], reasons: list[str]) -> None:
+        self.cues, self.times, self.reasons = cues, times, reasons
+        shown = ", ".join(f"cue {c} at t={t:g} ({r})" for c, t, r in list(zip(cues, times, reasons))[:3])
+        super().__init__(f"{len(cues)} cue(s) failed: {shown}")
+
+
+@dataclass
+class CueStats:
+    """Per-cue statistics, CPU tensors of shape (B,): right-hand-side evaluations, accepted and
+    rejected steps, status (:data:`STATUS_NAMES`), the last step size and the time reached."""
+
+    nfe: torch.Tensor
+    accepted: torch.Tensor
+    rejected: torch.Tensor
+    status: torch.Tensor
+    step_size: torch.Tensor
+    time: torch.Tensor
+
+
+class PerCueSolve:
+    """Integrate ``dy/dt = rhs(t, y, rows)`` from ``y0`` (B, D) over the recording ``times``.
+
+    ``rhs`` gets times (b,), states (b, D) and ``rows``, the indices (b,) of the cues in the
+    working batch (None while it is the whole batch in order). Iterating yields ``(times,
+    states)``, (T_k,) and (T_k, B, D), for the recording times every running cue has passed.
+    ``steady_tol``: a cue stops when ``max |dy/dt| <= steady_tol * max(1, max |y|)`` after an
+    accepted step, and its state is held on the rest of the grid (:attr:`convergence_time`: the
+    time of that step). When every cue has stopped early the run ends at the latest recording
+    time any cue reached. ``first_step``: the adaptive methods' first step (default: Hairer's
+    estimate per cue, two evaluations). Statistics are in :attr:`stats` afterwards;
+    :attr:`rhs_rows` counts cue-evaluations actually computed (finished cues still in the working
+    batch until the next host look included).
+    """
+
+    def __init__(self, rhs: Field, y0: torch.Tensor, times: torch.Tensor, method: str = "dopri5", *,
+                 rtol: float = 1e-6, atol: float = 1e-8, step_size: float | None = None,
+                 steady_tol: float | None = None, max_steps: int = 100_000, sync_every: int | None = None,
+                 first_step: float | None = None) -> None:
+        if method not in TABLEAUS:
+            raise ValueError(f"unknown per-cue method {method!r}; known: {', '.join(METHODS)}")
+        self.tab = TABLEAUS[method]
+        self.adaptive = self.tab.error is not None
+        if not self.adaptive and not (step_size and step_size > 0):
+            raise ValueError(f"{method} needs a step_size > 0")
+        self.rhs, self.method = rhs, method
+        self.rtol, self.atol, self.step, self.steady_tol = rtol, atol, step_size, steady_tol
+        if sync_every is None:  # a host look costs nothing on the CPU; on a GPU it waits for the device
+            sync_every = 1 if y0.device.type == "cpu" else 16
+        self.max_steps, self.sync_every, self.first_step = max_steps, max(1, int(sync_every)), first_step
+        batch, dims = y0.shape
+        self.y0, self.times = y0, times.to(y0.dtype)
+        self.grid = torch.cat([self.times, self.times.new_full((1,), math.inf)])  # +inf: past the end
+        self.out = torch.empty(len(times) + 1, batch, dims, dtype=y0.dtype, device=y0.device)  # last: scratch
+        self.out[0] = y0
+        self.convergence_time = torch.full((batch,), math.nan, dtype=torch.float64)
+        self.wall_time = 0.0
+        self.host_syncs = self.rhs_rows = self.attempts = self.batch_calls = 0
+        self._full = True  # the working batch is the whole batch, in order
+        dev = y0.device
+        self._counts = torch.zeros(3, batch, dtype=torch.long, device=dev)  # nfe, accepted, rejected
+        self._status = torch.zeros(batch, dtype=torch.long, device=dev)
+        self._h = torch.zeros(batch, dtype=y0.dtype, device=dev)
+        self._t = torch.zeros(batch, dtype=y0.dtype, device=dev)
+        self._reached = 1  # the latest recording row a stopped cue had reached
+
+    @property
+    def stats(self) -> CueStats:
+        counts = self._counts.cpu()
+        return CueStats(counts[0], counts[1], counts[2], self._status.cpu(), self._h.cpu(), self._t.cpu())
+
+    def _eval(self, t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor, active: torch.Tensor | None,
+              count: bool = True) -> torch.Tensor:
+        self.rhs_rows += len(rows)
+        self.batch_calls += 1
+        if count:
+            self._counts[0].index_add_(0, rows, torch.ones_like(rows) if active is None else active.long())
+        return self.rhs(t, y, None if self._full else rows)
+
+    def _initial_step(self, t, y, f0, rows) -> torch.Tensor:
+        """Hairer's starting step per cue (torchdiffeq's ``_select_initial_step``), one evaluation."""
+        scale = self.atol + self.rtol * y.abs()
+        d0, d1 = (y / scale).pow(2).mean(-1).sqrt(), (f0 / scale).pow(2).mean(-1).sqrt()
+        h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1.clamp_min(1e-30))
+        f1 = self._eval(t + h0, y + h0[:, None] * f0, rows, None)
+        d2 = ((f1 - f0) / scale).pow(2).mean(-1).sqrt() / h0
+        big = torch.maximum(d1, d2)
+        h1 = torch.where(big <= 1e-15, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3),
+                         (0.01 / big.clamp_min(1e-30)).pow(1.0 / (self.tab.order - 1)))
+        return torch.minimum(100 * h0, h1)
+
+    def _steady(self, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return f.abs().amax(-1) <= self.steady_tol * y.abs().amax(-1).clamp_min(1.0)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        start = time.perf_counter()
+        batch, dev = self.y0.shape[0], self.y0.device
+        rows = torch.arange(batch, device=dev)
+        y = self.y0
+        t = self.times[:1].expand(batch).clone()
+        idx = torch.ones(batch, dtype=torch.long, device=dev)  # the next recording row to write
+        status = torch.full((batch,), RUNNING, dtype=torch.long, device=dev)
+        f = self._eval(t, y, rows, None) if (self.tab.fsal or self.steady_tol is not None) else None
+        if self.adaptive:
+            h = (torch.full_like(t, self.first_step) if self.first_step is not None
+                 else self._initial_step(t, y, f, rows))
+        else:
+            h = torch.full_like(t, self.step)
+        if self.steady_tol is not None:
+            status = torch.where(self._steady(f, y), STEADY, status)
+        if not self.tab.fsal:
+            f = None
+        yield self.times[:1], self.out[:1]
+        done_rows = 1
+        while True:
+            for _ in range(self.sync_every):
+                t, y, f, h, idx, status = self._attempt(t, y, f, h, idx, status, rows)
+            # The one host look per block of steps.
+            self.host_syncs += 1
+            for store, value in ((self._status, status), (self._h, h), (self._t, t)):
+                store.index_copy_(0, rows, value)
+            failed = status == FAILED
+            if bool(failed.any()):
+                self.wall_time = time.perf_counter() - start
+                raise self._failure(rows[failed], t[failed], h[failed])
+            stopped = status != RUNNING
+            if bool(stopped.any()):
+                self._hold(rows[stopped], idx[stopped], y[stopped], t[stopped], status[stopped])
+            running = ~stopped
+            if not bool(running.any()):
+                break
+            complete = int(idx[running].min())  # every running cue has written the rows before it
+            if complete > done_rows:
+                yield self.times[done_rows:complete], self.out[done_rows:complete]
+                done_rows = complete
+            if bool(stopped.any()):  # drop stopped cues from the working batch
+                keep = running.nonzero().squeeze(-1)
+                t, y, h, idx, status, rows = (x[keep] for x in (t, y, h, idx, status, rows))
+                f = None if f is None else f[keep]
+                self._full = False
+        last = len(self.times) if bool((self._status == FINISHED).any()) else self._reached
+        if last > done_rows:
+            yield self.times[done_rows:last], self.out[done_rows:last]
+        self.wall_time = time.perf_counter() - start
+
+    def _hold(self, rows, idx, y, t, status) -> None:
+        """Stopped cues keep their state on the rest of the grid; steady ones note when they stopped."""
+        self._reached = max(self._reached, int(idx.max()))
+        later = torch.arange(len(self.times), device=idx.device)[:, None] >= idx[None, :]  # (T, b)
+        block = self.out[:-1, rows]
+        self.out[:-1, rows] = torch.where(later[..., None], y[None], block)
+        steady = (status == STEADY).cpu()
+        cues = rows.cpu()[steady]
+        fresh = torch.isnan(self.convergence_time[cues])
+        self.convergence_time[cues[fresh]] = t.cpu().double()[steady][fresh]
+
+    def _failure(self, rows, t, h) -> StepFailure:
+        cues = rows.cpu().tolist()
+        budget = (self._counts[1, rows] + self._counts[2, rows] > self.max_steps).cpu().tolist()
+        reasons = [f"more than max_steps={self.max_steps} steps" if over else
+                   f"step size underflow (h={float(hi):.3g}) or a non-finite state" for over, hi in zip(budget, h.cpu())]
+        return StepFailure(cues, t.cpu().double().tolist(), reasons)
+
+    def _attempt(self, t, y, f, h, idx, status, rows):
+        """One step attempt of the working batch; cues not running are carried through unchanged."""
+        tab, n_times = self.tab, len(self.times)
+        active = status == RUNNING
+        self.attempts += 1
+        # Adaptive steps may cross CROSSINGS recording times; fixed steps land on the next one.
+        ahead = (idx + (CROSSINGS - 1 if self.adaptive else 0)).clamp(max=n_times - 1)
+        limit = self.times[ahead]
+        lands = h >= (limit - t) * (1 - 1e-6)  # snap a step that (almost) reaches the limit onto it
+        h_step = torch.where(lands, limit - t, h)
+        t_new = torch.where(lands, limit, t + h_step)
+        hc = h_step[:, None]
+        k = [f if tab.fsal else self._eval(t, y, rows, active)]
+        for c_i, a_i in zip(tab.c[1:], tab.a[1:]):
+            y_i = y + hc * sum(a * kj for a, kj in zip(a_i, k) if a != 0.0)
+            k.append(self._eval(t + c_i * h_step, y_i, rows, active))
+        y_new = y_i if tab.fsal else y + hc * sum(b * kj for b, kj in zip(tab.b, k) if b != 0.0)
+        finite = torch.isfinite(y_new).all(-1)
+        if self.adaptive:
+            err = hc * sum(e * kj for e, kj in zip(tab.error, k) if e != 0.0)
+            scale = self.atol + self.rtol * torch.maximum(y.abs(), y_new.abs())
+            err_norm = (err / scale).pow(2).mean(-1).sqrt()
+            accept = active & finite & (err_norm <= 1.0)
+            factor = (SAFETY * err_norm.clamp_min(1e-30).pow(-1.0 / tab.order)).clamp(MAX_SHRINK, MAX_GROWTH)
+            factor = torch.where(err_norm <= 1.0, factor.clamp_min(1.0), factor.clamp_max(1.0))
+            # A step cut short by the recording grid does not shrink the next one; a non-finite
+            # trial shrinks it as much as allowed.
+            proposed = h_step * factor
+            proposed = torch.where(accept & lands, torch.maximum(h, proposed), proposed)
+            h_next = torch.where(active, torch.where(finite, proposed, h_step * MAX_SHRINK), h)
+        else:
+            accept = active & finite
+            h_next = h
+        self._counts[1].index_add_(0, rows, accept.long())
+        self._counts[2].index_add_(0, rows, (active & ~accept).long())
+        self._record(t, y, y_new, h_step, k, t_new, idx, accept, rows)
+        crossed = ((self.grid[(idx[:, None] + torch.arange(CROSSINGS, device=idx.device)).clamp(max=n_times)]
+                    <= t_new[:, None]) & accept[:, None]).sum(-1)
+        acc = accept[:, None]
+        t_out, y_out = torch.where(accept, t_new, t), torch.where(acc, y_new, y)
+        f_out = torch.where(acc, k[-1], f) if tab.fsal else None
+        status = torch.where(accept & (t_new >= self.times[-1]), FINISHED, status)
+        if self.steady_tol is not None:
+            speed_f = f_out if tab.fsal else self._eval(t_out, y_out, rows, accept)
+            status = torch.where(accept & (status == RUNNING) & self._steady(speed_f, y_out), STEADY, status)
+        over = self._counts[1, rows] + self._counts[2, rows] > self.max_steps
+        tiny = 4 * torch.finfo(t.dtype).eps * torch.maximum(t.abs(), self.times[-1].abs())
+        bad = over | (~accept & (h_next <= tiny))  # the step size underflowed
+        if not self.adaptive:
+            bad = bad | ~finite
+        status = torch.where(active & bad, FAILED, status)
+        return t_out, y_out, f_out, h_next, idx + crossed, status
+
+    def _record(self, t, y, y_new, h, k, t_new, idx, accept, rows) -> None:
+        """Write the states at the recording times an accepted step crossed (dense output for
+        dopri5; fixed steps land on them). Rows not written go to the scratch row."""
+        scratch = len(self.times)
+        if not self.adaptive:
+            hit = accept & (t_new == self.grid[idx])
+            self.out[torch.where(hit, idx, scratch), rows] = y_new
+            return
+        hc = h[:, None]
+        dy = y_new - y
+        bspl = hc * k[0] - dy
+        r4 = dy - hc * k[-1] - bspl
+        r5 = hc * sum(d * kj for d, kj in zip(_DENSE, k) if d != 0.0)
+        for j in range(CROSSINGS):
+            target = (idx + j).clamp(max=scratch)
+            tg = self.grid[target]
+            hit = accept & (tg <= t_new)
+            theta = ((tg - t) / h).clamp(0.0, 1.0)[:, None]
+            value = y + theta * (dy + (1 - theta) * (bspl + theta * (r4 + (1 - theta) * r5)))
+            self.out[torch.where(hit, target, scratch), rows] = value
