@@ -17,7 +17,7 @@ import torch
 
 from . import analysis, data
 from .encoded import RECORD, TOP_K, default_model
-from .integrate import METHODS, Solver, SolverError
+from .integrate import ENGINES, METHODS, Solver, SolverError
 from .network import PRESETS
 from .recall import DTYPES, model_config, run_encoded_recall, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
@@ -98,6 +98,9 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--cue-mode", choices=("initial", "current", "both"), default="initial")
     g = p.add_argument_group("solver")
     g.add_argument("--solver", choices=METHODS, default="dopri5")
+    g.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="per-cue (a step size and status per cue; dopri5, euler, midpoint, rk4), torchdiffeq "
+                        "(one step size for the batch), or auto (per-cue where it has the method)")
     g.add_argument("--rtol", type=float, default=1e-5)
     g.add_argument("--atol", type=float, default=1e-7)
     g.add_argument("--step-size", type=float, default=None, help="fixed-step methods only")
@@ -156,7 +159,7 @@ def cmd_recall(args: argparse.Namespace) -> int:
                          tau_h=args.tau_h, tau_v=args.tau_v or (SPIKING_TAU_V if args.spiking else None))
     spiking = _spiking(args)
     solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
-                    max_steps=args.max_steps, steady_tol=args.steady_tol or None)
+                    max_steps=args.max_steps, steady_tol=args.steady_tol or None, engine=args.engine)
     if encoded:
         if args.dtype != "float32":
             raise ValueError("runs through a codec are float32 (codes are float32); drop --dtype")

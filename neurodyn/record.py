@@ -114,16 +114,33 @@ def _indices(name: str, idx: Sequence[int] | None, size: int) -> torch.Tensor | 
 
 @dataclass
 class Recorder:
-    """Accumulates the monitored quantities, block by block, into numpy arrays."""
+    """Accumulates the monitored quantities, block by block, into numpy arrays.
+
+    With ``zarr_store`` (a path) the time series stream to a Zarr store instead: every
+    ``chunk_times`` recorded times are appended along ``time`` (one Zarr chunk each) and dropped
+    from memory, so memory stays bounded by the chunk whatever the run's length. Each append
+    rewrites the consolidated metadata, so a run interrupted part way leaves a store that opens
+    with the times written so far (its ``complete`` attribute is 0 until the run finishes).
+    """
 
     monitor: Monitor
     network: Network
     cue: Cue
     time_units: str = "ms"
+    zarr_store: str | os.PathLike | None = None
+    chunk_times: int = 64
     _store: dict[str, list[np.ndarray]] = field(default_factory=dict, init=False)
     _times: list[np.ndarray] = field(default_factory=list, init=False)
+    _written: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
+        if self.zarr_store is not None:
+            self.zarr_store = Path(self.zarr_store)
+            if self.zarr_store.exists():
+                raise FileExistsError(f"{self.zarr_store} exists: a run streams into a new store (remove it, or "
+                                      "choose another path)")
+            if self.chunk_times < 1:
+                raise ValueError(f"chunk_times must be >= 1, got {self.chunk_times}")
         net = self.network
         self.units = _indices("units", self.monitor.units, net.n_features)
         self.memories = _indices("memories", self.monitor.memories, net.n_memories)
@@ -193,6 +210,33 @@ class Recorder:
             self._put("overlap", unflat(gu @ self._pattern_unit.T))
         if "speed" in want:
             self._put("speed", speed)
+        if self.zarr_store is not None and sum(len(x) for x in self._times) >= self.chunk_times:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Append the pending times to the Zarr store and forget them."""
+        if not self._times:
+            return
+        part = self._frame()
+        part.attrs["complete"] = 0  # an append rewrites the attributes
+        if self._written == 0:
+            part.to_zarr(self.zarr_store, mode="w-", zarr_format=2, consolidated=True)
+        else:
+            part.to_zarr(self.zarr_store, append_dim="time", zarr_format=2, consolidated=True)
+        self._written += part.sizes["time"]
+        self._store.clear()
+        self._times.clear()
+
+    def finish(self, ds: xr.Dataset) -> xr.Dataset:
+        """Complete a streamed run: write what ``ds`` adds to the store (final states, per-cue
+        variables, attributes), mark it complete and open it lazily. Without a store: ``ds``."""
+        if self.zarr_store is None:
+            return ds
+        with xr.open_zarr(self.zarr_store, consolidated=True) as stored:
+            extra = ds[[name for name in ds.data_vars if name not in stored.data_vars]]
+        extra.attrs = {k: _netcdf_attr(v) for k, v in {**ds.attrs, "complete": 1}.items()}
+        extra.to_zarr(self.zarr_store, mode="a", zarr_format=2, consolidated=True)
+        return xr.open_zarr(self.zarr_store, consolidated=True)
 
     def _streamed_top(self, g: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The top-k memories of a softmax bank too large for one tile, from one streamed pass:
@@ -204,7 +248,15 @@ class Recorder:
         return {"h": out.scores, "f": f_top}, out.indices
 
     def dataset(self) -> xr.Dataset:
-        """The recorded time series as a Dataset (without the run's final-state variables)."""
+        """The recorded time series as a Dataset (without the run's final-state variables); for a
+        streamed run, the store opened lazily."""
+        if self.zarr_store is None:
+            return self._frame()
+        self._flush()
+        return xr.open_zarr(self.zarr_store, consolidated=True)
+
+    def _frame(self) -> xr.Dataset:
+        """The pending time series as a Dataset."""
         coords: dict[str, tuple] = {
             "time": ("time", np.concatenate(self._times), {"units": self.time_units, "long_name": "time"}),
             "cue": ("cue", np.arange(self.cue.batch), {"long_name": "cue index", "units": "1"}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import platform
 from importlib import metadata
 
@@ -59,6 +60,8 @@ def simulate(
     spiking: SpikingMemory | None = None,
     cue_ids: torch.Tensor | None = None,
     recall_overlap: float = 0.9,
+    zarr_store: str | os.PathLike | None = None,
+    chunk_times: int = 64,
 ) -> xr.Dataset:
     """Integrate the network's dynamics from a batch of cues and record them.
 
@@ -81,6 +84,10 @@ def simulate(
         a cue with the same id gets the same spikes in any batch.
     recall_overlap: a spiking run with targets gets ``recall_time``, the first recorded time
         from which ``g`` stays at a cosine overlap of at least this with its target.
+    zarr_store: stream the recorded time series to this new Zarr store, ``chunk_times`` times at
+        a time, so that memory stays bounded whatever the run's length; the result is then the
+        store opened lazily (``complete`` = 1 once the run finished; an interrupted run leaves
+        the times written so far, with ``complete`` = 0).
 
     Returns a Dataset with the recorded time series plus, per cue, ``query``, ``v_final``,
     ``recalled`` (the read-out of ``g`` at the end), and ``converged`` and ``convergence_time``
@@ -104,7 +111,8 @@ def simulate(
     def rhs(t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         return _pack(network.velocity(unpack(y), cue.select(rows)))
 
-    recorder = Recorder(monitor, network, cue, time_units=time_units)
+    recorder = Recorder(monitor, network, cue, time_units=time_units, zarr_store=zarr_store,
+                        chunk_times=chunk_times)
     if spiking is None:
         block_size = block_size or max(1, math.ceil((len(times_np) - 1) / 20))
         run = Integration(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size,
@@ -167,7 +175,7 @@ def simulate(
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "Conventions": "CF-1.10",
     })
-    return ds
+    return recorder.finish(ds)
 
 
 def _counted_units(recorder: Recorder, network: Network) -> torch.Tensor:

@@ -14,7 +14,9 @@ Tableaus: Dormand & Prince (1980), dense output: Hairer, Norsett & Wanner, *Solv
 section II.6 (``CONTD5`` of ``dopri5.f``).
 
 A step may cross at most :data:`CROSSINGS` recording times (it is shortened otherwise), so the
-recorded states are written by a fixed number of masked scatters per step, with no host sync.
+recorded states are written by a bounded number of masked scatters per step, with no host sync.
+They go into a ring of recording rows: a cue may run at most a window of rows ahead of the
+slowest one, so memory stays bounded whatever the number of recording times.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import torch
 
 #: Recording times one step may cross (longer steps are cut to the last of them).
 CROSSINGS = 4
+#: Bytes of recording rows kept on the device by default (a cue may run that far ahead).
+RING_BYTES = 2**28
 
 RUNNING, FINISHED, STEADY, FAILED = 0, 1, 2, 3
 STATUS_NAMES = {RUNNING: "running", FINISHED: "finished", STEADY: "steady", FAILED: "failed"}
@@ -108,15 +112,17 @@ class PerCueSolve:
     accepted step, and its state is held on the rest of the grid (:attr:`convergence_time`: the
     time of that step). When every cue has stopped early the run ends at the latest recording
     time any cue reached. ``first_step``: the adaptive methods' first step (default: Hairer's
-    estimate per cue, two evaluations). Statistics are in :attr:`stats` afterwards;
-    :attr:`rhs_rows` counts cue-evaluations actually computed (finished cues still in the working
-    batch until the next host look included).
+    estimate per cue, one evaluation). ``window``: recording rows kept on the device (default:
+    as many as fit :data:`RING_BYTES`, at least ``2 * CROSSINGS * sync_every``); a cue that runs
+    a whole window ahead of the slowest waits for it. Statistics are in :attr:`stats` afterwards;
+    :attr:`rhs_rows` counts cue-evaluations computed (stopped cues ride along until the next
+    host look) and :attr:`batch_calls` the calls of ``rhs``.
     """
 
     def __init__(self, rhs: Field, y0: torch.Tensor, times: torch.Tensor, method: str = "dopri5", *,
                  rtol: float = 1e-6, atol: float = 1e-8, step_size: float | None = None,
                  steady_tol: float | None = None, max_steps: int = 100_000, sync_every: int | None = None,
-                 first_step: float | None = None) -> None:
+                 first_step: float | None = None, window: int | None = None) -> None:
         if method not in TABLEAUS:
             raise ValueError(f"unknown per-cue method {method!r}; known: {', '.join(METHODS)}")
         self.tab = TABLEAUS[method]
@@ -125,36 +131,40 @@ class PerCueSolve:
             raise ValueError(f"{method} needs a step_size > 0")
         self.rhs, self.method = rhs, method
         self.rtol, self.atol, self.step, self.steady_tol = rtol, atol, step_size, steady_tol
-        if sync_every is None:  # a host look costs nothing on the CPU; on a GPU it waits for the device
-            sync_every = 1 if y0.device.type == "cpu" else 16
+        # A host look costs nothing on the CPU; on a GPU it waits for the device.
+        self.cheap_sync = y0.device.type == "cpu"
+        sync_every = sync_every or (1 if self.cheap_sync else 16)
         self.max_steps, self.sync_every, self.first_step = max_steps, max(1, int(sync_every)), first_step
         batch, dims = y0.shape
         self.y0, self.times = y0, times.to(y0.dtype)
         self.grid = torch.cat([self.times, self.times.new_full((1,), math.inf)])  # +inf: past the end
-        self.out = torch.empty(len(times) + 1, batch, dims, dtype=y0.dtype, device=y0.device)  # last: scratch
-        self.out[0] = y0
+        row_bytes = max(1, batch * dims * y0.element_size())
+        self.window = min(len(times), window or max(2 * CROSSINGS * self.sync_every, RING_BYTES // row_bytes))
+        self.ring = y0.new_empty(self.window + 1, batch, dims)  # recording rows modulo the window; last: scratch
+        self.ring[0] = y0
         self.convergence_time = torch.full((batch,), math.nan, dtype=torch.float64)
         self.wall_time = 0.0
         self.host_syncs = self.rhs_rows = self.attempts = self.batch_calls = 0
         self._full = True  # the working batch is the whole batch, in order
+        self._any_stopped = False
+        self._reached = 1  # the latest recording row a stopped cue had reached
         dev = y0.device
         self._counts = torch.zeros(3, batch, dtype=torch.long, device=dev)  # nfe, accepted, rejected
         self._status = torch.zeros(batch, dtype=torch.long, device=dev)
         self._h = torch.zeros(batch, dtype=y0.dtype, device=dev)
         self._t = torch.zeros(batch, dtype=y0.dtype, device=dev)
-        self._reached = 1  # the latest recording row a stopped cue had reached
+        self._stop_row = torch.full((batch,), len(times), dtype=torch.long, device=dev)  # first row held
+        self._held = torch.empty_like(y0)  # a stopped cue's state, held from its stop row on
+        self._ahead = torch.arange(CROSSINGS if self.adaptive else 1, device=dev)
 
     @property
     def stats(self) -> CueStats:
         counts = self._counts.cpu()
         return CueStats(counts[0], counts[1], counts[2], self._status.cpu(), self._h.cpu(), self._t.cpu())
 
-    def _eval(self, t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor, active: torch.Tensor | None,
-              count: bool = True) -> torch.Tensor:
+    def _eval(self, t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         self.rhs_rows += len(rows)
         self.batch_calls += 1
-        if count:
-            self._counts[0].index_add_(0, rows, torch.ones_like(rows) if active is None else active.long())
         return self.rhs(t, y, None if self._full else rows)
 
     def _initial_step(self, t, y, f0, rows) -> torch.Tensor:
@@ -162,7 +172,7 @@ class PerCueSolve:
         scale = self.atol + self.rtol * y.abs()
         d0, d1 = (y / scale).pow(2).mean(-1).sqrt(), (f0 / scale).pow(2).mean(-1).sqrt()
         h0 = torch.where((d0 < 1e-5) | (d1 < 1e-5), torch.full_like(d0, 1e-6), 0.01 * d0 / d1.clamp_min(1e-30))
-        f1 = self._eval(t + h0, y + h0[:, None] * f0, rows, None)
+        f1 = self._eval(t + h0, y + h0[:, None] * f0, rows)
         d2 = ((f1 - f0) / scale).pow(2).mean(-1).sqrt() / h0
         big = torch.maximum(d1, d2)
         h1 = torch.where(big <= 1e-15, torch.maximum(torch.full_like(h0, 1e-6), h0 * 1e-3),
@@ -172,6 +182,28 @@ class PerCueSolve:
     def _steady(self, f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return f.abs().amax(-1) <= self.steady_tol * y.abs().amax(-1).clamp_min(1.0)
 
+    def _rows_out(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Recording rows ``[start, stop)`` from the ring, stopped cues' held states in place."""
+        rows = torch.arange(start, stop, device=self.ring.device)
+        states = self.ring[rows % self.window]
+        if self._any_stopped:
+            held = rows[:, None] >= self._stop_row[None, :]
+            states = torch.where(held[..., None], self._held[None], states)
+        return self.times[start:stop], states
+
+    def _settle(self, rows, t, y, h, idx, status, counts) -> None:
+        """Write the working batch's cues back to the per-cue records; stopped ones are held."""
+        self._counts[:, rows] = counts
+        self._status[rows], self._h[rows], self._t[rows] = status, h, t
+        stopped = status != RUNNING
+        if bool(stopped.any()):
+            self._any_stopped = True
+            gone = rows[stopped]
+            self._held[gone], self._stop_row[gone] = y[stopped], idx[stopped]
+            self._reached = max(self._reached, int(idx[stopped].max()))
+            steady = (status == STEADY).cpu()
+            self.convergence_time[rows.cpu()[steady]] = t.cpu().double()[steady]
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         start = time.perf_counter()
         batch, dev = self.y0.shape[0], self.y0.device
@@ -180,83 +212,71 @@ class PerCueSolve:
         t = self.times[:1].expand(batch).clone()
         idx = torch.ones(batch, dtype=torch.long, device=dev)  # the next recording row to write
         status = torch.full((batch,), RUNNING, dtype=torch.long, device=dev)
-        f = self._eval(t, y, rows, None) if (self.tab.fsal or self.steady_tol is not None) else None
+        counts = torch.zeros(3, batch, dtype=torch.long, device=dev)  # nfe, accepted, rejected
+        f = None
+        if self.tab.fsal or self.steady_tol is not None:
+            f = self._eval(t, y, rows)
+            counts[0] += 1
         if self.adaptive:
-            h = (torch.full_like(t, self.first_step) if self.first_step is not None
-                 else self._initial_step(t, y, f, rows))
+            h = torch.full_like(t, self.first_step) if self.first_step else self._initial_step(t, y, f, rows)
+            counts[0] += 0 if self.first_step else 1
         else:
             h = torch.full_like(t, self.step)
         if self.steady_tol is not None:
             status = torch.where(self._steady(f, y), STEADY, status)
         if not self.tab.fsal:
             f = None
-        yield self.times[:1], self.out[:1]
+        yield self.times[:1], self.y0[None]
         done_rows = 1
         while True:
             for _ in range(self.sync_every):
-                t, y, f, h, idx, status = self._attempt(t, y, f, h, idx, status, rows)
-            # The one host look per block of steps.
-            self.host_syncs += 1
-            for store, value in ((self._status, status), (self._h, h), (self._t, t)):
-                store.index_copy_(0, rows, value)
-            failed = status == FAILED
-            if bool(failed.any()):
-                self.wall_time = time.perf_counter() - start
-                raise self._failure(rows[failed], t[failed], h[failed])
+                t, y, f, h, idx, status = self._attempt(t, y, f, h, idx, status, counts, rows, done_rows)
+            self.host_syncs += 1  # the one host look per block of steps
             stopped = status != RUNNING
             if bool(stopped.any()):
-                self._hold(rows[stopped], idx[stopped], y[stopped], t[stopped], status[stopped])
-            running = ~stopped
-            if not bool(running.any()):
-                break
-            complete = int(idx[running].min())  # every running cue has written the rows before it
-            if complete > done_rows:
-                yield self.times[done_rows:complete], self.out[done_rows:complete]
-                done_rows = complete
-            if bool(stopped.any()):  # drop stopped cues from the working batch
-                keep = running.nonzero().squeeze(-1)
+                self._settle(rows, t, y, h, idx, status, counts)
+                if bool((status == FAILED).any()):
+                    self.wall_time = time.perf_counter() - start
+                    raise self._failure(rows, t, h, status, counts)
+                keep = (~stopped).nonzero().squeeze(-1)
+                if len(keep) == 0:
+                    break
                 t, y, h, idx, status, rows = (x[keep] for x in (t, y, h, idx, status, rows))
                 f = None if f is None else f[keep]
+                counts = counts[:, keep]
                 self._full = False
+            complete = int(idx.min())  # every running cue has written the rows before it
+            if complete > done_rows:
+                yield self._rows_out(done_rows, complete)
+                done_rows = complete
         last = len(self.times) if bool((self._status == FINISHED).any()) else self._reached
         if last > done_rows:
-            yield self.times[done_rows:last], self.out[done_rows:last]
+            yield self._rows_out(done_rows, last)
         self.wall_time = time.perf_counter() - start
 
-    def _hold(self, rows, idx, y, t, status) -> None:
-        """Stopped cues keep their state on the rest of the grid; steady ones note when they stopped."""
-        self._reached = max(self._reached, int(idx.max()))
-        later = torch.arange(len(self.times), device=idx.device)[:, None] >= idx[None, :]  # (T, b)
-        block = self.out[:-1, rows]
-        self.out[:-1, rows] = torch.where(later[..., None], y[None], block)
-        steady = (status == STEADY).cpu()
-        cues = rows.cpu()[steady]
-        fresh = torch.isnan(self.convergence_time[cues])
-        self.convergence_time[cues[fresh]] = t.cpu().double()[steady][fresh]
+    def _failure(self, rows, t, h, status, counts) -> StepFailure:
+        bad = (status == FAILED).nonzero().squeeze(-1)
+        over = (counts[1, bad] + counts[2, bad] > self.max_steps).cpu().tolist()
+        reasons = [f"more than max_steps={self.max_steps} steps" if o else
+                   f"step size underflow (h={float(hb):.3g}) or a non-finite state" for o, hb in zip(over, h[bad].cpu())]
+        return StepFailure(rows[bad].cpu().tolist(), t[bad].cpu().double().tolist(), reasons)
 
-    def _failure(self, rows, t, h) -> StepFailure:
-        cues = rows.cpu().tolist()
-        budget = (self._counts[1, rows] + self._counts[2, rows] > self.max_steps).cpu().tolist()
-        reasons = [f"more than max_steps={self.max_steps} steps" if over else
-                   f"step size underflow (h={float(hi):.3g}) or a non-finite state" for over, hi in zip(budget, h.cpu())]
-        return StepFailure(cues, t.cpu().double().tolist(), reasons)
-
-    def _attempt(self, t, y, f, h, idx, status, rows):
+    def _attempt(self, t, y, f, h, idx, status, counts, rows, done_rows):
         """One step attempt of the working batch; cues not running are carried through unchanged."""
         tab, n_times = self.tab, len(self.times)
-        active = status == RUNNING
         self.attempts += 1
+        horizon = min(n_times - 1, done_rows + self.window - 1)  # the last row the ring can take now
+        active = (status == RUNNING) & (idx <= horizon)  # a cue a whole window ahead waits
         # Adaptive steps may cross CROSSINGS recording times; fixed steps land on the next one.
-        ahead = (idx + (CROSSINGS - 1 if self.adaptive else 0)).clamp(max=n_times - 1)
-        limit = self.times[ahead]
+        limit = self.times[(idx + (len(self._ahead) - 1)).clamp(max=horizon)]
         lands = h >= (limit - t) * (1 - 1e-6)  # snap a step that (almost) reaches the limit onto it
         h_step = torch.where(lands, limit - t, h)
         t_new = torch.where(lands, limit, t + h_step)
         hc = h_step[:, None]
-        k = [f if tab.fsal else self._eval(t, y, rows, active)]
+        k = [f if tab.fsal else self._eval(t, y, rows)]
         for c_i, a_i in zip(tab.c[1:], tab.a[1:]):
             y_i = y + hc * sum(a * kj for a, kj in zip(a_i, k) if a != 0.0)
-            k.append(self._eval(t + c_i * h_step, y_i, rows, active))
+            k.append(self._eval(t + c_i * h_step, y_i, rows))
         y_new = y_i if tab.fsal else y + hc * sum(b * kj for b, kj in zip(tab.b, k) if b != 0.0)
         finite = torch.isfinite(y_new).all(-1)
         if self.adaptive:
@@ -274,43 +294,45 @@ class PerCueSolve:
         else:
             accept = active & finite
             h_next = h
-        self._counts[1].index_add_(0, rows, accept.long())
-        self._counts[2].index_add_(0, rows, (active & ~accept).long())
-        self._record(t, y, y_new, h_step, k, t_new, idx, accept, rows)
-        crossed = ((self.grid[(idx[:, None] + torch.arange(CROSSINGS, device=idx.device)).clamp(max=n_times)]
-                    <= t_new[:, None]) & accept[:, None]).sum(-1)
+        counts[0] += active * (len(k) - (1 if tab.fsal else 0))
+        counts[1] += accept
+        counts[2] += active & ~accept
+        crossed = (self.grid[(idx[:, None] + self._ahead).clamp(max=n_times)] <= t_new[:, None]) & accept[:, None]
+        self._record(t, y, y_new, h_step, k, idx, crossed, rows)
         acc = accept[:, None]
         t_out, y_out = torch.where(accept, t_new, t), torch.where(acc, y_new, y)
         f_out = torch.where(acc, k[-1], f) if tab.fsal else None
         status = torch.where(accept & (t_new >= self.times[-1]), FINISHED, status)
         if self.steady_tol is not None:
-            speed_f = f_out if tab.fsal else self._eval(t_out, y_out, rows, accept)
+            speed_f = f_out if tab.fsal else self._eval(t_out, y_out, rows)
+            counts[0] += 0 if tab.fsal else accept
             status = torch.where(accept & (status == RUNNING) & self._steady(speed_f, y_out), STEADY, status)
-        over = self._counts[1, rows] + self._counts[2, rows] > self.max_steps
+        over = counts[1] + counts[2] > self.max_steps
         tiny = 4 * torch.finfo(t.dtype).eps * torch.maximum(t.abs(), self.times[-1].abs())
         bad = over | (~accept & (h_next <= tiny))  # the step size underflowed
         if not self.adaptive:
             bad = bad | ~finite
         status = torch.where(active & bad, FAILED, status)
-        return t_out, y_out, f_out, h_next, idx + crossed, status
+        return t_out, y_out, f_out, h_next, idx + crossed.sum(-1), status
 
-    def _record(self, t, y, y_new, h, k, t_new, idx, accept, rows) -> None:
+    def _record(self, t, y, y_new, h, k, idx, crossed, rows) -> None:
         """Write the states at the recording times an accepted step crossed (dense output for
-        dopri5; fixed steps land on them). Rows not written go to the scratch row."""
-        scratch = len(self.times)
+        dopri5; fixed steps land on them) into the ring; rows not written go to its scratch row."""
+        scratch, window = self.window, self.window
         if not self.adaptive:
-            hit = accept & (t_new == self.grid[idx])
-            self.out[torch.where(hit, idx, scratch), rows] = y_new
+            self.ring[torch.where(crossed[:, 0], idx % window, scratch), rows] = y_new
+            return
+        # On the CPU a look at how many times were crossed is free; on a GPU it would sync.
+        n_cross = int(crossed.sum(-1).max()) if self.cheap_sync else CROSSINGS
+        if n_cross == 0:
             return
         hc = h[:, None]
         dy = y_new - y
         bspl = hc * k[0] - dy
         r4 = dy - hc * k[-1] - bspl
         r5 = hc * sum(d * kj for d, kj in zip(_DENSE, k) if d != 0.0)
-        for j in range(CROSSINGS):
-            target = (idx + j).clamp(max=scratch)
-            tg = self.grid[target]
-            hit = accept & (tg <= t_new)
-            theta = ((tg - t) / h).clamp(0.0, 1.0)[:, None]
+        for j in range(n_cross):
+            target = idx + j
+            theta = ((self.grid[target.clamp(max=len(self.times))] - t) / h).clamp(0.0, 1.0)[:, None]
             value = y + theta * (dy + (1 - theta) * (bspl + theta * (r4 + (1 - theta) * r5)))
-            self.out[torch.where(hit, target, scratch), rows] = value
+            self.ring[torch.where(crossed[:, j], target % window, scratch), rows] = value

@@ -68,6 +68,20 @@ def test_dense_output_is_as_accurate_between_steps_as_at_them(y0):
     assert err.max() < 2e-5
 
 
+def test_a_small_ring_of_recording_rows_gives_the_same_record(y0):
+    """A cue may run only a window of rows ahead of the slowest: memory stays bounded, and the
+    record is the same (the leading cue's steps are cut at the window's end, so it takes more)."""
+    times = torch.linspace(0, 4, 201, dtype=torch.float64)
+    wide = PerCueSolve(decay, y0, times, "dopri5", rtol=1e-6, atol=1e-9)
+    narrow = PerCueSolve(decay, y0, times, "dopri5", rtol=1e-6, atol=1e-9, window=8)
+    a, b = run(wide), run(narrow)
+    assert narrow.ring.shape[0] == 9 and wide.ring.shape[0] == 202
+    assert torch.equal(a[0], b[0])
+    torch.testing.assert_close(b[1], a[1], rtol=1e-5, atol=1e-8)
+    assert (b[1] - exact(times, y0)).abs().max() < 1e-6
+    assert narrow.stats.accepted[0] > wide.stats.accepted[0]
+
+
 def test_each_cue_takes_its_own_steps_and_fewer_evaluations_than_one_shared_step(y0):
     times = torch.linspace(0, 2, 5, dtype=torch.float64)
     solve = PerCueSolve(decay, y0, times, "dopri5", rtol=1e-7, atol=1e-9)
