@@ -5,10 +5,10 @@ With fast memory neurons the right-hand side needs, per cue, only ``sum_mu f_mu 
 memory Lagrangian ``L_h(sim(M, g))`` (UHN eq. 4). :func:`stream_memories` computes them over
 tiles of memories, as FlashAttention does for attention (DESIGN.md section 6):
 
-- softmax: an online log-sum-exp. Each tile's weights ``exp(beta s - m)`` are taken against the
-  running maximum ``m``; when it grows, the running sum and the accumulated drive are rescaled by
-  ``exp(m_old - m_new)``. At the end the drive is divided by the sum and
-  ``L_h = (m + log sum) / beta``;
+- softmax: an online log-sum-exp. Each tile's drive is taken with its own softmax weights and
+  its log-sum-exp ``l_t``; the running drive and ``l_t``'s drive are combined with weights
+  ``exp(l_old - l_new)`` and ``exp(l_t - l_new)``, ``l_new = logaddexp(l_old, l_t)``, and at the
+  end ``L_h = l / beta``;
 - elementwise separations (identity, polynomial, threshold, log, sigmoid, tanh): ``f`` and
   ``L_h`` of a tile depend on that tile alone, so drives and Lagrangians add up (with
   ``normalize_separation`` the sum of ``f`` is accumulated too and divides at the end);
@@ -82,6 +82,11 @@ def _top_merge(best: tuple[torch.Tensor, torch.Tensor] | None, scores: torch.Ten
     return scores.gather(-1, order), idx.gather(-1, order)
 
 
+def _weight(lse: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """``exp(lse - total)``, 0 where both are -inf (no memory scored above -inf yet)."""
+    return torch.where(torch.isneginf(lse), 0.0, torch.exp(lse - total))
+
+
 def _winner_drive(network: "Network", g: torch.Tensor, index: torch.Tensor, project: bool) -> torch.Tensor:
     """The drive of one memory per cue (a max separation): ``P[index]`` or ``dsim(M_index, g)/dg``."""
     if project:
@@ -112,8 +117,7 @@ def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, 
         scale = torch.where(total == 0, 1.0, total.abs())
     softmax, hard_max = isinstance(sep, LogSumExp), isinstance(sep, Max)
     acc = lag = f_sum = None
-    run_max = torch.full((batch, 1), -torch.inf, dtype=g.dtype, device=g.device)
-    run_sum = torch.zeros_like(run_max)
+    run_lse = torch.full((batch, 1), -torch.inf, dtype=g.dtype, device=g.device)
     best = top = None
     project = project or network.dynamics == "projection"
 
@@ -140,16 +144,17 @@ def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, 
             best = _top_merge(best, s, lo, 1)
             continue
         if softmax:
+            # Per tile torch's fused softmax, and the tile's log-sum-exp from its largest weight
+            # (as lagrangians.log_sum_exp, which says why).
             z = sep.beta * s
-            new_max = torch.maximum(run_max, z.amax(-1, keepdim=True))
-            # A cue whose scores are all -inf so far keeps a zero sum (exp(-inf - -inf) is NaN).
-            alpha = torch.where(torch.isneginf(new_max), 1.0, torch.exp(run_max - new_max))
-            w = torch.exp(z - new_max)
-            run_sum = run_sum * alpha + w.sum(-1, keepdim=True)
-            run_max = new_max
+            weights = torch.softmax(z, -1)
+            peak = z.argmax(-1, keepdim=True)
+            tile_lse = z.gather(-1, peak) - torch.log(weights.gather(-1, peak))
+            new_lse = torch.logaddexp(run_lse, tile_lse)
             if drive:
-                part = contribution(lo, hi, w)
-                acc = part if acc is None else acc * alpha + part
+                part = contribution(lo, hi, weights)
+                acc = part if acc is None else (acc * _weight(run_lse, new_lse) + part * _weight(tile_lse, new_lse))
+            run_lse = new_lse
             continue
         f = sep.activation(s)
         if drive:
@@ -164,8 +169,7 @@ def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, 
         acc = _winner_drive(network, g, best[1][:, 0], project) if drive else None
         lag = best[0][:, 0] if lagrangian else None
     elif softmax:
-        acc = acc / run_sum if drive else None
-        lag = (run_max + torch.log(run_sum)).squeeze(-1) / sep.beta if lagrangian else None
+        lag = run_lse.squeeze(-1) / sep.beta if lagrangian else None
     elif drive and f_sum is not None:
         acc = torch.where(f_sum == 0, acc, acc / torch.where(f_sum == 0, 1.0, f_sum))
     return MemoryPass(acc if drive else None, lag if lagrangian else None,

@@ -31,6 +31,14 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
+def log_sum_exp(z: torch.Tensor) -> torch.Tensor:
+    """``logsumexp(z)`` over the last dimension as ``max z - log(max softmax(z))``: the same
+    value, but torch's softmax kernel stays fast where ``exp(z - max)`` is subnormal, which makes
+    ``torch.logsumexp`` 10-17x slower on the CPU (measured, float32, B x N = 64 x 10,000)."""
+    top = z.argmax(-1, keepdim=True)  # one index for both terms, so the gradient is softmax(z)
+    return (z.gather(-1, top) - torch.log(torch.softmax(z, -1).gather(-1, top))).squeeze(-1)
+
+
 class Lagrangian:
     """A convex function of a population's state, summed over its last dimension."""
 
@@ -114,7 +122,7 @@ class LogSumExp(Lagrangian):
         self.beta = _positive("beta (inverse temperature)", self.beta)
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.logsumexp(self.beta * x, dim=-1) / self.beta
+        return log_sum_exp(self.beta * x) / self.beta
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.beta * x, dim=-1)
