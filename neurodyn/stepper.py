@@ -13,8 +13,10 @@ grid), and the fixed-step ``euler``, ``midpoint`` and ``rk4``, which land on the
 Tableaus: Dormand & Prince (1980), dense output: Hairer, Norsett & Wanner, *Solving ODEs I*,
 section II.6 (``CONTD5`` of ``dopri5.f``).
 
-A step may cross at most :data:`CROSSINGS` recording times (it is shortened otherwise), so the
-recorded states are written by a bounded number of masked scatters per step, with no host sync.
+On a GPU a step may cross at most :data:`CROSSINGS` recording times (it is shortened
+otherwise), so the recorded states are written by a fixed number of masked scatters per step,
+with no host sync; on the CPU, where reading how many were crossed is free, a step may cross any
+number of them (within the ring below), so a dense recording grid costs no extra steps.
 They go into a ring of recording rows: a cue may run at most a window of rows ahead of the
 slowest one, so memory stays bounded whatever the number of recording times.
 """
@@ -28,7 +30,7 @@ from typing import Callable, Iterator
 
 import torch
 
-#: Recording times one step may cross (longer steps are cut to the last of them).
+#: Recording times one step may cross on a GPU (longer steps are cut to the last of them).
 CROSSINGS = 4
 #: Bytes of recording rows kept on the device by default (a cue may run that far ahead).
 RING_BYTES = 2**28
@@ -114,7 +116,8 @@ class PerCueSolve:
     time any cue reached. ``first_step``: the adaptive methods' first step (default: Hairer's
     estimate per cue, one evaluation). ``window``: recording rows kept on the device (default:
     as many as fit :data:`RING_BYTES`, at least ``2 * CROSSINGS * sync_every``); a cue that runs
-    a whole window ahead of the slowest waits for it. Statistics are in :attr:`stats` afterwards;
+    a whole window ahead of the slowest waits for it. ``cheap_sync``: whether looking at device
+    values from the host is free (default: on the CPU); False takes the GPU's sync-free path. Statistics are in :attr:`stats` afterwards;
     :attr:`rhs_rows` counts cue-evaluations computed (stopped cues ride along until the next
     host look) and :attr:`batch_calls` the calls of ``rhs``.
     """
@@ -122,7 +125,8 @@ class PerCueSolve:
     def __init__(self, rhs: Field, y0: torch.Tensor, times: torch.Tensor, method: str = "dopri5", *,
                  rtol: float = 1e-6, atol: float = 1e-8, step_size: float | None = None,
                  steady_tol: float | None = None, max_steps: int = 100_000, sync_every: int | None = None,
-                 first_step: float | None = None, window: int | None = None) -> None:
+                 first_step: float | None = None, window: int | None = None,
+                 cheap_sync: bool | None = None) -> None:
         if method not in TABLEAUS:
             raise ValueError(f"unknown per-cue method {method!r}; known: {', '.join(METHODS)}")
         self.tab = TABLEAUS[method]
@@ -132,7 +136,7 @@ class PerCueSolve:
         self.rhs, self.method = rhs, method
         self.rtol, self.atol, self.step, self.steady_tol = rtol, atol, step_size, steady_tol
         # A host look costs nothing on the CPU; on a GPU it waits for the device.
-        self.cheap_sync = y0.device.type == "cpu"
+        self.cheap_sync = y0.device.type == "cpu" if cheap_sync is None else cheap_sync
         sync_every = sync_every or (1 if self.cheap_sync else 16)
         self.max_steps, self.sync_every, self.first_step = max_steps, max(1, int(sync_every)), first_step
         batch, dims = y0.shape
@@ -155,7 +159,8 @@ class PerCueSolve:
         self._t = torch.zeros(batch, dtype=y0.dtype, device=dev)
         self._stop_row = torch.full((batch,), len(times), dtype=torch.long, device=dev)  # first row held
         self._held = torch.empty_like(y0)  # a stopped cue's state, held from its stop row on
-        self._ahead = torch.arange(CROSSINGS if self.adaptive else 1, device=dev)
+        # Recording times one step may cross: fixed steps land on the next one.
+        self.crossings = (self.window if self.cheap_sync else CROSSINGS) if self.adaptive else 1
 
     @property
     def stats(self) -> CueStats:
@@ -267,9 +272,10 @@ class PerCueSolve:
         self.attempts += 1
         horizon = min(n_times - 1, done_rows + self.window - 1)  # the last row the ring can take now
         active = (status == RUNNING) & (idx <= horizon)  # a cue a whole window ahead waits
-        # Adaptive steps may cross CROSSINGS recording times; fixed steps land on the next one.
-        limit = self.times[(idx + (len(self._ahead) - 1)).clamp(max=horizon)]
-        lands = h >= (limit - t) * (1 - 1e-6)  # snap a step that (almost) reaches the limit onto it
+        limit = self.times[(idx + (self.crossings - 1)).clamp(max=horizon)]
+        # Snap a step that (almost) reaches the limit onto it; fixed steps divide the recording
+        # spacing to 1e-3 (Integration checks), so rounding of t never leaves a sliver of a step.
+        lands = h >= (limit - t) * (1 - (1e-6 if self.adaptive else 1e-3))
         h_step = torch.where(lands, limit - t, h)
         t_new = torch.where(lands, limit, t + h_step)
         hc = h_step[:, None]
@@ -297,7 +303,7 @@ class PerCueSolve:
         counts[0] += active * (len(k) - (1 if tab.fsal else 0))
         counts[1] += accept
         counts[2] += active & ~accept
-        crossed = (self.grid[(idx[:, None] + self._ahead).clamp(max=n_times)] <= t_new[:, None]) & accept[:, None]
+        crossed = (torch.searchsorted(self.times, t_new, right=True) - idx).clamp(min=0) * accept
         self._record(t, y, y_new, h_step, k, idx, crossed, rows)
         acc = accept[:, None]
         t_out, y_out = torch.where(accept, t_new, t), torch.where(acc, y_new, y)
@@ -313,17 +319,17 @@ class PerCueSolve:
         if not self.adaptive:
             bad = bad | ~finite
         status = torch.where(active & bad, FAILED, status)
-        return t_out, y_out, f_out, h_next, idx + crossed.sum(-1), status
+        return t_out, y_out, f_out, h_next, idx + crossed, status
 
     def _record(self, t, y, y_new, h, k, idx, crossed, rows) -> None:
         """Write the states at the recording times an accepted step crossed (dense output for
         dopri5; fixed steps land on them) into the ring; rows not written go to its scratch row."""
         scratch, window = self.window, self.window
         if not self.adaptive:
-            self.ring[torch.where(crossed[:, 0], idx % window, scratch), rows] = y_new
+            self.ring[torch.where(crossed > 0, idx % window, scratch), rows] = y_new
             return
         # On the CPU a look at how many times were crossed is free; on a GPU it would sync.
-        n_cross = int(crossed.sum(-1).max()) if self.cheap_sync else CROSSINGS
+        n_cross = int(crossed.max()) if self.cheap_sync else self.crossings
         if n_cross == 0:
             return
         hc = h[:, None]
@@ -335,4 +341,4 @@ class PerCueSolve:
             target = idx + j
             theta = ((self.grid[target.clamp(max=len(self.times))] - t) / h).clamp(0.0, 1.0)[:, None]
             value = y + theta * (dy + (1 - theta) * (bspl + theta * (r4 + (1 - theta) * r5)))
-            self.ring[torch.where(crossed[:, j], target % window, scratch), rows] = value
+            self.ring[torch.where(crossed > j, target % window, scratch), rows] = value

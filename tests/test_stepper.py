@@ -10,7 +10,7 @@ import torch
 from torchdiffeq import odeint
 
 from neurodyn import Monitor, Solver, SolverError, from_preset, simulate
-from neurodyn.stepper import FINISHED, STEADY, PerCueSolve
+from neurodyn.stepper import CROSSINGS, FINISHED, STEADY, PerCueSolve
 
 RATES = torch.tensor([0.5, 1.0, 5.0, 20.0], dtype=torch.float64)
 
@@ -146,6 +146,28 @@ def test_blocks_between_host_looks_change_nothing_but_the_looks(y0):
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert torch.equal(every.stats.nfe, blocks.stats.nfe) and blocks.host_syncs < every.host_syncs / 4
     assert blocks.rhs_rows >= every.rhs_rows  # stopped cues ride along until the next look
+
+
+def test_the_gpu_path_without_host_looks_gives_the_same_record(y0):
+    """cheap_sync=False is what a GPU runs: at most CROSSINGS recording times per step, written
+    by a fixed number of masked scatters, and a host look only every sync_every steps."""
+    times = torch.linspace(0, 3, 61, dtype=torch.float64)
+    cpu = PerCueSolve(decay, y0, times, "dopri5", rtol=1e-7, atol=1e-9, steady_tol=1e-4)
+    gpu = PerCueSolve(decay, y0, times, "dopri5", rtol=1e-7, atol=1e-9, steady_tol=1e-4, cheap_sync=False)
+    a, b = run(cpu), run(gpu)
+    assert gpu.sync_every == 16 and gpu.crossings == CROSSINGS and cpu.crossings == 61
+    assert torch.equal(a[0], b[0])
+    torch.testing.assert_close(b[1], a[1], rtol=1e-6, atol=1e-9)
+    assert torch.equal(gpu.stats.status, cpu.stats.status)
+    assert int(gpu.stats.accepted[0]) >= 60 // CROSSINGS > int(cpu.stats.accepted[0])
+
+
+def test_a_dense_grid_costs_no_extra_steps_on_the_cpu(y0):
+    coarse = PerCueSolve(decay, y0, torch.linspace(0, 2, 3, dtype=torch.float64), "dopri5", rtol=1e-6, atol=1e-9)
+    dense = PerCueSolve(decay, y0, torch.linspace(0, 2, 2001, dtype=torch.float64), "dopri5", rtol=1e-6,
+                        atol=1e-9)
+    run(coarse), run(dense)
+    assert (dense.stats.accepted <= coarse.stats.accepted + 2).all()
 
 
 def test_failures_name_the_cue_and_the_reason(y0):
