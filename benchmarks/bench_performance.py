@@ -100,6 +100,31 @@ def kernel_rows(device: str, sizes: list[tuple[int, int, int]]) -> list[str]:
     return rows
 
 
+def l1_score_rows(device: str, sizes: list[tuple[int, int, int]]) -> list[str]:
+    """The L1 score matrix alone: ``torch.cdist(p=1)`` vs the Triton kernel (CUDA only; on the CPU
+    both paths are ``cdist``). An L1 term costs two fp32 instructions (a subtraction and an add
+    of the absolute value), and an instruction of the matrix product's fp32 peak is an FMA, two
+    FLOP: the instruction limit is ``peak / 4`` terms per second."""
+    from neurodyn.similarity import manhattan_distance
+
+    peak = matmul_peak(device)
+    kernel = triton_distance.available(device) and device.startswith("cuda")
+    rows = ["| B | N | I | torch.cdist(p=1) | of L1 limit | Triton kernel | of L1 limit | speed-up |",
+            "|---|---|---|---|---|---|---|---|"]
+    for b, n, i in sizes:
+        gen = torch.Generator().manual_seed(2)
+        memories, g = torch.rand(n, i, generator=gen).to(device), torch.rand(b, i, generator=gen).to(device)
+        ref = timed(lambda: torch.cdist(g, memories, p=1.0), device)
+        limit = peak / 4
+        if kernel:
+            ours = timed(lambda: manhattan_distance(memories, g), device)
+            rows.append(f"| {b} | {n} | {i} | {ref * 1e3:.2f} ms | {b * n * i / ref / limit:.0%} | "
+                        f"{ours * 1e3:.2f} ms | {b * n * i / ours / limit:.0%} | {ref / ours:.1f}x |")
+        else:
+            rows.append(f"| {b} | {n} | {i} | {ref * 1e3:.2f} ms | {b * n * i / ref / limit:.0%} | - | - | - |")
+    return rows
+
+
 def scaling_rows(device: str, base: tuple[int, int, int], factors: tuple[int, ...]) -> list[str]:
     rows = ["| grows | B | N | I | tiled L1 step | time / (B N I) relative to the first |", "|---|---|---|---|---|---|"]
     for axis in ("N", "B", "I"):
@@ -238,6 +263,8 @@ def main() -> None:
         "**One right-hand side** (softmax, beta 5, projection): plain PyTorch vs the tiled pass, forced "
         "(the default path tiles only when B x N exceeds 2^22 scores; below, it is the plain one).", "",
         *kernel_rows(dev, k_sizes), "",
+        "**The L1 score matrix alone** (the Triton kernel runs on CUDA only).", "",
+        *l1_score_rows(dev, k_sizes), "",
         "**Scaling of the tiled L1 step** (each axis x1, x2, x4 from the base size).", "",
         *scaling_rows(dev, base, (1, 2, 4)), "",
         "**Solvers** (reduced MCHN, half-masked cues, dopri5, rtol 1e-4, atol 1e-6, 10 time units, "
