@@ -125,6 +125,41 @@ def l1_score_rows(device: str, sizes: list[tuple[int, int, int]]) -> list[str]:
     return rows
 
 
+# Linux: writing 5 to /proc/self/clear_refs resets the peak resident size (VmHWM) to the current
+# one, so the peak read after the step is the step's own (values in kB).
+PEAK_CHILD = """
+import sys, torch
+from neurodyn import Network, fused
+b, n, i, how = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+gen = torch.Generator().manual_seed(0)
+net = Network(torch.rand(n, i, generator=gen), similarity="dot", separation="softmax:5", dynamics="projection")
+g = torch.rand(b, i, generator=gen)
+def status(key):
+    return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1])
+open("/proc/self/clear_refs", "w").write("5")
+base = status("VmRSS:")
+if how == "plain":
+    net.project(net.separate(net.scores(g)))
+else:
+    fused.stream_memories(net, g)
+print(status("VmHWM:") - base)
+"""
+
+
+def cpu_peak_rows(sizes: list[tuple[int, int, int]]) -> list[str]:
+    """Peak resident memory added by one step, plain vs tiled, each in a fresh process."""
+    import subprocess
+    import sys
+
+    rows = ["| B | N | I | bank | plain: peak added | tiled: peak added |", "|---|---|---|---|---|---|"]
+    for b, n, i in sizes:
+        added = [int(subprocess.run([sys.executable, "-c", PEAK_CHILD, str(b), str(n), str(i), how], check=True,
+                                    capture_output=True, text=True).stdout.split()[-1]) * 1024
+                 for how in ("plain", "tiled")]
+        rows.append(f"| {b} | {n:,} | {i} | {_mib(n * i * 4)} | {_mib(added[0])} | {_mib(added[1])} |")
+    return rows
+
+
 def scaling_rows(device: str, base: tuple[int, int, int], factors: tuple[int, ...]) -> list[str]:
     rows = ["| grows | B | N | I | tiled L1 step | time / (B N I) relative to the first |", "|---|---|---|---|---|---|"]
     for axis in ("N", "B", "I"):
@@ -265,6 +300,9 @@ def main() -> None:
         *kernel_rows(dev, k_sizes), "",
         "**The L1 score matrix alone** (the Triton kernel runs on CUDA only).", "",
         *l1_score_rows(dev, k_sizes), "",
+        *([] if gpu else ["**Peak memory of one step on the CPU** (dot, softmax; resident memory added "
+                          "by the step, each in a fresh process).", "",
+                          *cpu_peak_rows([(1024, 20_000, 784), (1024, 100_000, 784)]), ""]),
         "**Scaling of the tiled L1 step** (each axis x1, x2, x4 from the base size).", "",
         *scaling_rows(dev, base, (1, 2, 4)), "",
         "**Solvers** (reduced MCHN, half-masked cues, dopri5, rtol 1e-4, atol 1e-6, 10 time units, "

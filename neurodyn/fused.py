@@ -30,7 +30,7 @@ matrix products, already at the device's matmul speed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -59,7 +59,7 @@ def streamable(network: "Network", project: bool = False) -> bool:
     """Whether :func:`stream_memories` handles this network's separation and similarity (with
     ``project``: the projection ``P' f`` whatever the dynamics, as feedforward retrieval needs)."""
     sep = network.separation
-    if not network.fast_memory or network.sharded or isinstance(sep, TopK):
+    if not network.fast_memory or isinstance(sep, TopK):
         return False
     if network.similarity.normalized and network.dynamics == "gradient" and not project:
         return False
@@ -99,11 +99,28 @@ def _winner_drive(network: "Network", g: torch.Tensor, index: torch.Tensor, proj
     return torch.cat(rows)
 
 
-def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
-                    top_k: int | None = None, project: bool = False, tile: int | None = None) -> MemoryPass:
-    """The memory population's drive and Lagrangian for value activations ``g`` (B, I), in tiles of
-    ``tile`` memories (default: :func:`tile_size`). ``project``: the drive is ``P' f`` whatever
-    the dynamics. Needs :func:`streamable`."""
+@dataclass
+class Partial:
+    """A pass over (a part of) the bank before the parts are combined: ``drive`` (softmax: with
+    this part's own softmax weights; otherwise the sum of its terms), ``lagrangian`` (elementwise
+    separations: this part's sum), ``lse`` (softmax: this part's log-sum-exp of ``beta s``, (B, 1)),
+    ``f_sum`` (``normalize_separation``: this part's sum of ``f``, (B, 1)), ``best`` (max: the
+    best score and its global index) and ``top`` (the k best scores and global indices)."""
+
+    drive: torch.Tensor | None = None
+    lagrangian: torch.Tensor | None = None
+    lse: torch.Tensor | None = None
+    f_sum: torch.Tensor | None = None
+    best: tuple[torch.Tensor, torch.Tensor] | None = None
+    top: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def scan(network: "Network", g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+         top_k: int | None = None, project: bool = False, tile: int | None = None, offset: int = 0,
+         reduce_sum: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Partial:
+    """One pass over ``network.memories`` in tiles; the memories are global indices ``offset`` on.
+    ``reduce_sum`` completes a normalized similarity's sum of raw scores over the whole bank
+    (a sharded bank all-reduces it)."""
     if not streamable(network, project):
         raise ValueError(f"cannot stream {network.separation.describe()} with {network.similarity.name} "
                          f"({network.dynamics} dynamics, tau_h={network.tau_h})")
@@ -114,11 +131,12 @@ def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, 
     scale = None
     if sim.normalized:  # first pass: |sum over all memories| of the raw scores (UHN appendix E)
         total = sum(sim.score(M[lo:hi], g).sum(-1, keepdim=True) for lo, hi in bounds)
+        total = total if reduce_sum is None else reduce_sum(total)
         scale = torch.where(total == 0, 1.0, total.abs())
     softmax, hard_max = isinstance(sep, LogSumExp), isinstance(sep, Max)
-    acc = lag = f_sum = None
-    run_lse = torch.full((batch, 1), -torch.inf, dtype=g.dtype, device=g.device)
-    best = top = None
+    out = Partial()
+    if softmax:
+        out.lse = torch.full((batch, 1), -torch.inf, dtype=g.dtype, device=g.device)
     project = project or network.dynamics == "projection"
 
     # An autograd gradient reuses the tile's score graph instead of scoring the tile again.
@@ -139,9 +157,9 @@ def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, 
         if scale is not None:
             s = s / scale
         if top_k is not None:
-            top = _top_merge(top, s, lo, top_k)
+            out.top = _top_merge(out.top, s, offset + lo, top_k)
         if hard_max:
-            best = _top_merge(best, s, lo, 1)
+            out.best = _top_merge(out.best, s, offset + lo, 1)
             continue
         if softmax:
             # Per tile torch's fused softmax, and the tile's log-sum-exp from its largest weight
@@ -150,27 +168,51 @@ def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, 
             weights = torch.softmax(z, -1)
             peak = z.argmax(-1, keepdim=True)
             tile_lse = z.gather(-1, peak) - torch.log(weights.gather(-1, peak))
-            new_lse = torch.logaddexp(run_lse, tile_lse)
+            new_lse = torch.logaddexp(out.lse, tile_lse)
             if drive:
                 part = contribution(lo, hi, weights)
-                acc = part if acc is None else (acc * _weight(run_lse, new_lse) + part * _weight(tile_lse, new_lse))
-            run_lse = new_lse
+                out.drive = part if out.drive is None else (out.drive * _weight(out.lse, new_lse)
+                                                            + part * _weight(tile_lse, new_lse))
+            out.lse = new_lse
             continue
         f = sep.activation(s)
         if drive:
             part = contribution(lo, hi, f)
-            acc = part if acc is None else acc + part
+            out.drive = part if out.drive is None else out.drive + part
             if network.normalize_separation:
-                f_sum = f.sum(-1, keepdim=True) + (0 if f_sum is None else f_sum)
+                out.f_sum = f.sum(-1, keepdim=True) + (0 if out.f_sum is None else out.f_sum)
         if lagrangian:
             value = sep.value(s)
-            lag = value if lag is None else lag + value
-    if hard_max:
-        acc = _winner_drive(network, g, best[1][:, 0], project) if drive else None
-        lag = best[0][:, 0] if lagrangian else None
-    elif softmax:
-        lag = run_lse.squeeze(-1) / sep.beta if lagrangian else None
-    elif drive and f_sum is not None:
-        acc = torch.where(f_sum == 0, acc, acc / torch.where(f_sum == 0, 1.0, f_sum))
+            out.lagrangian = value if out.lagrangian is None else out.lagrangian + value
+    return out
+
+
+def finish(network: "Network", g: torch.Tensor, part: Partial, *, drive: bool = True, lagrangian: bool = True,
+           project: bool = False, local: torch.Tensor | None = None) -> MemoryPass:
+    """The drive and Lagrangian from a whole bank's :class:`Partial` (combined across shards
+    first, where the bank is sharded). ``local``: for a max separation, each cue's winner as an
+    index into ``network.memories``, or -1 where another shard holds it (its drive is then 0)."""
+    project = project or network.dynamics == "projection"
+    acc, lag = part.drive, part.lagrangian
+    if isinstance(network.separation, Max):
+        winner = part.best[1][:, 0] if local is None else local
+        if drive:
+            acc = _winner_drive(network, g, winner.clamp(min=0), project)
+            acc = acc if local is None else acc * (local >= 0)[:, None]
+        lag = part.best[0][:, 0]
+    elif isinstance(network.separation, LogSumExp):
+        lag = part.lse.squeeze(-1) / network.separation.beta
+    elif drive and part.f_sum is not None:
+        acc = torch.where(part.f_sum == 0, acc, acc / torch.where(part.f_sum == 0, 1.0, part.f_sum))
+    top = part.top
     return MemoryPass(acc if drive else None, lag if lagrangian else None,
                       None if top is None else top[0], None if top is None else top[1])
+
+
+def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+                    top_k: int | None = None, project: bool = False, tile: int | None = None) -> MemoryPass:
+    """The memory population's drive and Lagrangian for value activations ``g`` (B, I), in tiles of
+    ``tile`` memories (default: :func:`tile_size`). ``project``: the drive is ``P' f`` whatever
+    the dynamics. Needs :func:`streamable`."""
+    part = scan(network, g, drive=drive, lagrangian=lagrangian, top_k=top_k, project=project, tile=tile)
+    return finish(network, g, part, drive=drive, lagrangian=lagrangian, project=project)

@@ -274,6 +274,10 @@ class Network:
         B x N scores would not fit one tile and the separation streams."""
         return fused.tile_size(batch, self.n_memories) < self.n_memories and fused.streamable(self, project)
 
+    def memory_pass(self, g: torch.Tensor, **options) -> "fused.MemoryPass":
+        """The tiled pass over the bank (:func:`neurodyn.fused.stream_memories`)."""
+        return fused.stream_memories(self, g, **options)
+
     def memory_lagrangian(self, h: torch.Tensor) -> torch.Tensor:
         """``L_h(h)`` summed over the memory population, shape (B,)."""
         return self.separation.value(h)
@@ -303,7 +307,7 @@ class Network:
         v = state.v
         g = self.activation(v)
         if self.fast_memory and self.streams(len(g)):
-            dv = fused.stream_memories(self, g, lagrangian=False).drive - v
+            dv = self.memory_pass(g, lagrangian=False).drive - v
         else:
             h = self.scores(g) if self.fast_memory else state.h
             dv = self.drive(g, self.separate(h)) - v
@@ -325,7 +329,7 @@ class Network:
         g = self.activation(v)
         parts = {"value": self.value_lagrangian.legendre(v, g)}
         if self.fast_memory and self.streams(len(g)):
-            parts["memory"] = -fused.stream_memories(self, g, drive=False).lagrangian
+            parts["memory"] = -self.memory_pass(g, drive=False).lagrangian
         elif self.fast_memory:
             parts["memory"] = -self.memory_lagrangian(self.scores(g))
         else:
@@ -351,7 +355,7 @@ class Network:
             raise ValueError("iterated retrieval needs a projection with as many columns as features")
         for _ in range(steps):
             if self.streams(len(q), project=True):
-                q = self.read(fused.stream_memories(self, q, lagrangian=False, project=True).drive)
+                q = self.read(self.memory_pass(q, lagrangian=False, project=True).drive)
             else:
                 q = self.read(self.project(self.separate(self.scores(q))))
         return q

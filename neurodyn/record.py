@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import xarray as xr
 
-from . import fused
 from .lagrangians import LogSumExp
 from .network import Cue, Network, State
 
@@ -243,7 +242,7 @@ class Recorder:
         ranked by score ``h``, which is the order of ``f`` (where ``f`` underflows to a tie at 0,
         the score still orders the memories, the plain path their index)."""
         sep = self.network.separation
-        out = fused.stream_memories(self.network, g, drive=False, top_k=self.top_k)
+        out = self.network.memory_pass(g, drive=False, top_k=self.top_k)
         f_top = torch.exp(sep.beta * (out.scores - out.lagrangian[:, None]))
         return {"h": out.scores, "f": f_top}, out.indices
 

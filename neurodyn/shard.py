@@ -13,7 +13,8 @@ What couples the shards is combined exactly:
 - ``normalize_separation``: the sum of ``f`` all-reduced first.
 
 Only per-cue quantities (B x I drives, B x k candidates, B-vectors) cross ranks; nothing of size
-B x N is gathered. The value state is replicated: every rank integrates the same ``v`` with the
+B x N is gathered. A shard too large for one tile is read in tiles (:mod:`neurodyn.fused`) and
+its parts combined the same way (:meth:`ShardedNetwork.memory_pass`). The value state is replicated: every rank integrates the same ``v`` with the
 same reduced results, so the solvers take identical steps and the dynamics, solvers and
 recording run unchanged. Hence fast memory neurons only (slow ones would shard the solver's
 state and its error norm); normalized similarities (the UHN presets) divide by an all-reduced
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from . import fused
 from .lagrangians import LogSumExp, Max, TopK
 from .network import Network
 
@@ -83,10 +85,9 @@ class ShardedNetwork(Network):
         dist.all_reduce(x, op=dist.ReduceOp.MAX, group=self.group)
         return x
 
-    def _global_lse(self, z: torch.Tensor) -> torch.Tensor:
-        """``logsumexp(z)`` over all memories, per cue (B, 1): every rank's local log-sum-exp
-        (one fused pass) is gathered and combined, a single collective of B x ranks values."""
-        local = torch.logsumexp(z, dim=-1, keepdim=True)
+    def _global_lse(self, local: torch.Tensor) -> torch.Tensor:
+        """The log-sum-exp over all memories (B, 1) from every rank's own (B, 1): gathered and
+        combined, a single collective of B x ranks values."""
         parts = [torch.empty_like(local) for _ in range(dist.get_world_size(self.group))]
         dist.all_gather(parts, local, group=self.group)
         return torch.logsumexp(torch.cat(parts, dim=-1), dim=-1, keepdim=True)
@@ -94,8 +95,13 @@ class ShardedNetwork(Network):
     def _merged_top(self, f: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
         """The global top ``k`` of ``f`` (ties to the lower global index) from every rank's local top k."""
         order = torch.argsort(f, dim=-1, descending=True, stable=True)[..., :k]
-        pad = k - order.shape[-1]  # a shard smaller than k pads with -inf candidates
-        cand = [f.gather(-1, order), h.gather(-1, order), (order + self.offset).to(f.dtype)]
+        return self._merge(f.gather(-1, order), h.gather(-1, order), order + self.offset, k)
+
+    def _merge(self, f: torch.Tensor, h: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
+        """The global top ``k`` of every rank's candidates (``f`` ranks them, ``h`` rides along,
+        ``index`` global), ties to the lower global index."""
+        pad = k - f.shape[-1]  # a shard smaller than k pads with -inf candidates
+        cand = [f, h, index.to(f.dtype)]
         if pad:
             fill = (-torch.inf, 0.0, float(self.n_total))
             cand = [torch.cat([c, torch.full((*c.shape[:-1], pad), v, dtype=c.dtype, device=c.device)], -1)
@@ -112,6 +118,42 @@ class ShardedNetwork(Network):
         return top[0], top[1], top[2].long()
 
     # --------------------------------------------------------------- overrides of Network
+    def streams(self, batch: int, project: bool = False) -> bool:
+        """Tiles when the largest shard's scores would not fit one: every rank decides alike,
+        so all take the same collectives."""
+        largest = -(-self.n_total // dist.get_world_size(self.group))
+        return fused.tile_size(batch, largest) < largest and fused.streamable(self, project)
+
+    def memory_pass(self, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+                    top_k: int | None = None, project: bool = False) -> fused.MemoryPass:
+        """The tiled pass over this shard, combined across ranks: softmax parts re-weighted by
+        ``exp(lse_rank - lse)`` with the global log-sum-exp from B values per rank, elementwise
+        sums all-reduced, max and top-k candidates merged (B x k per rank)."""
+        part = fused.scan(self, g, drive=drive, lagrangian=lagrangian, top_k=top_k, project=project,
+                          offset=self.offset, reduce_sum=self._sum)
+        local = None
+        if part.lse is not None:
+            lse = self._global_lse(part.lse)
+            if drive:
+                part.drive = self._sum(part.drive * torch.exp(part.lse - lse))
+            part.lse = lse
+        elif part.best is not None:
+            best, _, index = self._merge(part.best[0], part.best[0], part.best[1], 1)
+            part.best = best, index
+            local = index[:, 0] - self.offset
+            local = torch.where((local >= 0) & (local < self.n_memories), local, -1)
+        else:
+            part.drive = None if part.drive is None else self._sum(part.drive)
+            part.f_sum = None if part.f_sum is None else self._sum(part.f_sum)
+            part.lagrangian = None if part.lagrangian is None else self._sum(part.lagrangian)
+        if part.top is not None:
+            top, _, index = self._merge(part.top[0], part.top[0], part.top[1], top_k)
+            part.top = top, index
+        out = fused.finish(self, g, part, drive=drive, lagrangian=lagrangian, project=project, local=local)
+        if out.drive is not None and local is not None:
+            out.drive = self._sum(out.drive)  # the winner's drive, from the rank that holds it
+        return out
+
     def scores(self, g: torch.Tensor) -> torch.Tensor:
         """This shard's scores; a normalized similarity divides by the |sum| over all shards."""
         if not self.similarity.normalized:
@@ -124,7 +166,8 @@ class ShardedNetwork(Network):
         sep = self.separation
         if isinstance(sep, LogSumExp):
             z = sep.beta * h
-            return z.sub_(self._global_lse(z)).exp_()  # in place: passes over B x N cost bandwidth
+            lse = self._global_lse(torch.logsumexp(z, dim=-1, keepdim=True))
+            return z.sub_(lse).exp_()  # in place: passes over B x N cost bandwidth
         if isinstance(sep, (Max, TopK)):
             k = 1 if isinstance(sep, Max) else sep.k
             _, _, idx = self._merged_top(h, h, min(k, self.n_total))
@@ -136,7 +179,8 @@ class ShardedNetwork(Network):
     def memory_lagrangian(self, h: torch.Tensor) -> torch.Tensor:
         sep = self.separation
         if isinstance(sep, LogSumExp):
-            return self._global_lse(sep.beta * h).squeeze(-1) / sep.beta
+            z = sep.beta * h
+            return self._global_lse(torch.logsumexp(z, dim=-1, keepdim=True)).squeeze(-1) / sep.beta
         if isinstance(sep, (Max, TopK)):
             k = 1 if isinstance(sep, Max) else sep.k
             top, _, _ = self._merged_top(h, h, min(k, self.n_total))

@@ -112,8 +112,8 @@ class PerCueSolve:
     states)``, (T_k,) and (T_k, B, D), for the recording times every running cue has passed.
     ``steady_tol``: a cue stops when ``max |dy/dt| <= steady_tol * max(1, max |y|)`` after an
     accepted step, and its state is held on the rest of the grid (:attr:`convergence_time`: the
-    time of that step). When every cue has stopped early the run ends at the latest recording
-    time any cue reached. ``first_step``: the adaptive methods' first step (default: Hairer's
+    time of that step). When every cue has stopped early the run ends at the first recording
+    time after the last stop. ``first_step``: the adaptive methods' first step (default: Hairer's
     estimate per cue, one evaluation). ``window``: recording rows kept on the device (default:
     as many as fit :data:`RING_BYTES`, at least ``2 * CROSSINGS * sync_every``); a cue that runs
     a whole window ahead of the slowest waits for it. ``cheap_sync``: whether looking at device
@@ -254,7 +254,9 @@ class PerCueSolve:
             if complete > done_rows:
                 yield self._rows_out(done_rows, complete)
                 done_rows = complete
-        last = len(self.times) if bool((self._status == FINISHED).any()) else self._reached
+        # Every cue stopped early: the record ends at the first recording time after the last
+        # stop, so that it shows every cue's final state.
+        last = len(self.times) if bool((self._status == FINISHED).any()) else min(len(self.times), self._reached + 1)
         if last > done_rows:
             yield self._rows_out(done_rows, last)
         self.wall_time = time.perf_counter() - start

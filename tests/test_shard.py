@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from neurodyn import Monitor, Network, Solver, from_preset, load_netcdf, save_netcdf, simulate
+from neurodyn import Monitor, Network, Solver, fused, from_preset, load_netcdf, save_netcdf, simulate
 from neurodyn.data import load_digits
 from neurodyn.shard import shard_bounds, shard_network
 
@@ -48,12 +48,21 @@ def run(net: Network, cues: torch.Tensor):
     return ds, net.retrieve(cues)
 
 
+#: Scores per tile in the "/tiled" cases: 5 cues x 2 memories, so every shard is read in tiles.
+TINY_TILES = 10
+
+
 def _worker(rank: int, world: int, init: str, outdir: str, case: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     try:
+        case, _, tiled = case.partition("/")
+        if tiled:
+            fused.TILE_ELEMENTS = TINY_TILES
         net, cues = problem(case)
-        ds, one_shot = run(shard_network(net), cues)
+        sharded = shard_network(net)
+        ds, one_shot = run(sharded, cues)
+        ds.attrs["streamed"] = int(sharded.streams(len(cues)))
         save_netcdf(ds.assign(one_shot=(("cue", "unit"), one_shot.numpy())), f"{outdir}/rank{rank}.nc")
     finally:
         dist.destroy_process_group()
@@ -62,13 +71,19 @@ def _worker(rank: int, world: int, init: str, outdir: str, case: str) -> None:
 @pytest.mark.parametrize("world,case", [
     (2, "random-softmax"), (3, "ties-max"), (2, "ties-topk"), (3, "digits-uhn-manhattan"),
     (2, "digits-polynomial"),
+    # every rank reads its shard in tiles and the parts are combined across ranks (the reference
+    # is the plain unsharded network)
+    (3, "random-softmax/tiled"), (2, "ties-max/tiled"), (2, "digits-uhn-manhattan/tiled"),
+    (3, "digits-polynomial/tiled"),
 ])
 def test_sharded_equals_unsharded(world, case, tmp_path):
     mp.start_processes(_worker, args=(world, str(tmp_path / "init"), str(tmp_path), case), nprocs=world,
                        join=True, start_method="spawn")
+    case, _, tiled = case.partition("/")
     net, cues = problem(case)
     ref, ref_one_shot = run(net, cues)
     results = [load_netcdf(tmp_path / f"rank{r}.nc") for r in range(world)]
+    assert [ds.attrs["streamed"] for ds in results] == [int(bool(tiled))] * world
     names = ["v", "energy", "f", "h", "speed"]
     if case.startswith("ties"):  # exact ties hold at t = 0 and in the one-shot update only
         ref, results = ref.isel(time=[0]), [ds.isel(time=[0]) for ds in results]
