@@ -17,6 +17,7 @@ in closed form for the dot product and the squared Euclidean distance and by aut
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -33,6 +34,27 @@ def _sum_normalized(x: torch.Tensor, eps: float) -> torch.Tensor:
     return x / x.sum(-1, keepdim=True)
 
 
+_NORMS: dict[int, tuple[weakref.ref, int, torch.Tensor]] = {}
+
+
+def squared_norms(memories: torch.Tensor) -> torch.Tensor:
+    """``|M_mu|^2`` per memory. Every right-hand side asks for them, and for small networks they
+    cost as much as the scores, so they are kept per memory tensor until it is modified in place
+    or freed (views, such as the tiles of :mod:`neurodyn.fused`, and tensors that need a graph
+    are not kept)."""
+    if memories.requires_grad or memories._base is not None:
+        return (memories * memories).sum(-1)
+    key = id(memories)
+    entry = _NORMS.get(key)
+    if entry is not None and entry[0]() is memories and entry[1] == memories._version:
+        return entry[2]
+    norms = (memories * memories).sum(-1)
+    if entry is None or entry[0]() is not memories:
+        weakref.finalize(memories, _NORMS.pop, key, None)
+    _NORMS[key] = (weakref.ref(memories), memories._version, norms)
+    return norms
+
+
 def sq_euclidean_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``|g - M_mu|^2 / 2`` by the matrix-product expansion (UHN table 2, Euclidean squared).
 
@@ -40,7 +62,7 @@ def sq_euclidean_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tens
     like ``M_mu.g - |M_mu|^2/2``: the ``|g|^2/2`` term is common to all memories.
     """
     gm = g @ memories.T
-    d = 0.5 * ((g * g).sum(-1, keepdim=True) + (memories * memories).sum(-1) - 2.0 * gm)
+    d = 0.5 * ((g * g).sum(-1, keepdim=True) + squared_norms(memories) - 2.0 * gm)
     return d.clamp_min(0.0)
 
 
@@ -153,7 +175,7 @@ def _dot_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> t
 
 def _biased_dot(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``g.M_mu - |M_mu|^2 / 2``: the negative squared distance without its ``-|g|^2/2`` term."""
-    return g @ memories.T - 0.5 * (memories * memories).sum(-1)
+    return g @ memories.T - 0.5 * squared_norms(memories)
 
 
 def _neg_sq_euclidean_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

@@ -146,8 +146,9 @@ def simulate(
         if tgt.shape != queries.shape:
             raise ValueError(f"targets must have the cues' shape {tuple(queries.shape)}, got {tuple(tgt.shape)}")
         per_cue["target"] = (("cue", "unit"), tgt, "pattern the cue should recall")
-    for name, (dims, value, long_name) in per_cue.items():
-        ds[name] = (dims, value.detach().cpu().numpy(), {"long_name": long_name, "units": "1"})
+    # One update: every assignment to a Dataset aligns it again (milliseconds for small runs).
+    ds.update({name: (dims, value.detach().cpu().numpy(), {"long_name": long_name, "units": "1"})
+               for name, (dims, value, long_name) in per_cue.items()})
     if "unit" not in ds.coords:
         ds.coords["unit"] = ("unit", np.arange(n_v), {"long_name": "value neuron index", "units": "1"})
     if target_index is not None:
@@ -188,14 +189,16 @@ def _counted_units(recorder: Recorder, network: Network) -> torch.Tensor:
 
 def _add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_units: str) -> None:
     """Steady-state convergence per cue and the solver's provenance and statistics."""
-    ds["converged"] = ("cue", run.converged.numpy(), {"long_name": "reached steady state (speed <= steady_tol * max(1, max|x|))",
-                                                      "units": "1"})
-    ds["convergence_time"] = ("cue", run.convergence_time.numpy(),
-                              {"long_name": "first recorded time at steady state (NaN: never)",
-                               "units": time_units})
+    when = ("time of the step after which the cue was at steady state (NaN: never)" if solver.per_cue else
+            "first recorded time at steady state (NaN: never)")
+    records = {
+        "converged": ("cue", run.converged.numpy(), {
+            "long_name": "reached steady state (speed <= steady_tol * max(1, max|x|))", "units": "1"}),
+        "convergence_time": ("cue", run.convergence_time.numpy(), {"long_name": when, "units": time_units}),
+    }
     stats = run.stats
     if stats.per_cue is not None:
-        _add_per_cue_stats(ds, stats.per_cue, time_units)
+        records.update(_per_cue_stats(stats.per_cue, time_units))
         ds.attrs.update({"cue_evaluations": stats.cue_evaluations, "host_syncs": stats.blocks})
     ds.attrs.update({
         "solver": json.dumps(solver.describe(), sort_keys=True),
@@ -209,21 +212,23 @@ def _add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_un
         "steps_rejected": stats.rejected_steps,
         "wall_time_s": stats.wall_time,
     })
+    ds.update(records)
 
 
-def _add_per_cue_stats(ds: xr.Dataset, per_cue: stepper.CueStats, time_units: str) -> None:
+def _per_cue_stats(per_cue: stepper.CueStats, time_units: str) -> dict[str, tuple]:
     """Each cue's solver counts and status (the per-cue engine, :mod:`neurodyn.stepper`)."""
     codes = sorted(stepper.STATUS_NAMES)
-    ds["solver_status"] = ("cue", per_cue.status.numpy().astype(np.int8), {
+    out = {"solver_status": ("cue", per_cue.status.numpy().astype(np.int8), {
         "long_name": "how the cue's integration ended", "units": "1",
         "flag_values": np.array(codes, dtype=np.int8),
-        "flag_meanings": " ".join(stepper.STATUS_NAMES[c] for c in codes)})
+        "flag_meanings": " ".join(stepper.STATUS_NAMES[c] for c in codes)})}
     for name, value, long_name, units in (
             ("solver_nfe", per_cue.nfe, "right-hand-side evaluations of the cue", "1"),
             ("solver_steps_accepted", per_cue.accepted, "accepted steps of the cue", "1"),
             ("solver_steps_rejected", per_cue.rejected, "rejected steps of the cue", "1"),
             ("solver_step_size", per_cue.step_size, "the cue's last proposed step size", time_units)):
-        ds[name] = ("cue", value.numpy(), {"long_name": long_name, "units": units})
+        out[name] = ("cue", value.numpy(), {"long_name": long_name, "units": units})
+    return out
 
 
 def _add_spiking_record(ds: xr.Dataset, run: SpikingRun, monitor: Monitor, recall_overlap: float) -> None:
