@@ -17,3 +17,13 @@ def slow_square(x: float, seed: int = 0, delay: float = 0.0, fail_at: float = -1
 
 
 slow_square.outputs = ("y", "x_plus_seed")
+
+
+def worker_name(x: float) -> dict[str, float]:
+    """1 where the point ran on the worker named "gpu-worker" (the one with the GPU resource)."""
+    from distributed import get_worker
+
+    return {"on_gpu_worker": float(get_worker().name == "gpu-worker")}
+
+
+worker_name.outputs = ("on_gpu_worker",)

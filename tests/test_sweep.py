@@ -86,6 +86,38 @@ def test_sweep_on_a_tcp_scheduler_and_workers_in_other_processes(tmp_path):
             p.wait()
 
 
+def test_gpu_sweeps_run_only_on_workers_that_declare_a_gpu(tmp_path):
+    """`gpu = true` makes every task ask for the worker resource GPU=1: with one worker that
+    declares it and one that does not, every point runs on the first."""
+    env = dict(os.environ)
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(200):
+            if sched_file.exists() and sched_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        for name, extra in (("gpu-worker", ["--resources", "GPU=1"]), ("cpu-worker", [])):
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                                           str(sched_file), "--nthreads", "1", "--no-dashboard", "--name", name,
+                                           *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(scheduler_file=str(sched_file)) as client:
+            client.wait_for_workers(2, timeout=60)
+            address = client.scheduler.address
+        config = {"sweep": {"function": "sweep_points:worker_name", "gpu": True},
+                  "grid": {"x": [float(i) for i in range(8)]}}
+        ds = run_sweep(config, tmp_path / "g.zarr", scheduler=address, progress=False, block_size=1).load()
+        assert (ds["on_gpu_worker"].values == 1.0).all()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def test_killed_sweep_keeps_finished_points_and_resumes_without_recomputing(tmp_path):
     config_path = tmp_path / "kill.toml"
     config_path.write_text('[sweep]\nfunction = "sweep_points:slow_square"\n'
