@@ -22,6 +22,9 @@ Normalized similarities (the UHN presets' ``1/d`` scaled to sum 1) take a first 
 sum of raw scores; their gradient couples all memories, so they stream with projection dynamics
 only. Memory is bounded by ``B x tile`` scores; when one tile holds the whole bank the plain
 (unfused) computation runs, so small networks give the same numbers as before to the last bit.
+:func:`scan` is the pass over one part of the bank before normalization and :func:`finish`
+completes it; a sharded bank scans its shard and combines the parts across ranks in between
+(:meth:`neurodyn.shard.ShardedNetwork.memory_pass`).
 On CUDA the Manhattan and Euclidean distances of a tile come from the Triton kernel of
 :mod:`neurodyn.triton_distance` (see :mod:`neurodyn.similarity`); dot and squared-L2 scores are
 matrix products, already at the device's matmul speed.
