@@ -1,7 +1,9 @@
 """Integration of a batched vector field on a recording grid, with steady-state stopping.
 
-The solvers are torchdiffeq's (adaptive: dopri5, dopri8, bosh3, adaptive_heun, fehlberg2;
-fixed-step: euler, midpoint, rk4). What torchdiffeq lacks and this module adds:
+Two engines (:class:`Solver`'s ``engine``): the per-cue engine of :mod:`neurodyn.stepper`
+(dopri5, euler, midpoint, rk4; the default where it has the method), and torchdiffeq's solvers
+(adaptive: dopri5, dopri8, bosh3, adaptive_heun, fehlberg2; fixed-step: euler, midpoint, rk4).
+What torchdiffeq lacks and this module adds around it:
 
 - solver statistics (function evaluations, accepted and rejected steps) through torchdiffeq's
   step callbacks;
@@ -15,10 +17,10 @@ fixed-step: euler, midpoint, rk4). What torchdiffeq lacks and this module adds:
 - a :class:`SolverError` naming the method, tolerances and time span when a solver cannot meet
   its tolerance (step underflow, step budget) or the state becomes non-finite.
 
-torchdiffeq takes one step size for the whole batch. The ``per-cue`` engine
-(:mod:`neurodyn.stepper`, the default for dopri5, euler, midpoint and rk4) gives every cue its own
-step size, error control, status and statistics, stops each cue at its own steady state, drops
-finished cues from the work and looks at the host once per block of steps (DESIGN.md section 6).
+torchdiffeq takes one step size for the whole batch. The per-cue engine gives every cue its own
+step size, error control, status and statistics, stops each cue at its own steady state after
+any accepted step, drops finished cues from the work and looks at the host once per block of
+steps (DESIGN.md section 6).
 The loop yields :class:`Block` records, so any stepper that yields blocks (a stochastic spiking
 one, say) plugs into the same recording.
 """
@@ -50,8 +52,9 @@ class Solver:
     """Solver settings.
 
     ``rtol``/``atol`` apply to adaptive methods; ``step_size`` to fixed-step ones (default: the
-    recording grid's smallest spacing; it must divide every spacing). ``max_steps`` bounds the
-    accepted steps of a run (checked after each block). ``steady_tol`` enables steady-state
+    recording grid's smallest spacing; it must divide every spacing). ``max_steps`` bounds a
+    cue's attempted steps (per-cue engine) or the run's accepted steps (torchdiffeq, checked
+    after each block). ``steady_tol`` enables steady-state
     stopping when ``max |dx/dt| <= steady_tol * max(1, max |x|)`` (None: integrate to the end).
     ``engine``: ``"per-cue"`` (:mod:`neurodyn.stepper`: a step size, status and statistics per
     cue), ``"torchdiffeq"`` (one step size for the batch), or ``"auto"``: per-cue where it has the

@@ -306,7 +306,7 @@ class Network:
         """``(dv/dt, dh/dt)`` of the gradient or projection dynamics."""
         v = state.v
         g = self.activation(v)
-        if self.fast_memory and self.streams(len(g)):
+        if self.streams(len(g)):  # fast memory neurons only
             dv = self.memory_pass(g, lagrangian=False).drive - v
         else:
             h = self.scores(g) if self.fast_memory else state.h
@@ -328,7 +328,7 @@ class Network:
         v = state.v
         g = self.activation(v)
         parts = {"value": self.value_lagrangian.legendre(v, g)}
-        if self.fast_memory and self.streams(len(g)):
+        if self.streams(len(g)):
             parts["memory"] = -self.memory_pass(g, drive=False).lagrangian
         elif self.fast_memory:
             parts["memory"] = -self.memory_lagrangian(self.scores(g))

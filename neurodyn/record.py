@@ -115,9 +115,9 @@ def _indices(name: str, idx: Sequence[int] | None, size: int) -> torch.Tensor | 
 class Recorder:
     """Accumulates the monitored quantities, block by block, into numpy arrays.
 
-    With ``zarr_store`` (a path) the time series stream to a Zarr store instead: every
-    ``chunk_times`` recorded times are appended along ``time`` (one Zarr chunk each) and dropped
-    from memory, so memory stays bounded by the chunk whatever the run's length. Each append
+    With ``zarr_store`` (a path) the time series stream to a Zarr store instead: once
+    ``chunk_times`` recorded times are pending (whole solver blocks, so a little more), they are
+    appended along ``time`` and dropped from memory, so memory stays bounded by the chunk whatever the run's length. Each append
     rewrites the consolidated metadata, so a run interrupted part way leaves a store that opens
     with the times written so far (its ``complete`` attribute is 0 until the run finishes).
     """

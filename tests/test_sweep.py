@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,63 +60,50 @@ def test_failed_points_are_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     assert "2 done, 1 failed, 0 missing" in out and "x=2.0" in out
 
 
-def test_sweep_on_a_tcp_scheduler_and_workers_in_other_processes(tmp_path):
-    env = dict(os.environ)
+@contextlib.contextmanager
+def tcp_cluster(tmp_path, workers: list[list[str]]):
+    """A dask scheduler and workers (their extra CLI arguments) as separate processes on
+    localhost; yields the scheduler's address once every worker has joined."""
+    from distributed import Client
+
     sched_file = tmp_path / "scheduler.json"
+    run = dict(env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+                               "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)], **run)]
     try:
         for _ in range(200):
             if sched_file.exists() and sched_file.stat().st_size:
                 break
             time.sleep(0.1)
-        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
-                                       str(sched_file), "--nthreads", "1", "--no-dashboard"],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        import json
-
-        address = json.loads(sched_file.read_text())["address"]
-        assert address.startswith("tcp://")
-        config = {"sweep": {"function": "sweep_points:slow_square"}, "grid": {"x": [1.0, 2.0], "seed": [0, 5]}}
-        ds = run_sweep(config, tmp_path / "t.zarr", scheduler=address, progress=False).load()
-        np.testing.assert_array_equal(ds["y"].values, [[1.0, 6.0], [4.0, 9.0]])
+        for extra in workers:
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                                           str(sched_file), "--nthreads", "1", "--no-dashboard", *extra], **run))
+        with Client(scheduler_file=str(sched_file)) as client:
+            client.wait_for_workers(len(workers), timeout=60)
+            address = client.scheduler.address
+        yield address
     finally:
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_sweep_on_a_tcp_scheduler_and_workers_in_other_processes(tmp_path):
+    with tcp_cluster(tmp_path, [[]]) as address:
+        assert address.startswith("tcp://")
+        config = {"sweep": {"function": "sweep_points:slow_square"}, "grid": {"x": [1.0, 2.0], "seed": [0, 5]}}
+        ds = run_sweep(config, tmp_path / "t.zarr", scheduler=address, progress=False).load()
+        np.testing.assert_array_equal(ds["y"].values, [[1.0, 6.0], [4.0, 9.0]])
 
 
 def test_gpu_sweeps_run_only_on_workers_that_declare_a_gpu(tmp_path):
     """`gpu = true` makes every task ask for the worker resource GPU=1: with one worker that
     declares it and one that does not, every point runs on the first."""
-    env = dict(os.environ)
-    sched_file = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        for _ in range(200):
-            if sched_file.exists() and sched_file.stat().st_size:
-                break
-            time.sleep(0.1)
-        for name, extra in (("gpu-worker", ["--resources", "GPU=1"]), ("cpu-worker", [])):
-            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
-                                           str(sched_file), "--nthreads", "1", "--no-dashboard", "--name", name,
-                                           *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        from distributed import Client
-
-        with Client(scheduler_file=str(sched_file)) as client:
-            client.wait_for_workers(2, timeout=60)
-            address = client.scheduler.address
+    with tcp_cluster(tmp_path, [["--name", "gpu-worker", "--resources", "GPU=1"], ["--name", "cpu-worker"]]) as address:
         config = {"sweep": {"function": "sweep_points:worker_name", "gpu": True},
                   "grid": {"x": [float(i) for i in range(8)]}}
         ds = run_sweep(config, tmp_path / "g.zarr", scheduler=address, progress=False, block_size=1).load()
         assert (ds["on_gpu_worker"].values == 1.0).all()
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
 
 
 def test_killed_sweep_keeps_finished_points_and_resumes_without_recomputing(tmp_path):
