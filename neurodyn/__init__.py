@@ -4,7 +4,7 @@ Data flow: stimulus -> (codec) -> cue -> :class:`Network` + :class:`Solver` -> r
 ``xarray.Dataset`` -> analysis / plots.
 """
 
-from .integrate import Solver, SolverError
+from .integrate import Solver, SolverError, SolverWarning
 from .lagrangians import make_lagrangian
 from .network import PRESETS, Cue, Network, State, from_config, from_preset
 from .record import Monitor, load_netcdf, save_netcdf
@@ -14,6 +14,6 @@ from .simulation import simulate
 __version__ = "0.1.0"
 
 __all__ = [
-    "Cue", "Monitor", "Network", "PRESETS", "Solver", "SolverError", "State", "from_config",
+    "Cue", "Monitor", "Network", "PRESETS", "Solver", "SolverError", "SolverWarning", "State", "from_config",
     "from_preset", "load_netcdf", "make_lagrangian", "make_similarity", "save_netcdf", "simulate",
 ]

@@ -72,6 +72,8 @@ def lyapunov_check(ds: xr.Dataset, factor: float = 10.0) -> LyapunovReport:
     tol = factor * ((rtol + eps) * np.maximum(scale[1:], scale[:-1]) + atol)
     rise = np.diff(energy, axis=0)
     ratio = rise / tol
+    if np.isnan(ratio).all():
+        raise ValueError("no cue has a finite energy record to check (did every cue fail? see solver_status)")
     ti, ci = np.unravel_index(np.nanargmax(ratio), ratio.shape)
     worst = float(ratio[ti, ci])
     return LyapunovReport(
@@ -151,6 +153,12 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
         f"{ds.attrs.get('steps_accepted', '?')} steps ({ds.attrs.get('steps_rejected', '?')} rejected), "
         f"{float(ds.attrs.get('wall_time_s', float('nan'))):.2f} s",
     ]
+    if "solver_method_used" in ds:
+        status, implicit = ds["solver_status"].values, ds["solver_method_used"].values == 1
+        lines.append(f"per cue: {int((status == 1).sum())} finished, {int((status == 2).sum())} steady, "
+                     f"{int((status == 3).sum())} failed; {int(implicit.sum())} on the implicit rosenbrock23 "
+                     f"({int(np.isfinite(ds['solver_switch_time'].values).sum())} switched there as stiff), "
+                     f"{int((~implicit).sum())} explicit")
     if "converged" in ds:
         n_conv = int(ds["converged"].sum())
         ct = ds["convergence_time"].values

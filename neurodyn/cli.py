@@ -10,14 +10,16 @@ network with the Euclidean similarity (preset ``mchn-l2``), masks the bottom qua
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import warnings
 from pathlib import Path
 
 import torch
 
 from . import analysis, data
 from .encoded import RECORD, TOP_K, default_model
-from .integrate import ENGINES, METHODS, Solver, SolverError
+from .integrate import ENGINES, METHODS, Solver, SolverError, SolverWarning
 from .network import PRESETS
 from .recall import DTYPES, model_config, run_encoded_recall, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
@@ -97,7 +99,8 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--tau-h", type=float, default=None, help="memory time constant (default: fast memory)")
     g.add_argument("--cue-mode", choices=("initial", "current", "both"), default="initial")
     g = p.add_argument_group("solver")
-    g.add_argument("--solver", choices=METHODS, default="dopri5")
+    g.add_argument("--solver", choices=METHODS, default="auto",
+                   help="auto: dopri5, switching each cue that turns out stiff to the implicit rosenbrock23")
     g.add_argument("--engine", choices=ENGINES, default="auto",
                    help="per-cue (a step size and status per cue; dopri5, euler, midpoint, rk4), torchdiffeq "
                         "(one step size for the batch), or auto (per-cue where it has the method)")
@@ -183,6 +186,7 @@ def _finish_recall(args: argparse.Namespace, ds) -> int:
     out = save_netcdf(ds, args.output)
     print(analysis.summarize(ds, args.threshold))
     print(f"saved: {out}")
+    failures = json.loads(ds.attrs.get("solver_failures", "{}"))
     if not args.no_figure:
         from .plot import plot_encoded_recall, plot_recall, plot_spiking_recall, save_figure  # matplotlib when wanted
 
@@ -193,6 +197,12 @@ def _finish_recall(args: argparse.Namespace, ds) -> int:
             fig = plot_encoded_recall(ds) if "output" in ds else plot_recall(ds)
         save_figure(fig, str(figure))
         print(f"figure: {figure}")
+    if failures:
+        reasons = sorted({reason.split(" (at t=")[0] for reason in failures.values()})
+        print(f"neurodyn recall: error: {len(failures)} of {ds.sizes['cue']} cues failed ({'; '.join(reasons)}); "
+              f"the others are complete in {out}; loosen --rtol/--atol, raise --max-steps, or try --solver "
+              "rosenbrock23", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -296,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.simplefilter("ignore", SolverWarning)  # failed cues are reported after the summary
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, SolverError) as err:

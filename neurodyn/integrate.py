@@ -1,8 +1,10 @@
 """Integration of a batched vector field on a recording grid, with steady-state stopping.
 
 Two engines (:class:`Solver`'s ``engine``): the per-cue engine of :mod:`neurodyn.stepper`
-(dopri5, euler, midpoint, rk4; the default where it has the method), and torchdiffeq's solvers
-(adaptive: dopri5, dopri8, bosh3, adaptive_heun, fehlberg2; fixed-step: euler, midpoint, rk4).
+(auto, dopri5, rosenbrock23, euler, midpoint, rk4; the default where it has the method), and
+torchdiffeq's solvers (adaptive: dopri5, dopri8, bosh3, adaptive_heun, fehlberg2; fixed-step:
+euler, midpoint, rk4). ``auto``, the default method, is dopri5 with a switch per cue to the
+implicit rosenbrock23 where the cue turns out stiff (:mod:`neurodyn.stepper`).
 What torchdiffeq lacks and this module adds around it:
 
 - solver statistics (function evaluations, accepted and rejected steps) through torchdiffeq's
@@ -15,7 +17,9 @@ What torchdiffeq lacks and this module adds around it:
   last step overshoots its end and is partly wasted, so blocks cost a few steps: without
   ``steady_tol`` the whole grid is one block;
 - a :class:`SolverError` naming the method, tolerances and time span when a solver cannot meet
-  its tolerance (step underflow, step budget) or the state becomes non-finite.
+  its tolerance (step underflow, step budget) or the state becomes non-finite. The per-cue
+  engine never raises for a cue: a cue that fails gets status ``failed``, its reason and its
+  trajectory up to the failure, and the others finish (diffrax's ``throw=False``).
 
 torchdiffeq takes one step size for the whole batch. The per-cue engine gives every cue its own
 step size, error control, status and statistics, stops each cue at its own steady state after
@@ -37,7 +41,7 @@ from torchdiffeq import odeint
 
 from . import stepper
 
-ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
+ADAPTIVE_METHODS = ("auto", "dopri5", "rosenbrock23", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
 FIXED_METHODS = ("euler", "midpoint", "rk4")
 METHODS = ADAPTIVE_METHODS + FIXED_METHODS
 ENGINES = ("auto", "per-cue", "torchdiffeq")
@@ -45,6 +49,10 @@ ENGINES = ("auto", "per-cue", "torchdiffeq")
 
 class SolverError(RuntimeError):
     """The solver could not integrate the system to its tolerance."""
+
+
+class SolverWarning(RuntimeWarning):
+    """Some cues could not be integrated; the others finished (their statuses say which)."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +64,17 @@ class Solver:
     cue's attempted steps (per-cue engine) or the run's accepted steps (torchdiffeq, checked
     after each block). ``steady_tol`` enables steady-state
     stopping when ``max |dx/dt| <= steady_tol * max(1, max |x|)`` (None: integrate to the end).
-    ``engine``: ``"per-cue"`` (:mod:`neurodyn.stepper`: a step size, status and statistics per
-    cue), ``"torchdiffeq"`` (one step size for the batch), or ``"auto"``: per-cue where it has the
-    method (dopri5, euler, midpoint, rk4), torchdiffeq otherwise. ``sync_every``: per-cue steps
+    ``method``: ``"auto"`` (dopri5, switching a cue to rosenbrock23 when it turns out stiff),
+    ``"rosenbrock23"`` (implicit, L-stable), or another name of :data:`METHODS`.
+    ``engine``: ``"per-cue"`` (:mod:`neurodyn.stepper`: a step size, method, status and
+    statistics per cue), ``"torchdiffeq"`` (one step size for the batch), or ``"auto"``: per-cue
+    where it has the method (auto, dopri5, rosenbrock23, euler, midpoint, rk4), torchdiffeq
+    otherwise. ``sync_every``: per-cue steps
     between two looks of the host at the batch (default: every step on the CPU, where a look
     costs nothing, and every 16 on a GPU, where it waits for the device).
     """
 
-    method: str = "dopri5"
+    method: str = "auto"
     rtol: float = 1e-6
     atol: float = 1e-8
     step_size: float | None = None
@@ -77,6 +88,9 @@ class Solver:
             raise ValueError(f"unknown solver method {self.method!r}; known: {', '.join(METHODS)}")
         if self.engine not in ENGINES:
             raise ValueError(f"unknown solver engine {self.engine!r}; known: {', '.join(ENGINES)}")
+        if self.engine == "torchdiffeq" and self.method in ("auto", "rosenbrock23"):
+            raise ValueError(f"torchdiffeq has no {self.method!r} method (it has no implicit one); "
+                             "use engine='per-cue' or the method dopri5")
         if self.engine == "per-cue" and self.method not in stepper.METHODS:
             raise ValueError(f"the per-cue engine has {', '.join(stepper.METHODS)}, not {self.method!r}; "
                              "use engine='torchdiffeq'")
@@ -86,8 +100,8 @@ class Solver:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ValueError(f"solver {name} must be > 0, got {value}")
-        if self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"max_steps must be a whole number >= 1, got {self.max_steps!r}")
 
     @property
     def adaptive(self) -> bool:
@@ -279,17 +293,29 @@ class Integration:
         return ys
 
     def _per_cue_blocks(self) -> Iterator[Block]:
-        s, run = self.solver, self.per_cue
+        run = self.per_cue
         try:
             for tb, ys in run:
                 yield Block(tb, ys, self.speed(tb, ys))
-        except stepper.StepFailure as err:
-            raise SolverError(
-                f"{s.method} (per-cue) could not integrate {err}, with rtol={s.rtol:g}, atol={s.atol:g}; loosen "
-                "the tolerances, raise max_steps, or check that the model's scale is sensible (a state that "
-                "becomes NaN or infinite means diverging dynamics: an energy unbounded below?)") from err
         finally:
             self.convergence_time = run.convergence_time
+
+    def final_state(self, last: torch.Tensor) -> torch.Tensor:
+        """Each cue's state where its integration ended, given the last recorded states: a
+        failed cue's is where it failed (its record is NaN after that)."""
+        if self.per_cue is None:
+            return last
+        failed = (self.per_cue.stats.status == stepper.FAILED).to(last.device)
+        return torch.where(failed[:, None], self.per_cue.final_state, last)
+
+    def failures(self) -> dict[int, str]:
+        """Failed cues (per-cue engine) and why, with what to try."""
+        if self.per_cue is None:
+            return {}
+        s = self.solver
+        return {cue: f"{reason} (at t={float(self.per_cue.stats.time[cue]):g}; {s.method}, rtol={s.rtol:g}, "
+                     f"atol={s.atol:g}, max_steps={s.max_steps})"
+                for cue, reason in self.per_cue.stats.reasons.items()}
 
     def __iter__(self) -> Iterator[Block]:
         if self.per_cue is not None:

@@ -33,6 +33,10 @@ from .similarity import Similarity, make_similarity
 
 Dynamics = Literal["gradient", "projection"]
 READOUTS = ("identity", "sign", "binary")
+#: Temperature at which the integrated gradient dynamics of the exact Manhattan similarity are
+#: smoothed (docs/theory.md, "Non-smooth similarities": the exact gradient jumps, so the flow
+#: slides along switching surfaces and explicit solvers crawl; measured in docs/performance.md).
+MANHATTAN_SMOOTHING = 0.05
 
 
 def check_finite(name: str, x: torch.Tensor) -> None:
@@ -218,6 +222,54 @@ class Network:
                            f"{self.value_lagrangian.describe()} moves g on the clamped units")
         return reasons
 
+    def integrable(self) -> "Network":
+        """The network whose rate dynamics :func:`~neurodyn.simulation.simulate` integrates: itself,
+        except that gradient dynamics of the exact negative Manhattan distance use its smoothing
+        at :data:`MANHATTAN_SMOOTHING` (its gradient jumps where a unit crosses a stored value, so
+        the flow slides along those surfaces and solvers crawl; docs/theory.md section 8a).
+        Feedforward retrieval and projection dynamics keep the exact distance."""
+        sim = self.similarity
+        if self.dynamics == "gradient" and sim.name.startswith("manhattan:negative") and not sim.smoothing:
+            return dataclasses.replace(self, similarity=make_similarity(f"{sim.name},smooth={MANHATTAN_SMOOTHING:g}"))
+        return self
+
+    def retrieval_obstacle(self, with_current: bool = False) -> str:
+        """Why these dynamics cannot retrieve a pattern whatever the solver (empty: none known).
+
+        - A similarity that ignores the scale of ``g`` (cosine, normalized dot, the divergences of
+          sum-normalized vectors) has a gradient orthogonal to ``g`` (Euler's theorem for a
+          function homogeneous of degree 0). With ``g = v`` and no input current, gradient
+          dynamics give ``d|v|^2/dt = -2|v|^2 / tau_v``: every cue decays to the origin, where the
+          similarity is undefined and the flow turns infinitely fast.
+        - The Euclidean (not squared) distance has unit-vector gradients: with a separation that
+          sums to one the drive has norm <= 1, so ``v`` cannot reach a stored pattern beyond it.
+        - Any dynamics whose similarity grows with ``g`` (dot, biased dot, Hamming), through a
+          separation that grows at least linearly (polynomial, identity; linearly only when the gain
+          ``|M|_2`` exceeds 1), with linear value neurons: the energy is unbounded below and the
+          state diverges.
+        """
+        sim = self.similarity
+        growth = _growth(self.separation)
+        if (growth > 1 or (growth == 1 and float(torch.linalg.matrix_norm(self.memories, 2)) > 1.0)) \
+                and sim.grows and isinstance(self.value_lagrangian, Quadratic):
+            return (f"{sim.name} with {self.separation.describe()} and linear value neurons has an energy unbounded "
+                    "below: the drive grows faster than the leak -v (as |v|^n, or linearly with a gain above 1), so "
+                    "every cue diverges; use a saturating value Lagrangian (value_lagrangian='tanh', as the "
+                    "'hn' and 'dam' presets do) or a softmax separation")
+        if self.dynamics != "gradient" or with_current:
+            return ""
+        offer = ("use dynamics='projection' (the papers' update P'f), an input-current cue (cue_mode "
+                 "'current' or 'both'), or a similarity such as sq_euclidean or biased_dot")
+        if sim.scale_invariant and isinstance(self.value_lagrangian, Quadratic):
+            return (f"gradient dynamics of {sim.name} cannot retrieve: the similarity ignores the scale of g, so its "
+                    "gradient is orthogonal to g = v and every cue decays to v = 0, where the similarity is "
+                    f"undefined; {offer}")
+        if sim.name.startswith("euclidean:negative") and self.separation.sums_to_one:
+            return (f"gradient dynamics of {sim.name} cannot retrieve: its gradient is a unit vector, so with "
+                    f"{self.separation.describe()} (activations summing to 1) the drive has norm <= 1 and v "
+                    f"cannot reach a stored pattern of larger norm; {offer}")
+        return ""
+
     def describe(self) -> dict:
         """Model provenance as a JSON-serializable dict."""
         return {
@@ -389,6 +441,8 @@ class Network:
                              "heteroassociation into another space")
         if mode not in ("initial", "current", "both"):
             raise ValueError(f"unknown cue mode {mode!r}; known: initial, current, both")
+        if not (isinstance(strength, (int, float)) and math.isfinite(strength)):
+            raise ValueError(f"strength must be a finite number, got {strength!r}")
         current = strength * q if mode in ("current", "both") else None
         v0 = torch.zeros_like(q) if mode == "current" else q
         mask = None
@@ -400,6 +454,14 @@ class Network:
                 raise ValueError(f"clamp mask of shape {tuple(mask.shape)} does not fit cues of shape "
                                  f"{tuple(q.shape)}") from None
         return Cue(v0, current, mask)
+
+
+def _growth(separation: Lagrangian) -> float:
+    """How fast the separation grows with its input: the polynomial's degree (1 for identity),
+    0 for bounded ones."""
+    if separation.name == "identity":
+        return 1.0
+    return float(getattr(separation, "degree", 0.0)) if separation.name == "polynomial" else 0.0
 
 
 # ----------------------------------------------------------------------------- presets

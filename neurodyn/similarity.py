@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -85,6 +85,32 @@ def manhattan_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return _minkowski(memories, g, 1)
 
 
+def smooth_manhattan(delta: float) -> tuple[Distance, Callable[..., torch.Tensor]]:
+    """The Manhattan distance smoothed at temperature ``delta``, ``sum_i sqrt((g_i - m_i)^2 +
+    delta^2) - delta`` (within ``delta`` per unit of ``|g - m|_1``, and equal as ``delta -> 0``),
+    and the closed-form drive of its negative, ``sum_mu f_mu (m_mu - g) / sqrt((g - m_mu)^2 +
+    delta^2)``. The exact distance's gradient jumps where a unit crosses a stored value, so its
+    gradient dynamics slide along those surfaces and explicit solvers crawl (docs/theory.md).
+    Both go through (cue, memory, unit) temporaries in chunks of about ``JS_CHUNK_ELEMENTS``."""
+
+    def chunks(memories: torch.Tensor, g: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+        rows = max(1, JS_CHUNK_ELEMENTS // max(1, memories.shape[0] * memories.shape[1]))
+        for start in range(0, len(g), rows):
+            part = slice(start, start + rows)
+            diff = memories[None, :, :] - g[part, None, :]
+            # In place where possible: the (cue, memory, unit) temporaries dominate the cost
+            # (torch.hypot with a scalar is 5x slower on the CPU, measured).
+            yield part, diff, (diff * diff).add_(delta * delta).sqrt_()
+
+    def distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return torch.cat([root.sum(-1) - memories.shape[1] * delta for _, _, root in chunks(memories, g)])
+
+    def drive(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.bmm(f[part, None, :], diff.div_(root)).squeeze(1) for part, diff, root in chunks(memories, g)])
+
+    return distance, drive
+
+
 def hamming_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Hamming distance for {0, 1} patterns, relaxed to ``sum g(1-m) + (1-g)m`` (affine in ``g``).
 
@@ -94,8 +120,23 @@ def hamming_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 def _kl_rows(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """``KL(p_b || q_mu)`` for all pairs; p (B, I), q (N, I), both positive and normalized."""
-    return (p * torch.log(p)).sum(-1, keepdim=True) - p @ torch.log(q).T
+    """``KL(p_b || q_mu)`` for all pairs; p (B, I), q (N, I), both positive and normalized.
+
+    The matrix-product expansion cancels where ``p`` is near ``q``: in float32 it leaves noise of
+    about 1e-7 that can be negative, and ``1 / (KL + eps)`` of it flips sign, which made float32
+    runs of the UHN KL presets fail where float64 ones took 50 steps. Values within the
+    expansion's rounding error are therefore 0 (:func:`_floor_rounding`)."""
+    entropy, cross = (p * torch.log(p)).sum(-1, keepdim=True), p @ torch.log(q).T
+    return _floor_rounding(entropy - cross, entropy.abs() + cross.abs())
+
+
+def _floor_rounding(divergence: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """A divergence computed as a difference of terms of size ``magnitude``: 0 where it is within
+    that difference's rounding error (or negative), itself elsewhere. A divergence is >= 0 and is
+    0 only for equal distributions; rounding noise otherwise reaches the similarity, whose
+    normalized and inverse forms amplify it without bound."""
+    noise = 8 * torch.finfo(divergence.dtype).eps * magnitude
+    return torch.where(divergence <= noise, torch.zeros_like(divergence), divergence)
 
 
 def make_kl(eps: float, reverse: bool) -> Distance:
@@ -121,9 +162,10 @@ def make_js(eps: float) -> Distance:
         out = []
         for pc in p.split(rows):
             logmix = torch.log(0.5 * (pc[:, None, :] + q[None, :, :]))
-            kl_p = (pc * torch.log(pc)).sum(-1, keepdim=True) - (pc[:, None, :] * logmix).sum(-1)
-            kl_q = entropy_q - (q[None, :, :] * logmix).sum(-1)
-            out.append(0.5 * (kl_p + kl_q))
+            entropy_p = (pc * torch.log(pc)).sum(-1, keepdim=True)
+            cross_p, cross_q = (pc[:, None, :] * logmix).sum(-1), (q[None, :, :] * logmix).sum(-1)
+            magnitude = 0.5 * (entropy_p.abs() + cross_p.abs() + entropy_q.abs() + cross_q.abs())
+            out.append(_floor_rounding(0.5 * (entropy_p - cross_p + entropy_q - cross_q), magnitude))
         return torch.cat(out)
 
     return js
@@ -145,6 +187,9 @@ class Similarity:
     closed_gradient: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = field(
         default=None, repr=False)
     smooth: bool = True
+    smoothing: float = 0.0  # the temperature of a smoothed distance (0: exact)
+    scale_invariant: bool = False  # sim(M, c g) = sim(M, g) for c > 0: the gradient is orthogonal to g
+    grows: bool = False  # unbounded above, growing linearly with g (dot, biased dot, Hamming)
 
     def __call__(self, memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         s = self.score(memories, g)
@@ -199,12 +244,14 @@ _FORMS = ("negative", "inverse")
 
 
 def make_similarity(spec: str | Similarity, *, form: str | None = None, normalized: bool | None = None,
-                    eps: float = 1e-8) -> Similarity:
+                    eps: float = 1e-8, smooth: float = 0.0) -> Similarity:
     """Build a similarity by name.
 
     ``spec`` is a name from :data:`SIMILARITIES`, optionally with options after a colon:
     ``"manhattan:inverse,normalized"`` is the UHN authors' ``1 / sum|q - m|`` scaled to sum to 1.
     Distances default to the ``negative`` form. ``normalized_dot`` is always normalized (UHN eq. 13).
+    ``"manhattan:smooth=0.05"`` (or ``smooth=``) is the Manhattan distance smoothed at that
+    temperature (:func:`smooth_manhattan`), a smooth similarity whose gradient dynamics solve.
     """
     if isinstance(spec, Similarity):
         return spec
@@ -217,11 +264,20 @@ def make_similarity(spec: str | Similarity, *, form: str | None = None, normaliz
             form = opt
         elif opt == "normalized":
             normalized = True
+        elif opt.startswith("smooth="):
+            try:
+                smooth = float(opt.partition("=")[2])
+            except ValueError:
+                smooth = math.nan
+            if not (math.isfinite(smooth) and smooth >= 0):
+                raise ValueError(f"smooth= takes a temperature >= 0 (0: exact), got {opt!r} in {spec!r}")
         else:
             raise ValueError(f"unknown similarity option {opt!r} in {spec!r}; options: "
-                             f"{', '.join(_FORMS)}, normalized")
+                             f"{', '.join(_FORMS)}, normalized, smooth=TEMPERATURE (manhattan)")
     if name not in SIMILARITIES:
         raise ValueError(f"unknown similarity {name!r}; known: {', '.join(SIMILARITIES)}")
+    if smooth and name != "manhattan":
+        raise ValueError(f"smoothing applies to the manhattan similarity, not {name!r}")
     if not (eps > 0 and math.isfinite(eps)):
         raise ValueError(f"eps must be > 0, got {eps}")
     normalized = bool(normalized)
@@ -232,12 +288,14 @@ def make_similarity(spec: str | Similarity, *, form: str | None = None, normaliz
         if name in ("dot", "biased_dot"):
             # Both have gradient M_mu: sum f dsim/dg = M'f, so projection = gradient dynamics.
             return Similarity(name + (":normalized" if normalized else ""), _dot if name == "dot" else _biased_dot,
-                              normalized, bilinear=not normalized, closed_gradient=_dot_gradient)
+                              normalized, bilinear=not normalized, closed_gradient=_dot_gradient,
+                              scale_invariant=normalized and name == "dot", grows=not normalized)
         if name == "cosine":
             return Similarity("cosine" + (":normalized" if normalized else ""),
-                              lambda m, g: _cosine(m, g, eps), normalized)
+                              lambda m, g: _cosine(m, g, eps), normalized, scale_invariant=True)
         # The eps floor of the sum-normalization is a kink at entries <= eps.
-        return Similarity("normalized_dot", lambda m, g: _normalized_dot(m, g, eps), normalized=True, smooth=False)
+        return Similarity("normalized_dot", lambda m, g: _normalized_dot(m, g, eps), normalized=True, smooth=False,
+                          scale_invariant=True)
 
     form = form or "negative"
     if form not in _FORMS:
@@ -252,12 +310,18 @@ def make_similarity(spec: str | Similarity, *, form: str | None = None, normaliz
         "js": make_js(eps),
     }[name]
     closed = _neg_sq_euclidean_gradient if (name == "sq_euclidean" and form == "negative") else None
+    if smooth:
+        distance, drive = smooth_manhattan(smooth)
+        closed = drive if form == "negative" else None
     if form == "negative":
         score = lambda m, g: -distance(m, g)  # noqa: E731
     else:
         score = lambda m, g: 1.0 / (distance(m, g) + eps)  # noqa: E731
-    label = f"{name}:{form}" + (",normalized" if normalized else "")
+    label = f"{name}:{form}" + (",normalized" if normalized else "") + (f",smooth={smooth:g}" if smooth else "")
     # |.| and sqrt are not differentiable where a cue equals a memory; the eps floors of the
     # sum-normalized divergences put a kink where an entry is <= eps (a masked pixel, say).
-    smooth = name not in ("euclidean", "manhattan", "kl", "reverse_kl", "js")
-    return Similarity(label, score, normalized, closed_gradient=closed, smooth=smooth)
+    differentiable = bool(smooth) or name not in ("euclidean", "manhattan", "kl", "reverse_kl", "js")
+    # The divergences compare sum-normalized vectors: they ignore the scale of g.
+    return Similarity(label, score, normalized, closed_gradient=closed, smooth=differentiable, smoothing=smooth,
+                      scale_invariant=name in ("kl", "reverse_kl", "js"),
+                      grows=name == "hamming" and form == "negative" and not normalized)

@@ -12,6 +12,9 @@ import json
 import math
 import os
 import platform
+import sys
+import time
+import warnings
 from importlib import metadata
 
 import numpy as np
@@ -20,7 +23,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from . import analysis, stepper
-from .integrate import Integration, Solver
+from .integrate import Integration, Solver, SolverWarning
 from .network import Network, State
 from .record import Monitor, Recorder, spike_variables, spiking_monitor
 from .spiking import SpikingMemory, SpikingRun
@@ -80,7 +83,8 @@ def simulate(
         ``target_index``: the index of each cue's stored pattern (B,).
     seed: stored as provenance (a rate run is deterministic given the cues); a spiking run's
         random numbers are keyed on it (default 0).
-    progress: show a progress bar over the recording blocks (None: only on a terminal).
+    progress: show a progress bar over the recording blocks (None: a bar on a terminal, a line every
+        few seconds on standard error otherwise).
     spiking: make the memory population spike (:class:`~neurodyn.spiking.SpikingMemory`):
         fixed-step stochastic stepping in ms replaces the solver; times must be multiples of dt.
     cue_ids: a spiking run's global cue ids, which key its random numbers (default ``0..B-1``):
@@ -99,10 +103,19 @@ def simulate(
     if monitor is None:
         monitor = Monitor() if spiking is None else spiking_monitor(duration, spiking.dt)
     solver = Solver(solver) if isinstance(solver, str) else solver
+    if network.memories.dtype in (torch.float16, torch.bfloat16):
+        raise ValueError(f"the network is {str(network.memories.dtype).replace('torch.', '')}: half precision cannot "
+                         "resolve the dynamics' small steps; integrate in float32 "
+                         "(network.to(dtype=torch.float32))")
     if spiking is not None and "speed" in monitor.variables:
         raise ValueError("'speed' (the solver's steady-state measure) is not recorded in a spiking run")
     queries = network.check_queries(queries)
     cue = network.make_cue(queries, cue_mode, clamp=clamp, strength=strength)
+    if spiking is None:
+        network = network.integrable()
+        obstacle = network.retrieval_obstacle(with_current=cue.current is not None)
+        if obstacle:
+            raise ValueError(obstacle)
     times_np = monitor.grid(duration)
     dtype, device = network.memories.dtype, network.memories.device
     times = torch.as_tensor(times_np, dtype=dtype, device=device)
@@ -124,7 +137,7 @@ def simulate(
         counted = _counted_units(recorder, network) if "rate" in monitor.variables else None
         run = SpikingRun(network, cue, spiking, times, 0 if seed is None else seed, cue_ids,
                          keep_events="spikes" in monitor.variables, count_units=counted)
-    bar = tqdm(total=len(times_np), desc="recall", unit="t", disable=None if progress is None else not progress, leave=False)
+    bar = _progress_bar(len(times_np), progress)
     last = None
     with torch.no_grad(), bar:
         for block in run:
@@ -134,7 +147,7 @@ def simulate(
             bar.update(len(block.times))
 
     ds = recorder.dataset()
-    final = unpack(last)
+    final = unpack(last if spiking is not None else run.final_state(last))
     g_final = network.activation(final.v)
     per_cue = {
         "query": (("cue", "unit"), queries, "cue (query) given to the network"),
@@ -182,6 +195,39 @@ def simulate(
     return recorder.finish(ds)
 
 
+class _LogLines:
+    """Progress for logs (standard error is not a terminal): a line every :data:`LOG_EVERY_S`
+    seconds, where a terminal's bar would redraw in place."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+        self.start = self.last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= LOG_EVERY_S:
+            self.last = now
+            print(f"recall: {self.done}/{self.total} recording times, {now - self.start:.0f} s", file=sys.stderr,
+                  flush=True)
+
+    def __enter__(self) -> "_LogLines":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+LOG_EVERY_S = 5.0
+
+
+def _progress_bar(total: int, progress: bool | None):
+    """A tqdm bar (``progress`` True, or None on a terminal), log lines (None elsewhere), or none."""
+    if progress is None and not sys.stderr.isatty():
+        return _LogLines(total)
+    return tqdm(total=total, desc="recall", unit="t", disable=None if progress is None else not progress, leave=False)
+
+
 def _counted_units(recorder: Recorder, network: Network) -> torch.Tensor:
     """The memory neurons whose binned rates a spiking run records: the monitor's subset, or all."""
     return torch.arange(network.n_memories) if recorder.memories is None else recorder.memories
@@ -199,7 +245,15 @@ def _add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_un
     stats = run.stats
     if stats.per_cue is not None:
         records.update(_per_cue_stats(stats.per_cue, time_units))
-        ds.attrs.update({"cue_evaluations": stats.cue_evaluations, "host_syncs": stats.blocks})
+        failures = run.failures()
+        ds.attrs.update({"cue_evaluations": stats.cue_evaluations, "host_syncs": stats.blocks,
+                         "solver_failures": json.dumps({str(c): r for c, r in failures.items()})})
+        if failures:
+            cue, reason = next(iter(failures.items()))
+            warnings.warn(SolverWarning(
+                f"{len(failures)} of {len(stats.per_cue.status)} cue(s) failed and stop with status 'failed' "
+                f"(NaN after their failure in the record; reasons in attrs['solver_failures']); cue {cue}: "
+                f"{reason}"), stacklevel=3)
     ds.attrs.update({
         "solver": json.dumps(solver.describe(), sort_keys=True),
         "solver_engine": "per-cue" if solver.per_cue else "torchdiffeq",
@@ -222,10 +276,20 @@ def _per_cue_stats(per_cue: stepper.CueStats, time_units: str) -> dict[str, tupl
         "long_name": "how the cue's integration ended", "units": "1",
         "flag_values": np.array(codes, dtype=np.int8),
         "flag_meanings": " ".join(stepper.STATUS_NAMES[c] for c in codes)})}
+    out["solver_method_used"] = ("cue", per_cue.method.numpy().astype(np.int8), {
+        "long_name": "the method the cue's integration ended with", "units": "1",
+        "flag_values": np.array([stepper.EXPLICIT, stepper.IMPLICIT], dtype=np.int8),
+        "flag_meanings": "explicit_dopri5_or_fixed_step implicit_rosenbrock23"})
     for name, value, long_name, units in (
-            ("solver_nfe", per_cue.nfe, "right-hand-side evaluations of the cue", "1"),
+            ("solver_nfe", per_cue.nfe, "right-hand-side evaluations of the cue (Jacobians count one per unit)", "1"),
             ("solver_steps_accepted", per_cue.accepted, "accepted steps of the cue", "1"),
             ("solver_steps_rejected", per_cue.rejected, "rejected steps of the cue", "1"),
+            ("solver_jacobians", per_cue.jacobians, "Jacobians built for the cue (implicit method)", "1"),
+            ("solver_factorizations", per_cue.factorizations,
+             "LU factorizations of I - h d J for the cue (three linear solves each)", "1"),
+            ("solver_switch_time", per_cue.switch_time, "time the cue switched to the implicit method (NaN: never)",
+             time_units),
+            ("solver_time_reached", per_cue.time, "time the cue's integration reached", time_units),
             ("solver_step_size", per_cue.step_size, "the cue's last proposed step size", time_units)):
         out[name] = ("cue", value.numpy(), {"long_name": long_name, "units": units})
     return out

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurodyn import Monitor, Network, Solver, SolverError, from_preset, simulate
+from neurodyn import Monitor, Network, Solver, SolverError, SolverWarning, from_preset, simulate
 from neurodyn.analysis import lyapunov_check
 
 ENERGY = Monitor(variables=("energy",), n_times=41)
@@ -209,12 +209,15 @@ def test_clamping_a_non_elementwise_value_population_voids_the_guarantee():
 
 
 def test_max_steps_caps_the_whole_run():
+    """torchdiffeq's engine counts the run's accepted steps (the per-cue engine each cue's
+    attempts: tests/test_stiff.py)."""
     memories, cues = random_problem(18, 10, 8)
     net = from_preset("mchn", memories, beta=5.0)
-    free = simulate(net, cues, 20.0, solver=Solver(rtol=1e-9, atol=1e-11))
+    solver = dict(method="dopri5", engine="torchdiffeq", rtol=1e-9, atol=1e-11)
+    free = simulate(net, cues, 20.0, solver=Solver(**solver))
     budget = free.attrs["steps_accepted"] // 2
     with pytest.raises(SolverError, match="max_steps"):
-        simulate(net, cues, 20.0, solver=Solver(rtol=1e-9, atol=1e-11, max_steps=budget))
+        simulate(net, cues, 20.0, solver=Solver(**solver, max_steps=budget))
 
 
 def test_input_current_cue_drives_from_zero():
@@ -246,7 +249,10 @@ def test_solver_error_when_the_step_budget_is_exhausted():
     memories, cues = random_problem(10, 10, 8)
     net = from_preset("mchn", memories, beta=5.0)
     with pytest.raises(SolverError, match="max_steps"):
-        simulate(net, cues, 50.0, solver=Solver(rtol=1e-12, atol=1e-14, max_steps=5))
+        simulate(net, cues, 50.0, solver=Solver("dopri5", engine="torchdiffeq", rtol=1e-12, atol=1e-14, max_steps=5))
+    with pytest.warns(SolverWarning, match="max_steps=5"):
+        ds = simulate(net, cues, 50.0, solver=Solver(rtol=1e-12, atol=1e-14, max_steps=5))
+    assert (ds.solver_status == 3).all()
 
 
 def test_fixed_step_must_divide_the_recording_spacing():
@@ -258,10 +264,17 @@ def test_fixed_step_must_divide_the_recording_spacing():
 
 def test_solver_error_when_the_state_diverges():
     memories, cues = random_problem(11, 10, 8)
-    # Linear value neurons with a linear memory population: E is unbounded below, v blows up.
+    # Linear value neurons with a linear memory population of gain > 1: E is unbounded below, so
+    # the model is refused up front; built from a Similarity object the check is the same.
     net = Network(memories * 10, similarity="dot", separation="identity")
-    with pytest.raises(SolverError, match="NaN or infinite|could not integrate"):
+    with pytest.raises(ValueError, match="unbounded below"):
         simulate(net, cues, 1e4, solver=Solver("euler", step_size=1.0), monitor=Monitor(n_times=3))
+    # A sound model with an unstable fixed step (Euler at h = 2.5 multiplies the leak's part by
+    # -1.5 per step) blows up; each cue fails with its reason.
+    with pytest.warns(SolverWarning, match="NaN or infinite"):
+        ds = simulate(from_preset("mchn", memories), cues, 1e4, solver=Solver("euler", step_size=2.5),
+                      monitor=Monitor(n_times=3))
+    assert (ds.solver_status == 3).all()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -169,7 +169,7 @@ def test_cli_recall_default_and_inspect(tmp_path, capsys):
     ds = load_netcdf(out)
     assert ds.sizes["cue"] == 30 and json.loads(ds.attrs["image_shape"]) == [1, 8, 8]
     assert main(["inspect", str(out)]) == 0
-    assert "solver: dopri5" in capsys.readouterr().out
+    assert "solver: auto" in capsys.readouterr().out
 
 
 def test_cli_classical_hn_uses_bipolar_patterns(tmp_path, capsys):

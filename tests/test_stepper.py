@@ -9,8 +9,8 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-from neurodyn import Monitor, Solver, SolverError, from_preset, simulate
-from neurodyn.stepper import CROSSINGS, FINISHED, STEADY, PerCueSolve
+from neurodyn import Monitor, Solver, SolverError, SolverWarning, from_preset, simulate
+from neurodyn.stepper import CROSSINGS, FAILED, FINISHED, STEADY, PerCueSolve
 
 RATES = torch.tensor([0.5, 1.0, 5.0, 20.0], dtype=torch.float64)
 
@@ -170,17 +170,27 @@ def test_a_dense_grid_costs_no_extra_steps_on_the_cpu(y0):
     assert (dense.stats.accepted <= coarse.stats.accepted + 2).all()
 
 
-def test_failures_name_the_cue_and_the_reason(y0):
+def test_a_failing_cue_stops_with_its_reason_and_the_others_finish(y0):
     def blows_up(t, y, rows):
         out = decay(t, y, rows)
         bad = (RATES if rows is None else RATES[rows]) == 5.0
         return torch.where(bad[:, None] & (t[:, None] > 0.3), torch.nan, out)
 
     times = torch.linspace(0, 1, 5, dtype=torch.float64)
-    with pytest.raises(Exception, match="cue 2 at t=0.3"):
-        run(PerCueSolve(blows_up, y0, times, "dopri5", rtol=1e-6, atol=1e-9))
-    with pytest.raises(Exception, match="max_steps=5"):
-        run(PerCueSolve(decay, y0, times, "dopri5", rtol=1e-10, atol=1e-12, max_steps=5))
+    solve = PerCueSolve(blows_up, y0, times, "dopri5", rtol=1e-6, atol=1e-9)
+    t, ys = run(solve)
+    stats = solve.stats
+    assert stats.status.tolist() == [FINISHED, FINISHED, FAILED, FINISHED]
+    assert list(stats.reasons) == [2] and "NaN or infinite" in stats.reasons[2]
+    assert 0.29 < float(stats.time[2]) <= 0.3 + 1e-12
+    # the others are complete and exact; the failed cue's trajectory holds up to its failure
+    ok = [0, 1, 3]
+    assert (ys[:, ok] - exact(times, y0)[:, ok]).abs().max() < 1e-6
+    assert (ys[:2, 2] - exact(times, y0)[:2, 2]).abs().max() < 1e-6 and torch.isnan(ys[2:, 2]).all()
+    assert (solve.final_state[2] - exact(stats.time[2:3], y0)[0, 2]).abs().max() < 1e-6
+    budget = PerCueSolve(decay, y0, times, "dopri5", rtol=1e-10, atol=1e-12, max_steps=5)
+    run(budget)
+    assert (budget.stats.status == FAILED).all() and "max_steps=5" in budget.stats.reasons[0]
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +237,14 @@ def test_solver_settings_are_checked():
         Solver(sync_every=0)
     with pytest.raises(ValueError, match="step_size"):
         PerCueSolve(decay, torch.ones(4, 2), torch.linspace(0, 1, 3), "rk4")
-    with pytest.raises(SolverError):
+    with pytest.raises(ValueError, match="torchdiffeq has no 'rosenbrock23'"):
+        Solver("rosenbrock23", engine="torchdiffeq")
+    with pytest.raises(ValueError, match="max_steps"):
+        Solver(max_steps=2.5)
+    with pytest.warns(SolverWarning, match="max_steps=3"):
+        ds = simulate(from_preset("mchn", torch.eye(3) * 1e3), torch.ones(1, 3), 10.0,
+                      solver=Solver("dopri5", max_steps=3, rtol=1e-12, atol=1e-14))
+    assert int(ds.solver_status[0]) == FAILED and "max_steps=3" in ds.attrs["solver_failures"]
+    with pytest.raises(SolverError, match="max_steps"):
         simulate(from_preset("mchn", torch.eye(3) * 1e3), torch.ones(1, 3), 10.0,
-                 solver=Solver("dopri5", max_steps=3, rtol=1e-12, atol=1e-14))
+                 solver=Solver("dopri5", engine="torchdiffeq", max_steps=3, rtol=1e-12, atol=1e-14))
