@@ -121,7 +121,8 @@ def row(label: str, model: dict, data_name: str, dtype: str, args) -> str:
         _, net, stored, queries = prepare_memory(data_name, SIZES[data_name], "mask:0.25,side=bottom", model,
                                                  dtype=dtype)
         stored, queries = stored[:100], queries[:100]  # 100 cues
-        obstacle = net.integrable().retrieval_obstacle()  # simulate's refusals, before any work
+        net = net.integrable()  # what simulate integrates (smoothed Manhattan), also for the anchors
+        obstacle = net.retrieval_obstacle()  # simulate's refusals, before any work
         if obstacle:
             raise ValueError(obstacle)
     except ValueError as err:
@@ -174,6 +175,7 @@ def main() -> None:
                    f"scipy Radau ({args.anchor_cues} cues)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     print("\n".join(lines), flush=True)
+    row("warm-up", model_config("mchn-l2"), args.data, "float32", argparse.Namespace(**{**vars(args), "anchors": False}))
     for label, model in combinations():
         if args.only and not re.search(args.only, label):
             continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
@@ -93,20 +93,38 @@ def smooth_manhattan(delta: float) -> tuple[Distance, Callable[..., torch.Tensor
     gradient dynamics slide along those surfaces and explicit solvers crawl (docs/theory.md).
     Both go through (cue, memory, unit) temporaries in chunks of about ``JS_CHUNK_ELEMENTS``."""
 
-    def chunks(memories: torch.Tensor, g: torch.Tensor) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
+    # The right-hand side asks for the scores and then, with the same g, for the drive: the
+    # (cue, memory, unit) differences and roots of a one-chunk batch are kept from the first call
+    # for the second (the drive then consumes them), which saves a third of a step's work
+    # (measured on digits, B = N = 100).
+    kept: dict[str, object] = {}
+
+    def compute(memories: torch.Tensor, g: torch.Tensor) -> list[tuple[slice, torch.Tensor, torch.Tensor]]:
         rows = max(1, JS_CHUNK_ELEMENTS // max(1, memories.shape[0] * memories.shape[1]))
+        parts = []
         for start in range(0, len(g), rows):
             part = slice(start, start + rows)
             diff = memories[None, :, :] - g[part, None, :]
-            # In place where possible: the (cue, memory, unit) temporaries dominate the cost
-            # (torch.hypot with a scalar is 5x slower on the CPU, measured).
-            yield part, diff, (diff * diff).add_(delta * delta).sqrt_()
+            # In place where possible: the temporaries dominate the cost (torch.hypot with a
+            # scalar is 5x slower on the CPU, measured).
+            parts.append((part, diff, (diff * diff).add_(delta * delta).sqrt_()))
+        return parts
+
+    def chunks(memories: torch.Tensor, g: torch.Tensor, consume: bool) -> list[tuple[slice, torch.Tensor, torch.Tensor]]:
+        key = (memories._version, g._version)
+        same = kept.get("memories", lambda: None)() is memories and kept.get("g", lambda: None)() is g
+        parts = kept.pop("parts") if same and kept.get("key") == key and "parts" in kept else compute(memories, g)
+        kept.clear()
+        if not consume and len(parts) == 1 and not g.requires_grad:
+            kept.update(memories=weakref.ref(memories), g=weakref.ref(g), key=key, parts=parts)
+        return parts
 
     def distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        return torch.cat([root.sum(-1) - memories.shape[1] * delta for _, _, root in chunks(memories, g)])
+        return torch.cat([root.sum(-1) - memories.shape[1] * delta for _, _, root in chunks(memories, g, False)])
 
     def drive(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.bmm(f[part, None, :], diff.div_(root)).squeeze(1) for part, diff, root in chunks(memories, g)])
+        return torch.cat([torch.bmm(f[part, None, :], diff.div_(root)).squeeze(1)
+                          for part, diff, root in chunks(memories, g, True)])
 
     return distance, drive
 

@@ -445,17 +445,17 @@ class PerCueSolve:
         # Underflow: the step no longer moves time at float64's resolution of the time span.
         tiny = 64 * torch.finfo(torch.float64).eps * torch.clamp_min(t_out.abs(), self.span)
         underflow = ~accept & (h_next <= tiny)
-        finite = torch.isfinite(y_new).all(-1)
-        if f_new is not None:
-            finite &= torch.isfinite(f_new).all(-1)
+        finite = torch.isfinite(y_new).all(-1)  # (a non-finite derivative makes the next trial's state so)
         # A step size that collapsed on non-finite trials, or a fixed step to a non-finite state.
         blown = (underflow | (not self.adaptive)) & ~finite
         failure = torch.where(over, OVER_BUDGET, torch.where(blown, NOT_FINITE, torch.where(underflow, UNDERFLOW, 0)))
         failure = failure * active
-        status = torch.where(failure > 0, FAILED, status)
-        return dataclasses.replace(w, t=t_out, y=y_out, f=f_out, h=h_next, idx=w.idx + crossed, status=status,
-                                   rejected=torch.where(active, ~accept, w.rejected),
-                                   failure=torch.where(failure > 0, failure, w.failure)), failure
+        # The batch is this loop's own: it is advanced in place (cheaper than a copy per attempt).
+        w.rejected = torch.where(active, ~accept, w.rejected)
+        w.failure = torch.where(failure > 0, failure, w.failure)
+        w.t, w.y, w.f, w.h, w.idx = t_out, y_out, f_out, h_next, w.idx + crossed
+        w.status = torch.where(failure > 0, FAILED, status)
+        return w, failure
 
     def _explicit(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
         """A Runge-Kutta attempt (dopri5 or a fixed-step method), with Hairer's stiffness test."""
@@ -498,7 +498,7 @@ class PerCueSolve:
         with :data:`STRUGGLE_REJECTS` rejected steps, more than it accepted."""
         if not self.can_switch:
             return w
-        num, den = dk.double().pow(2).sum(-1), dy.double().pow(2).sum(-1)
+        num, den = dk.pow(2).sum(-1).double(), dy.pow(2).sum(-1).double()
         h_lambda = h * (num / den.clamp_min(1e-300)).sqrt()
         looks_stiff = accept & (den > 0) & (h_lambda > STIFF_H_LAMBDA)
         calm = accept & ~looks_stiff
@@ -510,13 +510,13 @@ class PerCueSolve:
         # than accuracy (Hairer's test sees accepted steps only).
         struggling = (w.counts[REJECTED] >= STRUGGLE_REJECTS) & (w.counts[REJECTED] > w.counts[ACCEPTED])
         switch = ((stiff_steps >= STIFF_STEPS) | struggling | rescue) & ~w.implicit
-        w = dataclasses.replace(w, calm_steps=calm_steps, stiff_steps=stiff_steps)
+        w.calm_steps, w.stiff_steps = calm_steps, stiff_steps
         if not bool(switch.any()):
             return w
         self.switch_time[w.rows[switch].cpu()] = w.t[switch].cpu()
-        return dataclasses.replace(
-            w, implicit=w.implicit | switch, status=torch.where(rescue, RUNNING, w.status),
-            failure=torch.where(rescue, 0, w.failure), jac_age=torch.where(switch, -1, w.jac_age))
+        w.implicit, w.jac_age = w.implicit | switch, torch.where(switch, -1, w.jac_age)
+        w.status, w.failure = torch.where(rescue, RUNNING, w.status), torch.where(rescue, 0, w.failure)
+        return w
 
     def _jacobian(self, t: torch.Tensor, y: torch.Tensor, f: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Forward-difference Jacobians ``df/dy`` (b, D, D) of the cues at ``y`` (derivative ``f``):
@@ -577,8 +577,10 @@ class PerCueSolve:
             """ode23s's dense output: ``y + h (s(1-s) k1 + s(s-2d) k2) / (1-2d)``."""
             return y + hc * (theta * (1 - theta) * k1 + theta * (theta - 2 * _GAMMA) * k2) / (1 - 2 * _GAMMA)
 
+        jac_age = torch.where(need, 0, w.jac_age) + accept
         out, _ = self._finish_attempt(w, active, accept, t_new, y_new, f2, h, h_next, 2, interpolate)
-        return dataclasses.replace(out, jac=jac, jac_age=torch.where(need, 0, w.jac_age) + accept)
+        out.jac, out.jac_age = jac, jac_age
+        return out
 
     def _record(self, w: WorkingBatch, h: torch.Tensor, crossed: torch.Tensor, interpolate) -> None:
         """Write the states at the recording times an accepted step crossed (dense output for the

@@ -253,3 +253,15 @@ def test_energies_unbounded_below_are_refused_with_linear_value_neurons(similari
     assert (ds.solver_status != FAILED).all()
     # a linear separation with a gain below 1 is a contraction: allowed
     assert not Network(memories / 100, similarity="dot", separation="identity").retrieval_obstacle()
+
+
+def test_progress_goes_to_the_log_when_standard_error_is_not_a_terminal(monkeypatch, capsys):
+    from neurodyn import simulation
+
+    monkeypatch.setattr(simulation, "LOG_EVERY_S", 0.0)
+    memories = torch.rand(5, 4, dtype=torch.float64)
+    simulate(from_preset("mchn", memories), memories, 2.0, monitor=Monitor(("v",), n_times=5), progress=None)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("recall: ")]
+    assert lines and lines[-1].startswith("recall: 5/5 recording times")
+    simulate(from_preset("mchn", memories), memories, 2.0, monitor=Monitor(("v",), n_times=5))  # progress=False
+    assert "recall:" not in capsys.readouterr().err
