@@ -242,7 +242,8 @@ class PerCueSolve:
         self.ring = y0.new_empty(self.window + 1, batch, dims)  # recording rows modulo the window; last: scratch
         self.ring[0] = y0
         self.convergence_time = torch.full((batch,), math.nan, dtype=torch.float64)
-        self.switch_time = torch.full((batch,), math.nan, dtype=torch.float64)
+        self._switch_time = torch.full((batch,), math.nan, dtype=torch.float64, device=y0.device)
+        self._plan: tuple[torch.Tensor, torch.Tensor] | str = "explicit"  # which cues take which method
         self.wall_time = 0.0
         self.host_syncs = self.rhs_rows = self.attempts = self.batch_calls = 0
         self._any_stopped = False
@@ -266,7 +267,12 @@ class PerCueSolve:
         status, failure, h = self._status.cpu(), self._failure.cpu(), self._h.cpu()
         reasons = {int(c): FAILURES[int(failure[c])].format(max_steps=self.max_steps, h=float(h[c]))
                    for c in (status == FAILED).nonzero().flatten()}
-        return CueStats(*counts, status, self._method.cpu(), self.switch_time.clone(), h, self._t.cpu(), reasons)
+        return CueStats(*counts, status, self._method.cpu(), self.switch_time, h, self._t.cpu(), reasons)
+
+    @property
+    def switch_time(self) -> torch.Tensor:
+        """When each cue switched to the implicit method (NaN: never), a CPU tensor (B,)."""
+        return self._switch_time.cpu()
 
     def _eval(self, t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         self.rhs_rows += len(y)
@@ -348,8 +354,8 @@ class PerCueSolve:
             w.status = torch.where((w.status == RUNNING) & self._steady(w.f, y), STEADY, w.status)
         if not self.adaptive:
             w.f = None
-        if bool(w.implicit.any()):
-            self.switch_time[w.implicit.cpu()] = float(self.times[0])
+        self._switch_time[w.implicit] = float(self.times[0])
+        self._replan(w)
         return w
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -369,6 +375,7 @@ class PerCueSolve:
                 if len(keep) == 0:
                     break
                 w = w.take(keep)
+            self._replan(w)
             complete = int(w.idx.min())  # every running cue has written the rows before it
             if complete > done_rows:
                 yield self._rows_out(done_rows, complete)
@@ -381,18 +388,31 @@ class PerCueSolve:
         self.wall_time = time.perf_counter() - start
 
     # ----------------------------------------------------------------- one step attempt
-    def _attempt(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
-        """One step attempt of the working batch, each cue by its own method; cues not running
-        are carried through unchanged."""
-        self.attempts += 1
+    def _replan(self, w: WorkingBatch) -> None:
+        """Which cues take which method until the next host look (deciding it costs a look, so a
+        cue found stiff between two looks switches at the next one; on the CPU that is the next
+        step)."""
+        if not self.can_switch and self.method != "rosenbrock23":
+            return
         implicit = w.implicit & (w.status == RUNNING)
         if not bool(implicit.any()):
+            self._plan = "explicit"
+        elif bool((implicit | (w.status != RUNNING)).all()):
+            self._plan = "implicit"
+        else:
+            self._plan = implicit.nonzero().squeeze(-1), (~implicit).nonzero().squeeze(-1)
+            if w.jac is None:
+                w.jac = w.y.new_zeros(len(w.t), w.y.shape[1], w.y.shape[1])
+
+    def _attempt(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
+        """One step attempt of the working batch, each cue by the method :meth:`_replan` gave it;
+        cues not running are carried through unchanged."""
+        self.attempts += 1
+        if self._plan == "explicit":
             return self._explicit(w, done_rows)
-        if bool(implicit.all()) or bool((implicit | (w.status != RUNNING)).all()):
+        if self._plan == "implicit":
             return self._implicit(w, done_rows)
-        imp, exp = implicit.nonzero().squeeze(-1), (~implicit).nonzero().squeeze(-1)
-        if w.jac is None:
-            w.jac = w.y.new_zeros(len(w.t), w.y.shape[1], w.y.shape[1])
+        imp, exp = self._plan
         w.put(exp, self._explicit(w.take(exp), done_rows))
         w.put(imp, self._implicit(w.take(imp), done_rows))
         return w
@@ -505,15 +525,14 @@ class PerCueSolve:
         calm_steps = torch.where(calm, w.calm_steps + 1, torch.where(looks_stiff, 0, w.calm_steps))
         stiff_steps = torch.where(looks_stiff, w.stiff_steps + 1, w.stiff_steps)
         stiff_steps = torch.where(calm_steps >= CALM_STEPS, 0, stiff_steps)
-        rescue = (failure == UNDERFLOW) & ~w.implicit
+        rescue = failure == UNDERFLOW  # (on the explicit path, also a cue flagged since the last look)
         # Error control that rejects more steps than it accepts is held back by something other
         # than accuracy (Hairer's test sees accepted steps only).
         struggling = (w.counts[REJECTED] >= STRUGGLE_REJECTS) & (w.counts[REJECTED] > w.counts[ACCEPTED])
         switch = ((stiff_steps >= STIFF_STEPS) | struggling | rescue) & ~w.implicit
         w.calm_steps, w.stiff_steps = calm_steps, stiff_steps
-        if not bool(switch.any()):
-            return w
-        self.switch_time[w.rows[switch].cpu()] = w.t[switch].cpu()
+        # No host sync here: the switch is recorded on the device and acted on at the next look.
+        self._switch_time[w.rows] = torch.where(switch, w.t, self._switch_time[w.rows])
         w.implicit, w.jac_age = w.implicit | switch, torch.where(switch, -1, w.jac_age)
         w.status, w.failure = torch.where(rescue, RUNNING, w.status), torch.where(rescue, 0, w.failure)
         return w

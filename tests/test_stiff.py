@@ -77,6 +77,19 @@ def test_auto_switches_only_the_stiff_cues_and_saves_their_work(y0):
     assert int(auto.stats.nfe[2]) * 10 < int(explicit.stats.nfe[2])
 
 
+def test_the_gpu_path_switches_at_its_host_looks_with_the_same_answer(y0):
+    """cheap_sync=False (a GPU's path, run here on the CPU): the stiffness test runs on the
+    device and a flagged cue moves to the implicit method at the next of the looks 16 steps apart."""
+    times = torch.linspace(0, 2, 21, dtype=torch.float64)
+    cpu = PerCueSolve(linear, y0, times, "auto", rtol=1e-6, atol=1e-9)
+    gpu = PerCueSolve(linear, y0, times, "auto", rtol=1e-6, atol=1e-9, cheap_sync=False)
+    a, b = run(cpu), run(gpu)
+    assert gpu.sync_every == 16 and gpu.host_syncs < cpu.host_syncs / 4
+    assert gpu.stats.method.tolist() == cpu.stats.method.tolist() == [EXPLICIT, IMPLICIT, IMPLICIT]
+    torch.testing.assert_close(gpu.switch_time, cpu.switch_time, equal_nan=True)  # flagged at the same step
+    assert (b - exact(times, y0)).abs().max() < 5e-5 and (a - b).abs().max() < 5e-5
+
+
 def test_time_is_float64_so_float32_states_take_tiny_steps():
     """A float32 state with a transient of time scale 1e-6 at t = 0 over a span of 100: its first
     steps are about 1e-7 long, which the old test judged underflow (below 4 eps32 x 100)."""
