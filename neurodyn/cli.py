@@ -89,7 +89,7 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
                         "product ignores the empty image slot of a caption query)")
     g.add_argument("--model-file", default=None, help="a TOML model file with a [model] table (overrides --model)")
     g.add_argument("--similarity", default=None, help="override the similarity (e.g. manhattan, dot, "
-                   "euclidean:inverse,normalized)")
+                   "euclidean:inverse,normalized, manhattan:smooth=0.02)")
     g.add_argument("--separation", default=None, help="override the separation (e.g. softmax:10, polynomial:3)")
     g.add_argument("--beta", type=float, default=None,
                    help="softmax inverse temperature (softmax presets; default: the preset's, or 100 "
@@ -102,8 +102,9 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--solver", choices=METHODS, default="auto",
                    help="auto: dopri5, switching each cue that turns out stiff to the implicit rosenbrock23")
     g.add_argument("--engine", choices=ENGINES, default="auto",
-                   help="per-cue (a step size and status per cue; dopri5, euler, midpoint, rk4), torchdiffeq "
-                        "(one step size for the batch), or auto (per-cue where it has the method)")
+                   help="per-cue (a step size, method and status per cue; auto, dopri5, rosenbrock23, euler, "
+                        "midpoint, rk4), torchdiffeq (one step size for the batch), or auto (per-cue where it has "
+                        "the method)")
     g.add_argument("--rtol", type=float, default=1e-5)
     g.add_argument("--atol", type=float, default=1e-7)
     g.add_argument("--step-size", type=float, default=None, help="fixed-step methods only")
@@ -198,7 +199,7 @@ def _finish_recall(args: argparse.Namespace, ds) -> int:
         save_figure(fig, str(figure))
         print(f"figure: {figure}")
     if failures:
-        reasons = sorted({reason.split(" (at t=")[0] for reason in failures.values()})
+        reasons = sorted(set(failures.values()))
         print(f"neurodyn recall: error: {len(failures)} of {ds.sizes['cue']} cues failed ({'; '.join(reasons)}); "
               f"the others are complete in {out}; loosen --rtol/--atol, raise --max-steps, or try --solver "
               "rosenbrock23", file=sys.stderr)

@@ -250,8 +250,9 @@ class Network:
         """
         sim = self.similarity
         growth = _growth(self.separation)
-        if (growth > 1 or (growth == 1 and float(torch.linalg.matrix_norm(self.memories, 2)) > 1.0)) \
-                and sim.grows and isinstance(self.value_lagrangian, Quadratic):
+        # The spectral norm (an SVD of the bank) only where it decides.
+        if sim.grows and isinstance(self.value_lagrangian, Quadratic) and \
+                (growth > 1 or (growth == 1 and float(torch.linalg.matrix_norm(self.memories, 2)) > 1.0)):
             return (f"{sim.name} with {self.separation.describe()} and linear value neurons has an energy unbounded "
                     "below: the drive grows faster than the leak -v (as |v|^n, or linearly with a gain above 1), so "
                     "every cue diverges; use a saturating value Lagrangian (value_lagrangian='tanh', as the "

@@ -253,7 +253,7 @@ def _add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_un
             warnings.warn(SolverWarning(
                 f"{len(failures)} of {len(stats.per_cue.status)} cue(s) failed and stop with status 'failed' "
                 f"(NaN after their failure in the record; reasons in attrs['solver_failures']); cue {cue}: "
-                f"{reason}"), stacklevel=3)
+                f"{reason} at t={float(stats.per_cue.time[cue]):g} ({json.dumps(solver.describe())})"), stacklevel=3)
     ds.attrs.update({
         "solver": json.dumps(solver.describe(), sort_keys=True),
         "solver_engine": "per-cue" if solver.per_cue else "torchdiffeq",

@@ -167,14 +167,11 @@ class WorkingBatch:
         """Write ``part`` (the cues at ``index``, advanced) back into this batch."""
         for name, value in self._items():
             new = getattr(part, name)
-            if value is None and new is None:
+            if new is None:  # (f of fixed-step methods; jac of an explicit part)
                 continue
-            if value is None:  # the part built Jacobians that the batch has no room for yet
-                value = new.new_zeros((len(self.t),) + tuple(new.shape[1:]))
-                setattr(self, name, value)
             if name == "counts":
                 value[:, index] = new
-            elif new is not None:
+            else:
                 value[index] = new
 
     def _items(self) -> Iterator[tuple[str, torch.Tensor | None]]:
@@ -568,9 +565,8 @@ class PerCueSolve:
         y, f0 = w.y, w.f
         need = active & ((w.jac_age < 0) | (w.rejected & (w.jac_age > 0)) | (w.jac_age >= JACOBIAN_REUSE))
         jac = w.jac if w.jac is not None else y.new_zeros(len(y), y.shape[1], y.shape[1])
-        if bool(need.any()):
+        if bool(need.any()):  # (one host look, to pick the cues that need one)
             sel = need.nonzero().squeeze(-1)
-            jac = jac.clone() if w.jac is not None else jac
             jac[sel] = self._jacobian(w.t[sel], y[sel], f0[sel], w.rows[sel])
             w.counts[NFE, sel] += y.shape[1]
             w.counts[JACOBIANS, sel] += 1

@@ -2,8 +2,8 @@
 
 The matrix of ``benchmarks/bench_models.py`` (every preset, and every similarity x {softmax,
 max, polynomial} x {gradient, projection}) on the CLI's default problem, in float32 and float64,
-at the CLI's solver settings: every cue ends ``finished`` or ``steady``, or ``simulate`` raises a
-``ValueError`` naming the reason. The default run takes 8 of the 100 cues; ``-m slow`` all 100.
+at the CLI's solver settings: every cue ends ``finished`` or ``steady``, and the energy falls where
+theory guarantees it, or ``simulate`` raises a ``ValueError`` naming the reason. The default run takes 8 of the 100 cues; ``-m slow`` all 100.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from neurodyn import Monitor, Solver, simulate
+from neurodyn.analysis import lyapunov_check
 from neurodyn.network import PRESETS
 from neurodyn.recall import model_config, prepare_memory
 from neurodyn.similarity import SIMILARITIES
@@ -38,6 +39,8 @@ def _recall(model: tuple, dtype: str, n_cues: int) -> None:
     status = ds.solver_status.values
     assert ((status == FINISHED) | (status == STEADY)).all(), ds.attrs["solver_failures"]
     assert torch.isfinite(torch.as_tensor(ds.v_final.values)).all()
+    if ds.attrs["lyapunov_guaranteed"]:  # stiff and smoothed ones included
+        assert lyapunov_check(ds).monotone, lyapunov_check(ds)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
