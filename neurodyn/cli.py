@@ -20,7 +20,7 @@ import torch
 from . import analysis, data
 from .encoded import RECORD, TOP_K, default_model
 from .integrate import ENGINES, METHODS, Solver, SolverError, SolverWarning
-from .network import PRESETS
+from .network import PRESET_DATA, PRESETS
 from .recall import DTYPES, model_config, run_encoded_recall, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
 from .spiking import MODELS, PATHS, SpikingMemory, make_spiking
@@ -58,8 +58,10 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recall", help="store patterns, corrupt them, recall them through the dynamics",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--data", "--dataset", default="digits",
-                   help=f"a data set ({', '.join(data.DATASETS)}), an .npz file or an image folder")
+    g.add_argument("--data", "--dataset", default=None,
+                   help=f"a data set ({', '.join(data.DATASETS)}), an .npz file or an image folder (default: "
+                        f"digits; the data a --model preset is made for: "
+                        f"{', '.join(f'{k} {v}' for k, v in PRESET_DATA.items())})")
     g.add_argument("--data-root", default=None, help=f"data root (default: ${data.DATA_ENV})")
     g.add_argument("--n-memories", type=int, default=100, help="number of stored patterns")
     g.add_argument("--n-cues", type=int, default=None, help="number of cues (default: one per memory)")
@@ -161,6 +163,8 @@ def cmd_recall(args: argparse.Namespace) -> int:
     model = model_config(preset, args.model_file, beta=beta, similarity=args.similarity,
                          separation=args.separation, dynamics=args.dynamics, value_lagrangian=args.value,
                          tau_h=args.tau_h, tau_v=args.tau_v or (SPIKING_TAU_V if args.spiking else None))
+    if args.data is None:
+        args.data = PRESET_DATA.get(args.model, "digits") if args.model_file is None else "digits"
     spiking = _spiking(args)
     solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
                     max_steps=args.max_steps, steady_tol=args.steady_tol or None, engine=args.engine)

@@ -220,6 +220,22 @@ def load_digits() -> ImageSet:
     return ImageSet(images, labels, "digits", _DIGIT_NAMES)
 
 
+RANDOM_PATTERNS_SEED = 1982  # the year of Hopfield's paper; fixed, so the set is the same everywhere
+
+
+def load_random_patterns(n: int = 1000, shape: tuple[int, int] = (28, 28)) -> ImageSet:
+    """``n`` uncorrelated binary patterns, 1xHxW, each pixel 0 or 1 with probability 1/2; unlabelled.
+
+    The patterns of the classical capacity analyses (Hopfield 1982; Amit, Gutfreund & Sompolinsky
+    1985; Krotov & Hopfield 2016): the data the ``hn`` and ``dam`` presets are made for, which
+    read out ``sign`` and store them as +-1 (:func:`to_bipolar`). Generated from a fixed seed
+    (:data:`RANDOM_PATTERNS_SEED`), so every machine gets the same set; nothing is read.
+    """
+    rng = np.random.default_rng(RANDOM_PATTERNS_SEED)
+    bits = rng.integers(0, 2, size=(n, 1, *shape)).astype(np.float32)
+    return ImageSet(_to_tensor(bits, "random_patterns"), None, "random_patterns")
+
+
 def _read_idx(path: Path, magic: int) -> np.ndarray:
     """Read a gzip IDX file of unsigned bytes (magic 2049 for labels, 2051 for images)."""
     with gzip.open(path, "rb") as f:
@@ -365,12 +381,14 @@ def load_coco(root: str | os.PathLike[str] | None = None) -> ImageSet:
 
 _LOADERS: dict[str, Callable[[str | os.PathLike[str] | None], ImageSet]] = {
     "digits": lambda root: load_digits(),
+    "random_patterns": lambda root: load_random_patterns(),
     "mnist": load_mnist,
     "cifar10": load_cifar10,
     "tinyimagenet": load_tinyimagenet,
     "coco": load_coco,
 }
 DATASETS = tuple(_LOADERS)
+_BUILT_IN = ("digits", "random_patterns")  # need no data root
 
 
 @functools.lru_cache(maxsize=4)
@@ -386,10 +404,11 @@ def load_dataset(
     """Load a data set by name (one of :data:`DATASETS`), an ``.npz`` file or an image folder.
 
     A string that is a known name is taken as the name even where a file of that name exists;
-    ``root`` is the data root for the named real data sets (``digits`` needs none).
+    ``root`` is the data root for the named real data sets (``digits`` and ``random_patterns``
+    need none).
     """
     if isinstance(name_or_path, str) and name_or_path in _LOADERS:
-        return _load_named(name_or_path, None if name_or_path == "digits" else str(data_root(root)))
+        return _load_named(name_or_path, None if name_or_path in _BUILT_IN else str(data_root(root)))
     path = Path(name_or_path)
     if path.suffix == ".npz":
         return load_npz(path)

@@ -278,3 +278,33 @@ def test_progress_goes_to_the_log_when_standard_error_is_not_a_terminal(monkeypa
     assert lines and lines[-1].startswith("recall: 5/5 recording times")
     simulate(from_preset("mchn", memories), memories, 2.0, monitor=Monitor(("v",), n_times=5))  # progress=False
     assert "recall:" not in capsys.readouterr().err
+
+
+def test_random_patterns_are_fixed_balanced_bits_and_need_no_data_root(monkeypatch):
+    from neurodyn.data import DATA_ENV, load_dataset, load_random_patterns
+
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    patterns = load_dataset("random_patterns")
+    assert patterns.images.shape == (1000, 1, 28, 28) and patterns.labels is None
+    assert set(patterns.images.unique().tolist()) == {0.0, 1.0}
+    assert abs(float(patterns.images.mean()) - 0.5) < 0.01
+    assert torch.equal(load_random_patterns().images, patterns.images)  # the same set every time
+    # uncorrelated: overlaps of distinct bipolar patterns are O(sqrt(I)), not O(I) as for digits
+    bipolar = 2 * patterns.flat()[:100] - 1
+    overlaps = (bipolar @ bipolar.T).fill_diagonal_(0).abs()
+    assert float(overlaps.max()) < 5 * 784 ** 0.5
+
+
+@pytest.mark.parametrize("preset,memories,low,high", [("hn", 100, 0.85, 1.0), ("hn", 200, 0.0, 0.3),
+                                                      ("dam", 300, 0.95, 1.0)])
+def test_classical_presets_recall_their_own_data_from_the_cli_up_to_their_capacity(tmp_path, capsys, preset,
+                                                                                   memories, low, high):
+    # hn stores about 0.14 I = 110 uncorrelated patterns of 784 bits; dam's cubic separation many more
+    out = tmp_path / "run.nc"
+    code = main(["recall", "--model", preset, "--n-memories", str(memories), "--n-cues", "40", "--output", str(out),
+                 "--no-figure"])
+    assert code == 0
+    ds = load_netcdf(out)
+    assert ds.attrs["data"] == "random_patterns"
+    assert low <= retrieval(ds).attrs["rate"] <= high
+    assert lyapunov_check(ds).monotone
