@@ -17,7 +17,9 @@ Methods:
   output, for stiff cues. Being a W-method, it keeps its order with any approximation of the
   Jacobian, so the Jacobian is a finite-difference one (any right-hand side, autograd or not),
   computed for all cues of the batch in a few batched calls and reused across steps until a
-  step is rejected with a stale one. torchdiffeq has no implicit method, hence this one.
+  step is rejected with a stale one. States over :data:`DENSE_JACOBIAN_MAX_DIM` units solve the stages
+  matrix-free instead: GMRES on finite-difference Jacobian-vector products (a Krylov-Rosenbrock
+  step). torchdiffeq has no implicit method, hence this one.
 - ``auto``: ``dopri5`` with Hairer's stiffness test (``dopri5.f``: ``h * |k7 - k6| / |y7 - y6|
   > 3.25`` on 15 accepted steps with no 6 calm ones between) per cue; a cue found stiff, or
   whose explicit step size collapses, continues with ``rosenbrock23`` from where it is (the
@@ -45,16 +47,23 @@ from typing import Callable, Iterator
 
 import torch
 
+from .krylov import gmres
+
 #: Recording times one step may cross on a GPU (longer steps are cut to the last of them).
 CROSSINGS = 4
 #: Bytes of recording rows kept on the device by default (a cue may run that far ahead).
 RING_BYTES = 2**28
-#: Largest state (units per cue) the implicit method takes: it holds a D x D Jacobian per cue.
-MAX_IMPLICIT_DIM = 2048
+#: Largest state (units per cue) for which the implicit method builds a D x D Jacobian per cue
+#: (D right-hand sides) and factorizes it; larger states solve its stages matrix-free (GMRES on
+#: Jacobian-vector products, :mod:`neurodyn.krylov`). Measured crossover (docs/performance.md,
+#: "Matrix-free implicit solve"): even at 256 units, the matrix-free solve 3-10x faster at 784.
+DENSE_JACOBIAN_MAX_DIM = 256
 #: Cue-rows per right-hand-side call when building finite-difference Jacobians.
 JACOBIAN_ROWS = 8192
 #: Accepted steps after which a Jacobian is rebuilt even if no step was rejected.
 JACOBIAN_REUSE = 20
+#: The matrix-free solve's target: ``h |residual|`` at this fraction of the error control's scale.
+KRYLOV_FRACTION = 1e-2
 
 RUNNING, FINISHED, STEADY, FAILED = 0, 1, 2, 3
 STATUS_NAMES = {RUNNING: "running", FINISHED: "finished", STEADY: "steady", FAILED: "failed"}
@@ -219,12 +228,11 @@ class PerCueSolve:
         if not self.adaptive and not (step_size and step_size > 0):
             raise ValueError(f"{method} needs a step_size > 0")
         batch, dims = y0.shape
-        if method == "rosenbrock23" and dims > MAX_IMPLICIT_DIM:
-            raise ValueError(f"rosenbrock23 holds a {dims} x {dims} Jacobian per cue; it takes states of at "
-                             f"most {MAX_IMPLICIT_DIM} units (use dopri5)")
         self.tab = TABLEAUS["dopri5" if self.adaptive else method]
         self.rhs, self.method = rhs, method
-        self.can_switch = method == "auto" and dims <= MAX_IMPLICIT_DIM
+        self.can_switch = method == "auto"
+        # Larger states solve the implicit stages matrix-free (neurodyn.krylov), smaller ones by LU.
+        self.matrix_free = dims > DENSE_JACOBIAN_MAX_DIM
         self.rtol, self.atol, self.step, self.steady_tol = rtol, atol, step_size, steady_tol
         # A host look costs nothing on the CPU; on a GPU it waits for the device.
         self.cheap_sync = y0.device.type == "cpu" if cheap_sync is None else cheap_sync
@@ -398,7 +406,7 @@ class PerCueSolve:
             self._plan = "implicit"
         else:
             self._plan = implicit.nonzero().squeeze(-1), (~implicit).nonzero().squeeze(-1)
-            if w.jac is None:
+            if w.jac is None and not self.matrix_free:
                 w.jac = w.y.new_zeros(len(w.t), w.y.shape[1], w.y.shape[1])
 
     def _attempt(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
@@ -559,25 +567,16 @@ class PerCueSolve:
             y1 = y + h k2,  F2 = f(y1),  k3 = W^-1 (F2 - e32 (k2 - F1) - 2 (k1 - F0)),
             err = h (k1 - 2 k2 + k3) / 6
 
-        ``J`` is rebuilt when the cue has none, after a rejected step with a stale one, and
-        every :data:`JACOBIAN_REUSE` accepted steps."""
+        ``W^-1`` is an LU factorization (:meth:`_dense_solver`) up to :data:`DENSE_JACOBIAN_MAX_DIM`
+        units, a matrix-free Krylov solve beyond (:meth:`_krylov_solver`)."""
         active, lands, h, t_new = self._frame(w, done_rows)
         y, f0 = w.y, w.f
-        need = active & ((w.jac_age < 0) | (w.rejected & (w.jac_age > 0)) | (w.jac_age >= JACOBIAN_REUSE))
-        jac = w.jac if w.jac is not None else y.new_zeros(len(y), y.shape[1], y.shape[1])
-        if bool(need.any()):  # (one host look, to pick the cues that need one)
-            sel = need.nonzero().squeeze(-1)
-            jac[sel] = self._jacobian(w.t[sel], y[sel], f0[sel], w.rows[sel])
-            w.counts[NFE, sel] += y.shape[1]
-            w.counts[JACOBIANS, sel] += 1
+        if self.matrix_free:
+            solve, solved = self._krylov_solver(w, active, h), torch.ones_like(active)
+            jac, need = None, torch.zeros_like(active)
+        else:
+            solve, solved, jac, need = self._dense_solver(w, active, h)
         hc = h[:, None].to(y.dtype)
-        eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
-        lu, pivots, info = torch.linalg.lu_factor_ex(eye - (h * _GAMMA)[:, None, None].to(y.dtype) * jac)
-        w.counts[FACTORIZATIONS] += active
-
-        def solve(rhs: torch.Tensor) -> torch.Tensor:
-            return torch.linalg.lu_solve(lu, pivots, rhs[..., None]).squeeze(-1)
-
         k1 = solve(f0)
         f1 = self._eval(w.t + 0.5 * h, y + 0.5 * hc * k1, w.rows)
         k2 = solve(f1 - k1) + k1
@@ -585,7 +584,7 @@ class PerCueSolve:
         f2 = self._eval(t_new, y_new, w.rows)
         k3 = solve(f2 - _E32 * (k2 - f1) - 2.0 * (k1 - f0))
         err_norm = self._error_norm(hc / 6.0 * (k1 - 2.0 * k2 + k3), y, y_new)
-        err_norm = torch.where((info == 0) & torch.isfinite(f2).all(-1), err_norm, math.inf)
+        err_norm = torch.where(solved & torch.isfinite(f2).all(-1), err_norm, math.inf)
         accept, h_next = self._next_step(w, active, lands, h, err_norm, 3)
 
         def interpolate(theta: torch.Tensor) -> torch.Tensor:
@@ -596,6 +595,57 @@ class PerCueSolve:
         out, _ = self._finish_attempt(w, active, accept, t_new, y_new, f2, h, h_next, 2, interpolate)
         out.jac, out.jac_age = jac, jac_age
         return out
+
+    def _dense_solver(self, w: WorkingBatch, active: torch.Tensor, h: torch.Tensor):
+        """``r -> W^-1 r`` by an LU factorization of ``W = I - h d J`` per cue, with ``J`` rebuilt
+        when the cue has none, after a rejected step with a stale one, and every
+        :data:`JACOBIAN_REUSE` accepted steps; also which cues' factorizations succeeded, the
+        Jacobians and which cues got a new one."""
+        y, f0 = w.y, w.f
+        need = active & ((w.jac_age < 0) | (w.rejected & (w.jac_age > 0)) | (w.jac_age >= JACOBIAN_REUSE))
+        jac = w.jac if w.jac is not None else y.new_zeros(len(y), y.shape[1], y.shape[1])
+        if bool(need.any()):  # (one host look, to pick the cues that need one)
+            sel = need.nonzero().squeeze(-1)
+            jac[sel] = self._jacobian(w.t[sel], y[sel], f0[sel], w.rows[sel])
+            w.counts[NFE, sel] += y.shape[1]
+            w.counts[JACOBIANS, sel] += 1
+        eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
+        lu, pivots, info = torch.linalg.lu_factor_ex(eye - (h * _GAMMA)[:, None, None].to(y.dtype) * jac)
+        w.counts[FACTORIZATIONS] += active
+
+        def solve(rhs: torch.Tensor) -> torch.Tensor:
+            return torch.linalg.lu_solve(lu, pivots, rhs[..., None]).squeeze(-1)
+
+        return solve, info == 0, jac, need
+
+    def _krylov_solver(self, w: WorkingBatch, active: torch.Tensor, h: torch.Tensor):
+        """``r -> W^-1 r`` without forming ``J`` (states over :data:`DENSE_JACOBIAN_MAX_DIM` units):
+        GMRES (:func:`neurodyn.krylov.gmres`) on products ``W v = v - h d J v``, each ``J v`` a
+        forward difference of one batched right-hand side along ``v`` (step ``sqrt(eps) (1 +
+        |y|) / |v|``, Knoll & Keyes 2004), at the step's start ``(t, y)``: a Rosenbrock step with
+        the current Jacobian. Each solve stops when ``h |residual|`` is below
+        :data:`KRYLOV_FRACTION` of the error control's scale ``|atol + rtol |y||``, so that the
+        solve's error stays well below the step's; its products count as evaluations."""
+        y, f0 = w.y, w.f
+        hg = (h * _GAMMA).to(y.dtype)[:, None]
+        root_eps, tiny = math.sqrt(torch.finfo(y.dtype).eps), torch.finfo(y.dtype).tiny
+        size = 1.0 + y.norm(dim=-1, keepdim=True)
+
+        def apply(v: torch.Tensor) -> torch.Tensor:
+            length = v.norm(dim=-1, keepdim=True)
+            eps = root_eps * size / length.clamp_min(tiny)
+            jv = (self._eval(w.t, y + eps * v, w.rows) - f0) / eps
+            return v - hg * torch.where(length > 0, jv, 0.0)
+
+        scale = (self.atol + self.rtol * y.double().abs()).norm(dim=-1)
+        tol = KRYLOV_FRACTION * scale / h.clamp_min(1e-300)
+
+        def solve(rhs: torch.Tensor) -> torch.Tensor:
+            x, products = gmres(apply, rhs, tol.to(torch.float64 if y.dtype == torch.float64 else torch.float32))
+            w.counts[NFE] += products * active
+            return x
+
+        return solve
 
     def _record(self, w: WorkingBatch, h: torch.Tensor, crossed: torch.Tensor, interpolate) -> None:
         """Write the states at the recording times an accepted step crossed (dense output for the
