@@ -28,7 +28,7 @@ from typing import Literal
 import torch
 
 from . import fused
-from .lagrangians import Lagrangian, Quadratic, make_lagrangian
+from .lagrangians import Lagrangian, Quadratic, Tanh, make_lagrangian
 from .similarity import Similarity, make_similarity
 
 Dynamics = Literal["gradient", "projection"]
@@ -238,9 +238,11 @@ class Network:
 
         - A similarity that ignores the scale of ``g`` (cosine, normalized dot, the divergences of
           sum-normalized vectors) has a gradient orthogonal to ``g`` (Euler's theorem for a
-          function homogeneous of degree 0). With ``g = v`` and no input current, gradient
-          dynamics give ``d|v|^2/dt = -2|v|^2 / tau_v``: every cue decays to the origin, where the
-          similarity is undefined and the flow turns infinitely fast.
+          function homogeneous of degree 0). With no input current, gradient dynamics then give
+          ``dL_v(v)/dt = g . dv/dt = -g . v / tau_v``: for value neurons whose activation has the
+          sign of ``v`` (linear, ``g = v``: ``d|v|^2/dt = -2|v|^2 / tau_v``; tanh) that is < 0
+          until ``v = 0``, so every cue decays to the origin, where the similarity is undefined
+          and the flow turns infinitely fast.
         - The Euclidean (not squared) distance has unit-vector gradients: with a separation that
           sums to one the drive has norm <= 1, so ``v`` cannot reach a stored pattern beyond it.
         - Any dynamics whose similarity grows with ``g`` (dot, biased dot, Hamming), through a
@@ -261,10 +263,10 @@ class Network:
             return ""
         offer = ("use dynamics='projection' (the papers' update P'f), an input-current cue (cue_mode "
                  "'current' or 'both'), or a similarity such as sq_euclidean or biased_dot")
-        if sim.scale_invariant and isinstance(self.value_lagrangian, Quadratic):
+        if sim.scale_invariant and isinstance(self.value_lagrangian, (Quadratic, Tanh)):
             return (f"gradient dynamics of {sim.name} cannot retrieve: the similarity ignores the scale of g, so its "
-                    "gradient is orthogonal to g = v and every cue decays to v = 0, where the similarity is "
-                    f"undefined; {offer}")
+                    f"gradient is orthogonal to g = {self.value_lagrangian.name}(v) and every cue decays to v = 0, "
+                    f"where the similarity is undefined; {offer}")
         if sim.name.startswith("euclidean:negative") and self.separation.sums_to_one:
             return (f"gradient dynamics of {sim.name} cannot retrieve: its gradient is a unit vector, so with "
                     f"{self.separation.describe()} (activations summing to 1) the drive has norm <= 1 and v "
