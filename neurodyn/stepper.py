@@ -43,7 +43,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 
@@ -96,6 +96,21 @@ DOPRI5 = Tableau(
     error=(35 / 384 - 5179 / 57600, 0.0, 500 / 1113 - 7571 / 16695, 125 / 192 - 393 / 640,
            -2187 / 6784 + 92097 / 339200, 11 / 84 - 187 / 2100, -1 / 40),
     order=5, fsal=True)
+class _Coefficients(NamedTuple):
+    """A tableau's coefficients as tensors: ``a``, row ``i`` the ``i`` coefficients of stage ``i``;
+    ``b``, ``error``, ``dense`` (S,)."""
+
+    a: tuple[torch.Tensor, ...]
+    b: torch.Tensor
+    error: torch.Tensor
+    dense: torch.Tensor
+
+
+def _combine(coefficients: torch.Tensor, stages: torch.Tensor) -> torch.Tensor:
+    """``sum_j c_j k_j`` for stages (S, B, D): one matrix-vector product."""
+    return (coefficients @ stages.flatten(1)).view(stages.shape[1:])
+
+
 # Hairer's dense output coefficients for DOPRI5 (CONTD5); stage 2 has none.
 _DENSE = (-12715105075 / 11282082432, 0.0, 87487479700 / 32700410799, -10690763975 / 1880347072,
           701980252875 / 199316789632, -1453857185 / 822651844, 69997945 / 29380423)
@@ -248,7 +263,8 @@ class PerCueSolve:
         self.ring[0] = y0
         self.convergence_time = torch.full((batch,), math.nan, dtype=torch.float64)
         self._switch_time = torch.full((batch,), math.nan, dtype=torch.float64, device=y0.device)
-        self._plan: tuple[torch.Tensor, torch.Tensor] | str = "explicit"  # which cues take which method
+        self._plan: tuple[torch.Tensor, torch.Tensor] | str = "explicit"
+        self._coef: _Coefficients | None = None  # which cues take which method
         self.wall_time = 0.0
         self.host_syncs = self.rhs_rows = self.attempts = self.batch_calls = 0
         self._any_stopped = False
@@ -487,14 +503,18 @@ class PerCueSolve:
         tab = self.tab
         active, lands, h, t_new = self._frame(w, done_rows)
         hc = h[:, None].to(w.y.dtype)
-        k = [w.f if tab.fsal else self._eval(w.t, w.y, w.rows)]
+        coef = self._coefficients(w.y)
+        # The stages in one buffer, so that each combination sum_j a_ij k_j is one matrix product
+        # (a Python sum of scaled tensors launched 11 kernels per dopri5 stage).
+        k = w.y.new_empty(len(tab.c), *w.y.shape)
+        k[0] = w.f if tab.fsal else self._eval(w.t, w.y, w.rows)
         y_prev = y_i = w.y
-        for c_i, a_i in zip(tab.c[1:], tab.a[1:]):
-            y_prev, y_i = y_i, w.y + hc * sum(a * kj for a, kj in zip(a_i, k) if a != 0.0)
-            k.append(self._eval(w.t + c_i * h, y_i, w.rows))
-        y_new = y_i if tab.fsal else w.y + hc * sum(b * kj for b, kj in zip(tab.b, k) if b != 0.0)
+        for i in range(1, len(tab.c)):
+            y_prev, y_i = y_i, torch.addcmul(w.y, hc, _combine(coef.a[i], k[:i]))
+            k[i] = self._eval(w.t + tab.c[i] * h, y_i, w.rows)
+        y_new = y_i if tab.fsal else torch.addcmul(w.y, hc, _combine(coef.b, k))
         if self.adaptive:
-            err_norm = self._error_norm(hc * sum(e * kj for e, kj in zip(tab.error, k) if e != 0.0), w.y, y_new)
+            err_norm = self._error_norm(hc * _combine(coef.error, k), w.y, y_new)
             accept, h_next = self._next_step(w, active, lands, h, err_norm, tab.order)
         else:
             accept, h_next = active & torch.isfinite(y_new).all(-1), w.h
@@ -505,15 +525,28 @@ class PerCueSolve:
             dy = y_new - y
             bspl = hc * k[0] - dy
             r4 = dy - hc * k[-1] - bspl
-            r5 = hc * sum(d * kj for d, kj in zip(_DENSE, k) if d != 0.0)
+            r5 = hc * _combine(coef.dense, k)
             return y + theta * (dy + (1 - theta) * (bspl + theta * (r4 + (1 - theta) * r5)))
 
         out, failure = self._finish_attempt(w, active, accept, t_new, y_new, k[-1] if tab.fsal else None, h,
-                                            h_next, len(k) - (1 if tab.fsal else 0),
+                                            h_next, len(tab.c) - (1 if tab.fsal else 0),
                                             interpolate if self.adaptive else lambda theta: y_new)
         if self.method == "auto":
             out = self._stiffness(out, accept, h, k[-1] - k[-2], y_new - y_prev, failure)
         return out
+
+    def _coefficients(self, y: torch.Tensor) -> "_Coefficients":
+        """The tableau as tensors in the state's dtype and device (built once per run)."""
+        if self._coef is None or self._coef.b.dtype != y.dtype or self._coef.b.device != y.device:
+            tab, n = self.tab, len(self.tab.c)
+            a = torch.zeros(n, n, dtype=torch.float64)
+            for i, row in enumerate(tab.a):
+                a[i, :len(row)] = torch.tensor(row, dtype=torch.float64)
+            as_tensor = lambda v: torch.tensor(v if v else (0.0,) * n, dtype=y.dtype, device=y.device)  # noqa: E731
+            a = a.to(y)
+            self._coef = _Coefficients(tuple(a[i, :i] for i in range(n)), as_tensor(tab.b), as_tensor(tab.error),
+                                       as_tensor(_DENSE if tab is DOPRI5 else None))
+        return self._coef
 
     def _stiffness(self, w: WorkingBatch, accept, h, dk, dy, failure) -> WorkingBatch:
         """Hairer's stiffness test after an accepted dopri5 step: ``h * |k7 - k6| / |y7 - y6|``
