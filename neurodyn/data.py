@@ -381,11 +381,11 @@ def load_coco(root: str | os.PathLike[str] | None = None) -> ImageSet:
 
 _LOADERS: dict[str, Callable[[str | os.PathLike[str] | None], ImageSet]] = {
     "digits": lambda root: load_digits(),
-    "random_patterns": lambda root: load_random_patterns(),
     "mnist": load_mnist,
     "cifar10": load_cifar10,
     "tinyimagenet": load_tinyimagenet,
     "coco": load_coco,
+    "random_patterns": lambda root: load_random_patterns(),
 }
 DATASETS = tuple(_LOADERS)
 _BUILT_IN = ("digits", "random_patterns")  # need no data root

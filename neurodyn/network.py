@@ -29,6 +29,7 @@ import torch
 
 from . import fused
 from .lagrangians import Lagrangian, Quadratic, Tanh, make_lagrangian
+from .numerics import flush_subnormal
 from .similarity import Similarity, make_similarity
 
 Dynamics = Literal["gradient", "projection"]
@@ -365,7 +366,8 @@ class Network:
             dv = self.memory_pass(g, lagrangian=False).drive - v
         else:
             h = self.scores(g) if self.fast_memory else state.h
-            dv = self.drive(g, self.separate(h)) - v
+            # A softmax's far memories underflow into subnormal f, slow on CPUs: set to 0.
+            dv = self.drive(g, flush_subnormal(self.separate(h))) - v
         if cue.current is not None:
             dv = dv + cue.current
         if cue.clamp is not None:

@@ -15,7 +15,7 @@ from neurodyn import Monitor, Network, Solver, SolverWarning, from_preset, load_
 from neurodyn.analysis import lyapunov_check, retrieval
 from neurodyn.cli import main
 from neurodyn.data import corrupt, load_digits
-from neurodyn.network import MANHATTAN_SMOOTHING
+from neurodyn.network import MANHATTAN_SMOOTHING, State
 from neurodyn.stepper import EXPLICIT, FAILED, FINISHED, IMPLICIT, STEADY, PerCueSolve
 
 # A linear system per cue, dy/dt = A_b (y - c): eigenvalues -1 and -LAMBDA_b (stiff for large ones).
@@ -312,3 +312,25 @@ def test_classical_presets_recall_their_own_data_from_the_cli_up_to_their_capaci
     assert ds.attrs["data"] == "random_patterns"
     assert low <= retrieval(ds).attrs["rate"] <= high
     assert lyapunov_check(ds).monotone
+
+
+def test_subnormal_values_are_flushed_from_the_state_and_the_separation():
+    from neurodyn.numerics import flush_subnormal
+
+    tiny = torch.finfo(torch.float32).tiny
+    x = torch.tensor([tiny / 4, -tiny / 2, tiny, -2 * tiny, 0.0, 1.0])
+    assert flush_subnormal(x).tolist() == [0.0, 0.0, tiny, -2 * tiny, 0.0, 1.0]
+    # a unit decaying at rate 1 from 1e-30 is subnormal from t = 18 (9e-44 at t = 30): the solve
+    # steps on 0 instead
+    solve = PerCueSolve(lambda t, y, rows: -y, torch.tensor([[1e-30, 1.0]]), torch.linspace(0, 30, 4), rtol=1e-5,
+                        atol=1e-40)
+    run(solve)
+    assert solve.final_state[0, 0] == 0.0 and 9e-14 < solve.final_state[0, 1] < 1e-13
+    # a memory 9.2 score units below the best has softmax:10 weight exp(-92) ~ 1e-40, subnormal in
+    # float32: the velocity takes it as 0, so the unit only it drives gets 0, not 5e-40
+    net = from_preset("mchn-l2", torch.tensor([[0.0, 1.0], [4.17, 0.0]]))
+    g = torch.tensor([[0.0, 1.0]])
+    f = net.separate(net.scores(g))
+    assert 0 < f[0, 1] < tiny  # the record keeps the value as computed
+    dv = net.velocity(State(g), net.make_cue(g)).v
+    assert dv[0, 0] == 0.0 and dv[0, 1] == 0.0
