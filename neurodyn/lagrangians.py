@@ -46,6 +46,7 @@ class Lagrangian:
     convex: bool = True
     smooth: bool = True
     sums_to_one: bool = False  # activations already sum to 1 (then normalizing them is a no-op)
+    nonnegative: bool = False  # activations are >= 0 (a softmax, a rectified polynomial, ...)
     elementwise: bool = True  # L is a sum over units of one function: a diagonal Hessian
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,6 +99,7 @@ class RectifiedPolynomial(Lagrangian):
 
     degree: float = 2.0
     name = "polynomial"
+    nonnegative = True
 
     def __post_init__(self) -> None:
         self.degree = _positive("polynomial degree", self.degree)
@@ -115,6 +117,7 @@ class LogSumExp(Lagrangian):
 
     beta: float = 1.0
     name = "softmax"
+    nonnegative = True
     sums_to_one = True
     elementwise = False
 
@@ -135,6 +138,7 @@ class Max(Lagrangian):
     """
 
     name = "max"
+    nonnegative = True
     smooth = False
     sums_to_one = True
     elementwise = False
@@ -155,6 +159,7 @@ class TopK(Lagrangian):
 
     k: int = 1
     name = "topk"
+    nonnegative = True
     smooth = False
     elementwise = False
 
@@ -183,6 +188,7 @@ class Threshold(Lagrangian):
 
     theta: float = 0.0
     name = "threshold"
+    nonnegative = True
     smooth = False
 
     def __post_init__(self) -> None:
@@ -226,6 +232,7 @@ class Sigmoid(Lagrangian):
 
     beta: float = 1.0
     name = "sigmoid"
+    nonnegative = True
 
     def __post_init__(self) -> None:
         self.beta = _positive("beta (gain)", self.beta)

@@ -29,7 +29,7 @@ import torch
 
 from . import fused
 from .lagrangians import Lagrangian, Quadratic, Tanh, make_lagrangian
-from .numerics import flush_subnormal
+from .numerics import flush_subnormal, flush_subnormal_nonnegative
 from .similarity import Similarity, make_similarity
 
 Dynamics = Literal["gradient", "projection"]
@@ -367,7 +367,9 @@ class Network:
         else:
             h = self.scores(g) if self.fast_memory else state.h
             # A softmax's far memories underflow into subnormal f, slow on CPUs: set to 0.
-            dv = self.drive(g, flush_subnormal(self.separate(h))) - v
+            f = self.separate(h)
+            f = flush_subnormal_nonnegative(f) if self.separation.nonnegative else flush_subnormal(f)
+            dv = self.drive(g, f) - v
         if cue.current is not None:
             dv = dv + cue.current
         if cue.clamp is not None:

@@ -16,3 +16,8 @@ def flush_subnormal(x: torch.Tensor) -> torch.Tensor:
     local flush rather than ``torch.set_flush_denormal``, a process-wide switch with no getter
     that a library could not restore."""
     return torch.where(x.abs() < torch.finfo(x.dtype).tiny, 0.0, x)
+
+
+def flush_subnormal_nonnegative(x: torch.Tensor) -> torch.Tensor:
+    """:func:`flush_subnormal` for ``x >= 0`` in one kernel (this runs on every right-hand side)."""
+    return torch.nn.functional.threshold(x, torch.finfo(x.dtype).tiny, 0.0)

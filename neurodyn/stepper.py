@@ -452,8 +452,9 @@ class PerCueSolve:
         return active, lands, h, torch.where(lands, limit, w.t + h)
 
     def _error_norm(self, err: torch.Tensor, y: torch.Tensor, y_new: torch.Tensor) -> torch.Tensor:
-        scale = self.atol + self.rtol * torch.maximum(y.abs(), y_new.abs())
-        norm = (err / scale).pow(2).mean(-1).sqrt().double()
+        scale = torch.maximum(y.abs(), y_new.abs()).mul_(self.rtol).add_(self.atol)
+        # The root mean square of err / scale (one reduction: this runs every attempt).
+        norm = torch.linalg.vector_norm(err.div_(scale), dim=-1).double() / math.sqrt(err.shape[-1])
         return torch.where(torch.isfinite(norm), norm, math.inf)
 
     def _next_step(self, w, active, lands, h, err_norm, order) -> tuple[torch.Tensor, torch.Tensor]:
@@ -514,7 +515,7 @@ class PerCueSolve:
         y_prev = y_i = w.y
         for i in range(1, len(tab.c)):
             y_prev, y_i = y_i, torch.addcmul(w.y, hc, _combine(coef.a[i], k[:i]))
-            k[i] = self._eval(w.t + tab.c[i] * h, y_i, w.rows)
+            k[i] = self._eval(torch.add(w.t, h, alpha=tab.c[i]), y_i, w.rows)
         y_new = y_i if tab.fsal else torch.addcmul(w.y, hc, _combine(coef.b, k))
         if self.adaptive:
             err_norm = self._error_norm(hc * _combine(coef.error, k), w.y, y_new)

@@ -339,3 +339,12 @@ def test_threshold_must_be_a_number():
     """A NaN threshold silently switches every memory off; it must be rejected."""
     with pytest.raises(ValueError, match="theta|threshold"):
         make_lagrangian("threshold:nan")
+
+
+@pytest.mark.parametrize("name", ["identity", "polynomial", "softmax", "max", "topk", "threshold:0.5", "log",
+                                  "sigmoid", "tanh"])
+def test_the_nonnegative_flag_says_whether_activations_can_be_negative(name):
+    # the velocity flushes subnormal f with a one-kernel threshold where the flag is set
+    lag = make_lagrangian(name)
+    x = torch.linspace(-30, 30, 601, dtype=torch.float64)[None].repeat(2, 1)
+    assert bool((lag.activation(x) >= 0).all()) == lag.nonnegative
