@@ -8,9 +8,9 @@ families of cues (basins, pattern completion and separation, separability) are i
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -182,7 +182,8 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
                         if lingered.any() else ""))
     if "spike_time" in ds:
         rate = float(ds["population_rate"].mean()) if "population_rate" in ds else float("nan")
-        lines.append(f"spiking: {ds.attrs.get('neuron_model', '?')} memory neurons ({ds.attrs.get('spiking_path', '?')} "
+        model, path = ds.attrs.get("neuron_model", "?"), ds.attrs.get("spiking_path", "?")
+        lines.append(f"spiking: {model} memory neurons ({path} "
                      f"path), dt {ds.attrs.get('dt', float('nan')):g} ms; {ds.sizes['spike']} spikes, population "
                      f"rate {rate:.3g} Hz on average")
     if "recall_time" in ds:

@@ -25,7 +25,6 @@ from .recall import DTYPES, model_config, run_encoded_recall, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
 from .spiking import MODELS, PATHS, SpikingMemory, make_spiking
 
-
 PIXEL_RECORD = ("v", "energy", "speed", "overlap")
 
 

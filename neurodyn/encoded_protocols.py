@@ -197,7 +197,8 @@ def fully_semantic_point(n_memories: int = 1000, n_queries: int = 20, similarity
     clean = pool.images[index[:n_queries]]
     own = torch.arange(n_queries)
     identity = (nearest_index(recalled, bank.memories) == own).double().mean()
-    return {"identity": float(identity), "top1": float((f.argmax(1) == own).double().mean()), "mse": float(((out - clean) ** 2).mean()),
+    return {"identity": float(identity), "top1": float((f.argmax(1) == own).double().mean()),
+            "mse": float(((out - clean) ** 2).mean()),
             "mse_vs_decoded": float(((out - decoded_target) ** 2).mean()),
             "participation": float(analysis.participation_ratio(f).mean())}
 
@@ -228,7 +229,8 @@ def hen_capacity_point(data_name: str = "cifar10", n_memories: int = 1000, n_que
     wall = time.perf_counter() - start
     errors = image_errors(ds["output"].values, ds["output_target"].values)
     state = ds["state"].values
-    return {**errors, "mse_vs_image": float(((ds["output"].values - pool.images[index[:n_queries]].numpy()) ** 2).mean()),
+    images = pool.images[index[:n_queries]].numpy()
+    return {**errors, "mse_vs_image": float(((ds["output"].values - images) ** 2).mean()),
             "accuracy": float(ds["correct"].mean()), "mixture": float((state == "mixture").mean()),
             "spurious": float((state == "spurious").mean()), "nfe": float(ds.attrs["nfe"]), "wall_time": wall}
 
@@ -336,8 +338,8 @@ def caption_point(n_memories: int = 159, codec_name: str = "taef2", text_codec: 
                   "shared_pr_final": float(ds["participation_ratio"].values[first].mean()),
                   "shared_mixture_time": float(ds["mixture_time"].values[first].mean()),
                   "shared_one_of_two": float(((nearest == first) | (nearest == first + 1)).mean()),
-                  "shared_blend_nearer": float((dist(one_shot, blend) < torch.minimum(dist(one_shot, a),
-                                                                                      dist(one_shot, b))).double().mean())}
+                  "shared_blend_nearer": float((dist(one_shot, blend) < torch.minimum(
+                      dist(one_shot, a), dist(one_shot, b))).double().mean())}
     return {**out, **shared, "wall_time": wall}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .analysis import _spikes, _Spikes
+from .analysis import _Spikes, _spikes
 
 
 def _trains(ds: xr.Dataset, sp: _Spikes, cue: Any) -> tuple[np.ndarray, np.ndarray]:

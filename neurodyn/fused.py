@@ -32,8 +32,9 @@ matrix products, already at the device's matmul speed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -58,7 +59,7 @@ class MemoryPass:
     indices: torch.Tensor | None = None
 
 
-def streamable(network: "Network", project: bool = False) -> bool:
+def streamable(network: Network, project: bool = False) -> bool:
     """Whether :func:`stream_memories` handles this network's separation and similarity (with
     ``project``: the projection ``P' f`` whatever the dynamics, as feedforward retrieval needs)."""
     sep = network.separation
@@ -90,7 +91,7 @@ def _weight(lse: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isneginf(lse), 0.0, torch.exp(lse - total))
 
 
-def _winner_drive(network: "Network", g: torch.Tensor, index: torch.Tensor, project: bool) -> torch.Tensor:
+def _winner_drive(network: Network, g: torch.Tensor, index: torch.Tensor, project: bool) -> torch.Tensor:
     """The drive of one memory per cue (a max separation): ``P[index]`` or ``dsim(M_index, g)/dg``."""
     if project:
         return network.P[index]
@@ -118,7 +119,7 @@ class Partial:
     top: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-def scan(network: "Network", g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+def scan(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
          top_k: int | None = None, project: bool = False, tile: int | None = None, offset: int = 0,
          reduce_sum: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Partial:
     """One pass over ``network.memories`` in tiles; the memories are global indices ``offset`` on.
@@ -190,7 +191,7 @@ def scan(network: "Network", g: torch.Tensor, *, drive: bool = True, lagrangian:
     return out
 
 
-def finish(network: "Network", g: torch.Tensor, part: Partial, *, drive: bool = True, lagrangian: bool = True,
+def finish(network: Network, g: torch.Tensor, part: Partial, *, drive: bool = True, lagrangian: bool = True,
            project: bool = False, local: torch.Tensor | None = None) -> MemoryPass:
     """The drive and Lagrangian from a whole bank's :class:`Partial` (combined across shards
     first, where the bank is sharded). ``local``: for a max separation, each cue's winner as an
@@ -212,7 +213,7 @@ def finish(network: "Network", g: torch.Tensor, part: Partial, *, drive: bool = 
                       None if top is None else top[0], None if top is None else top[1])
 
 
-def stream_memories(network: "Network", g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+def stream_memories(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
                     top_k: int | None = None, project: bool = False, tile: int | None = None) -> MemoryPass:
     """The memory population's drive and Lagrangian for value activations ``g`` (B, I), in tiles of
     ``tile`` memories (default: :func:`tile_size`). ``project``: the drive is ``P' f`` whatever

@@ -11,7 +11,7 @@ same batched products, each stopping its updates when its own residual is small 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -63,7 +63,7 @@ class Cue:
     def batch(self) -> int:
         return self.v0.shape[0]
 
-    def select(self, rows: torch.Tensor | None) -> "Cue":
+    def select(self, rows: torch.Tensor | None) -> Cue:
         """The cues at ``rows`` (all of them for None)."""
         if rows is None:
             return self
@@ -223,7 +223,7 @@ class Network:
                            f"{self.value_lagrangian.describe()} moves g on the clamped units")
         return reasons
 
-    def integrable(self) -> "Network":
+    def integrable(self) -> Network:
         """The network whose rate dynamics :func:`~neurodyn.simulation.simulate` integrates: itself,
         except that gradient dynamics of the exact negative Manhattan distance use its smoothing
         at :data:`MANHATTAN_SMOOTHING` (its gradient jumps where a unit crosses a stored value, so
@@ -291,7 +291,7 @@ class Network:
             "readout": self.readout,
         }
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Network":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Network:
         """A copy (of the same class) with memories and projection on another device or dtype."""
         projection = None if self.projection is None else self.projection.to(device=device, dtype=dtype)
         return dataclasses.replace(self, memories=self.memories.to(device=device, dtype=dtype),
@@ -330,7 +330,7 @@ class Network:
         B x N scores would not fit one tile and the separation streams."""
         return fused.tile_size(batch, self.n_memories) < self.n_memories and fused.streamable(self, project)
 
-    def memory_pass(self, g: torch.Tensor, **options) -> "fused.MemoryPass":
+    def memory_pass(self, g: torch.Tensor, **options) -> fused.MemoryPass:
         """The tiled pass over the bank (:func:`neurodyn.fused.stream_memories`)."""
         return fused.stream_memories(self, g, **options)
 

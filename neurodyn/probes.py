@@ -16,8 +16,15 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .analysis import (MNIST_SIZE, SIMILARITY_METRICS, UHN_THRESHOLD, _matrix, _paired_similarity, retrieval,
-                       similarity_matrix)
+from .analysis import (
+    MNIST_SIZE,
+    SIMILARITY_METRICS,
+    UHN_THRESHOLD,
+    _matrix,
+    _paired_similarity,
+    retrieval,
+    similarity_matrix,
+)
 
 if TYPE_CHECKING:
     from .integrate import Solver

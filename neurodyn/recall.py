@@ -44,7 +44,8 @@ def model_config(model: str = "mchn-l2", model_file: str | None = None, **overri
 
 
 def choose_and_corrupt(data_name: str, n_memories: int, corruption: str, seed: int,
-                       data_root: str | None = None, image_size: int | None = None) -> tuple[data.ImageSet, torch.Tensor]:
+                       data_root: str | None = None, image_size: int | None = None
+                       ) -> tuple[data.ImageSet, torch.Tensor]:
     """``n_memories`` stimuli chosen by a seeded permutation (resized to ``image_size`` pixels
     square when given), and each one corrupted into its query with the same seed's generator."""
     images = data.load_dataset(data_name, root=data_root)

@@ -2,7 +2,8 @@
 
 Declare a :class:`Monitor` before the run (as with Brian2's monitors), then read the result by
 name against the ``time`` coordinate. Dimensions: ``time``, ``cue``, ``unit`` (value neurons),
-``unit_subset`` (a recorded subset of them), ``memory`` (memory neurons), ``rank`` (top-k memories) and ``pattern`` (stored patterns that
+``unit_subset`` (a recorded subset of them), ``memory`` (memory neurons), ``rank`` (top-k memories)
+and ``pattern`` (stored patterns that
 overlaps are taken with). Every variable carries CF ``units`` and ``long_name`` attributes.
 
 Recorded quantities are reduced on the fly (index subsets, top-k, overlaps, energy), so what is
@@ -15,9 +16,10 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -117,7 +119,8 @@ class Recorder:
 
     With ``zarr_store`` (a path) the time series stream to a Zarr store instead: once
     ``chunk_times`` recorded times are pending (whole solver blocks, so a little more), they are
-    appended along ``time`` and dropped from memory, so memory stays bounded by the chunk whatever the run's length. Each append
+    appended along ``time`` and dropped from memory, so memory stays bounded by the chunk whatever
+    the run's length. Each append
     rewrites the consolidated metadata, so a run interrupted part way leaves a store that opens
     with the times written so far (its ``complete`` attribute is 0 until the run finishes).
     """
@@ -299,7 +302,7 @@ def spiking_monitor(duration: float, dt: float, max_times: int = 101) -> Monitor
     return Monitor(("v", "energy", "spikes"), n_times=n_bins + 1)
 
 
-def spike_variables(times: np.ndarray, run: "SpikingRun", events: bool = True) -> dict[str, tuple]:
+def spike_variables(times: np.ndarray, run: SpikingRun, events: bool = True) -> dict[str, tuple]:
     """The spiking run's records: the population rate (time, cue) in Hz over the bins ending at the
     recording times (NaN at t = 0), per-unit rates when counted, and with ``events`` the spikes
     as ``spike_time`` (ms), ``spike_cue`` and ``spike_unit`` on a ``spike`` dimension, sorted by

@@ -14,7 +14,8 @@ What couples the shards is combined exactly:
 
 Only per-cue quantities (B x I drives, B x k candidates, B-vectors) cross ranks; nothing of size
 B x N is gathered. A shard too large for one tile is read in tiles (:mod:`neurodyn.fused`) and
-its parts combined the same way (:meth:`ShardedNetwork.memory_pass`). The value state is replicated: every rank integrates the same ``v`` with the
+its parts combined the same way (:meth:`ShardedNetwork.memory_pass`). The value state is
+replicated: every rank integrates the same ``v`` with the
 same reduced results, so the solvers take identical steps and the dynamics, solvers and
 recording run unchanged. Hence fast memory neurons only (slow ones would shard the solver's
 state and its error norm); normalized similarities (the UHN presets) divide by an all-reduced

@@ -9,7 +9,8 @@ Distances ``d`` become similarities in one of two forms:
 
 ``normalized=True`` divides each cue's scores by the absolute value of their sum over memories
 (UHN appendix E), which makes the similarity's own scale cancel and keeps the ranking (a sum of
-zero gives infinite scores, which a run reports as a non-finite state). Both forms remain functions of ``g`` alone, so the
+zero gives infinite scores, which a run reports as a non-finite state). Both forms remain functions
+of ``g`` alone, so the
 gradient dynamics use their exact gradient ``sum_mu f_mu d sim_mu / dg`` (:meth:`gradient`),
 in closed form for the dot product and the squared Euclidean distance and by autograd otherwise.
 """
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -110,7 +111,8 @@ def smooth_manhattan(delta: float) -> tuple[Distance, Callable[..., torch.Tensor
             parts.append((part, diff, (diff * diff).add_(delta * delta).sqrt_()))
         return parts
 
-    def chunks(memories: torch.Tensor, g: torch.Tensor, consume: bool) -> list[tuple[slice, torch.Tensor, torch.Tensor]]:
+    def chunks(memories: torch.Tensor, g: torch.Tensor,
+               consume: bool) -> list[tuple[slice, torch.Tensor, torch.Tensor]]:
         key = (memories._version, g._version)
         same = kept.get("memories", lambda: None)() is memories and kept.get("g", lambda: None)() is g
         parts = kept.pop("parts") if same and kept.get("key") == key and "parts" in kept else compute(memories, g)

@@ -189,7 +189,7 @@ def simulate(
         "device": str(device),
         "seed": -1 if seed is None else int(seed),
         "versions": package_versions(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "Conventions": "CF-1.10",
     })
     return recorder.finish(ds)
@@ -211,7 +211,7 @@ class _LogLines:
             print(f"recall: {self.done}/{self.total} recording times, {now - self.start:.0f} s", file=sys.stderr,
                   flush=True)
 
-    def __enter__(self) -> "_LogLines":
+    def __enter__(self) -> _LogLines:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -45,8 +45,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -283,7 +284,8 @@ class SpikingMemory:
             raise ValueError(f"dt ({self.dt:g} ms) must be smaller than the network's tau_v ({network.tau_v:g} ms)")
         if network.tau_h is not None:
             raise ValueError("spiking memory neurons replace the memory state h (their input is the instantaneous "
-                             "similarity; LIF neurons have their own membrane tau_m): build the network with tau_h=None")
+                             "similarity; LIF neurons have their own membrane tau_m): build the network with "
+                             "tau_h=None")
         if network.sharded:
             raise ValueError("spiking populations run on one device; a sharded bank is not supported")
 
@@ -373,7 +375,7 @@ class _Exponential:
         self.ratio = 1.0 if self.equal else tau_s / (tau_s - tau_v)
         self.k = self.k_of(self.a_v, self.a_s, 1)
 
-    def over(self, steps: torch.Tensor) -> "_Exponential":
+    def over(self, steps: torch.Tensor) -> _Exponential:
         """The same filters over ``steps`` steps at once (a (R, 1) tensor of counts, one per row)."""
         out = _Exponential.__new__(_Exponential)
         out.a_v, out.a_s = self.a_v ** steps, self.a_s ** steps
@@ -418,7 +420,8 @@ class SpikingRun:
         self.network, self.cue, self.spiking, self.seed = network, cue, spiking, seed
         self.device, self.dtype = network.memories.device, network.memories.dtype
         batch = cue.batch
-        self.cue_ids = (torch.arange(batch) if cue_ids is None else torch.as_tensor(cue_ids)).to(self.device, torch.int64)
+        ids = torch.arange(batch) if cue_ids is None else torch.as_tensor(cue_ids)
+        self.cue_ids = ids.to(self.device, torch.int64)
         if self.cue_ids.shape != (batch,):
             raise ValueError(f"cue_ids must have one id per cue ({batch}), got shape {tuple(self.cue_ids.shape)}")
         if len(torch.unique(self.cue_ids)) != batch:

@@ -42,8 +42,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -182,13 +183,13 @@ class WorkingBatch:
     failure: torch.Tensor  # (b,) why a failed cue failed (a code of FAILURES)
     jac: torch.Tensor | None = None  # (b, D, D)
 
-    def take(self, index: torch.Tensor) -> "WorkingBatch":
+    def take(self, index: torch.Tensor) -> WorkingBatch:
         """The cues at ``index`` (positions in this batch)."""
         return WorkingBatch(**{
             name: None if value is None else (value[:, index] if name == "counts" else value[index])
             for name, value in self._items()})
 
-    def put(self, index: torch.Tensor, part: "WorkingBatch") -> None:
+    def put(self, index: torch.Tensor, part: WorkingBatch) -> None:
         """Write ``part`` (the cues at ``index``, advanced) back into this batch."""
         for name, value in self._items():
             new = getattr(part, name)
@@ -539,7 +540,7 @@ class PerCueSolve:
             out = self._stiffness(out, accept, h, k[-1] - k[-2], y_new - y_prev, failure)
         return out
 
-    def _coefficients(self, y: torch.Tensor) -> "_Coefficients":
+    def _coefficients(self, y: torch.Tensor) -> _Coefficients:
         """The tableau as tensors in the state's dtype and device (built once per run)."""
         if self._coef is None or self._coef.b.dtype != y.dtype or self._coef.b.device != y.device:
             tab, n = self.tab, len(self.tab.c)

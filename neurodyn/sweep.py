@@ -26,9 +26,9 @@ import itertools
 import json
 import time
 import tomllib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import xarray as xr
@@ -92,7 +92,7 @@ class Grid:
     fixed: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: dict) -> "Grid":
+    def from_config(cls, config: dict) -> Grid:
         unknown = set(config) - {"grid", "zip", "fixed", "sweep"}
         if unknown:
             raise ValueError(f"unknown sweep config tables {sorted(unknown)}; known: sweep, grid, zip, fixed")

@@ -37,7 +37,8 @@ def available(device: torch.device | str) -> bool:
     """True when triton imports and ``device`` can run the kernel.
 
     That is CUDA, or any device when ``TRITON_INTERPRET=1`` (Triton's CPU interpreter, used by
-    the tests; it must be set before triton is first imported, or the launch fails). Float64 inputs are not supported whatever this returns (see the module docstring).
+    the tests; it must be set before triton is first imported, or the launch fails). Float64 inputs
+    are not supported whatever this returns (see the module docstring).
     """
     try:
         importlib.import_module("triton")

@@ -43,8 +43,17 @@ from tqdm import tqdm
 from neurodyn import __version__
 from neurodyn.codecs import checkpoint_dirs
 from neurodyn.codecs.trained import SimCLREncoder, TrainedCodec, VQAutoencoder, build
-from neurodyn.data import (color_filter, corrupt, crop_zoom, gaussian_noise, load_dataset,
-                           mask_fraction, parse_corruption, rotate90, salt_and_pepper)
+from neurodyn.data import (
+    color_filter,
+    corrupt,
+    crop_zoom,
+    gaussian_noise,
+    load_dataset,
+    mask_fraction,
+    parse_corruption,
+    rotate90,
+    salt_and_pepper,
+)
 
 COMMITMENT = 0.25
 """beta of the VQ-VAE commitment loss (van den Oord et al., 2017, section 3.2)."""
