@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .analysis import _Spikes, _spikes
+from .analysis import SpikeEvents, spike_events
 
 
-def _trains(ds: xr.Dataset, sp: _Spikes, cue: Any) -> tuple[np.ndarray, np.ndarray]:
+def _trains(ds: xr.Dataset, sp: SpikeEvents, cue: Any) -> tuple[np.ndarray, np.ndarray]:
     """Spike times (ms) of one cue (a label) sorted by (unit, time), and the end of each unit's
     run in them."""
     mine = sp.cue == ds.indexes["cue"].get_loc(cue)
@@ -31,7 +31,7 @@ def to_neo(ds: xr.Dataset, cue: Any = None) -> Any:
         import quantities as pq
     except ImportError as err:
         raise ImportError("to_neo needs neo and quantities: pip install 'neurodyn[neo]'") from err
-    sp = _spikes(ds)
+    sp = spike_events(ds)
     shown = list(ds["cue"].values) if cue is None else [cue]
     block = neo.Block(name=ds.attrs.get("title", "spiking run"), n_spiking_units=sp.n_units,
                       duration_ms=sp.duration)
@@ -55,7 +55,7 @@ def to_nwb_units(ds: xr.Dataset, cue: Any = 0) -> dict[str, np.ndarray]:
     all units' times concatenated, sorted within each unit), ``spike_times_index`` (int64, the
     end of each unit's times in ``spike_times``: unit i owns ``spike_times[index[i-1]:index[i]]``,
     as NWB's VectorIndex) and ``id`` (int64 unit ids 0..N-1). Times are from the cue onset."""
-    sp = _spikes(ds)
+    sp = spike_events(ds)
     times, ends = _trains(ds, sp, cue)
     return {"spike_times": times / 1000.0, "spike_times_index": ends.astype(np.int64),
             "id": np.arange(sp.n_units, dtype=np.int64)}

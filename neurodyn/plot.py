@@ -235,12 +235,12 @@ def plot_raster(ds: xr.Dataset, cues: int | Sequence[int] | None = None, ax: plt
                 max_cues: int = 10, units: Sequence[int] | None = None) -> plt.Axes:
     """Spike raster of a spiking run: a tick per spike at (time, unit), one colour per cue (the
     first ``max_cues`` by default; one cue is drawn in black). ``units``: only these units."""
-    from .analysis import _spikes, _unit_subset
+    from .analysis import spike_events, unit_subset
 
     ax = ax or plt.gca()
-    sp = _spikes(ds)
+    sp = spike_events(ds)
     shown = _shown_cues(ds, cues, max_cues)
-    wanted = np.isin(sp.unit, _unit_subset(units, sp.n_units))
+    wanted = np.isin(sp.unit, unit_subset(units, sp.n_units))
     index = ds.indexes["cue"]
     for i, cue in enumerate(shown):
         mine = wanted & (sp.cue == index.get_loc(cue))

@@ -20,8 +20,8 @@ from .analysis import (
     MNIST_SIZE,
     SIMILARITY_METRICS,
     UHN_THRESHOLD,
-    _matrix,
-    _paired_similarity,
+    checked_matrix,
+    paired_similarity,
     retrieval,
     similarity_matrix,
 )
@@ -127,7 +127,7 @@ def _probes(network: Network, patterns: object) -> _Probes:
             raise ValueError(f"memory indices must be a non-empty list of integers in [0, {network.n_memories})")
         index = index.long()
     else:
-        p = _matrix("patterns", patterns, network.n_features)
+        p = checked_matrix("patterns", patterns, network.n_features)
         index = torch.cdist(p, memories).argmin(1)
         return _Probes(p, index, outputs[index], outputs)
     return _Probes(memories[index], index, outputs[index], outputs)
@@ -147,7 +147,7 @@ def _score(probes: _Probes, recalled: torch.Tensor, which: torch.Tensor, criteri
     return {
         "success": {"sse": r["success"].values, "nearest": correct, "both": r["success"].values & correct}[criterion],
         "sse": r["sse"].values,
-        "overlap": _paired_similarity(recalled, targets, "cosine").numpy(),
+        "overlap": paired_similarity(recalled, targets, "cosine").numpy(),
         "nearest": nearest.numpy(),
         "sse_limit": r.attrs["sse_limit"],
     }
@@ -200,7 +200,7 @@ def _probe_levels(network: Network, patterns: object, levels: np.ndarray, level_
         "cue_distance": (dims, arr(distance.numpy()),
                          {"long_name": "distance of the cue from the clean pattern, relative to its norm",
                           "units": "1"}),
-        "cue_overlap": (dims, arr(_paired_similarity(cues_t, clean.repeat(len(levels), 1), "cosine").numpy()),
+        "cue_overlap": (dims, arr(paired_similarity(cues_t, clean.repeat(len(levels), 1), "cosine").numpy()),
                         {"long_name": "cosine overlap of the cue with the clean pattern", "units": "1"}),
         "target_index": ("memory", probes.target_index.numpy(),
                          {"long_name": "stored memory each pattern should recall", "units": "1"}),
@@ -366,8 +366,8 @@ def pattern_separation(network: Network, patterns: object = None, *, n_pairs: in
     if cues is not None:
         if len(cues) != 2:
             raise ValueError("cues must be a pair (cues_a, cues_b)")
-        xa = _matrix("cues_a", cues[0], network.n_features)
-        xb = _matrix("cues_b", cues[1], network.n_features)
+        xa = checked_matrix("cues_a", cues[0], network.n_features)
+        xb = checked_matrix("cues_b", cues[1], network.n_features)
         if xa.shape != xb.shape:
             raise ValueError(f"cues_a and cues_b must have the same shape, got {tuple(xa.shape)} and {tuple(xb.shape)}")
         first = second = torch.full((xa.shape[0],), -1)
@@ -400,8 +400,8 @@ def pattern_separation(network: Network, patterns: object = None, *, n_pairs: in
     n = xa.shape[0]
     recalled = recall_cues(network, torch.cat([xa, xb]), mode, duration=duration, solver=solver, steps=steps)
     ya, yb = recalled[:n], recalled[n:]
-    x_ov = _paired_similarity(xa, xb, metric).numpy()
-    y_ov = _paired_similarity(ya, yb, metric).numpy()
+    x_ov = paired_similarity(xa, xb, metric).numpy()
+    y_ov = paired_similarity(ya, yb, metric).numpy()
     nearest = torch.cdist(recalled, probes.outputs).argmin(1)
     finite = np.isfinite(x_ov)
     if isinstance(bins, (int, np.integer)):
@@ -470,8 +470,8 @@ def separability(queries: object, memories: object, target_index: object = None,
     probability that a self similarity beats a cross one, ties counting a half) and ``top1``
     (the fraction of queries most similar to their own memory; ties count as misses).
     """
-    m = _matrix("memories", memories)
-    q = _matrix("queries", queries, m.shape[1])
+    m = checked_matrix("memories", memories)
+    q = checked_matrix("queries", queries, m.shape[1])
     if m.shape[0] < 2:
         raise ValueError("separability needs at least two memories (a cross similarity)")
     if target_index is None:
