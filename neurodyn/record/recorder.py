@@ -1,21 +1,10 @@
-"""What to record, on which time grid, and how it becomes an ``xarray.Dataset``.
-
-Declare a :class:`Monitor` before the run (as with Brian2's monitors), then read the result by
-name against the ``time`` coordinate. Dimensions: ``time``, ``cue``, ``unit`` (value neurons),
-``unit_subset`` (a recorded subset of them), ``memory`` (memory neurons), ``rank`` (top-k memories)
-and ``pattern`` (stored patterns that
-overlaps are taken with). Every variable carries CF ``units`` and ``long_name`` attributes.
-
-Recorded quantities are reduced on the fly (index subsets, top-k, overlaps, energy), so what is
-kept per time point is what was asked for, not the whole state.
-"""
+"""How a run's states become an ``xarray.Dataset``: recorded quantities are reduced on the fly
+(index subsets, top-k, overlaps, energy), so what is kept per time point is what was asked for,
+not the whole state. Every variable carries CF ``units`` and ``long_name`` attributes."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,84 +14,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .lagrangians import LogSumExp
-from .network import Cue, Network, State
+from ..lagrangians import LogSumExp
+from ..network import Cue, Network, State
+from .monitor import LONG_NAMES, Monitor
+from .netcdf import netcdf_attr
 
 if TYPE_CHECKING:
-    from .spiking import SpikingRun
-
-VARIABLES = ("v", "g", "h", "f", "energy", "overlap", "speed", "spikes", "rate")
-
-_LONG_NAMES = {
-    "v": "value neuron state v",
-    "g": "value neuron activation g = dL_v/dv",
-    "h": "memory neuron state h",
-    "f": "memory neuron activation f = dL_h/dh (separation)",
-    "energy": "energy E (UHN eq. 3; eq. 4 for fast memory neurons)",
-    "energy_value": "value population energy v.g - L_v(v)",
-    "energy_memory": "memory population energy h.f - L_h(h) (reduced: -L_h(sim(M, g)))",
-    "energy_interaction": "interaction energy -sum_mu f_mu sim(M_mu, g)",
-    "energy_input": "input energy -I.g",
-    "overlap": "cosine overlap of g with stored pattern P_mu",
-    "speed": "max over units of |dx/dt| (value and memory neurons)",
-    "memory_index": "index of the k-th most active memory neuron (by f)",
-    "rate": "firing rate of memory neuron in the bin ending at the time",
-    "population_rate": "firing rate of the memory population (all neurons) in the bin ending at the time",
-    "spike_time": "spike time",
-    "spike_cue": "cue (trial) of the spike",
-    "spike_unit": "memory neuron that fired",
-}
-
-
-@dataclass(frozen=True)
-class Monitor:
-    """What to record and when.
-
-    ``variables``: names from :data:`VARIABLES`. ``n_times`` evenly spaced times from 0 to the
-    run's duration, or explicit ``times`` (starting at 0). ``units``: value-unit subset for
-    ``v``/``g``. ``memories``: memory subset for ``h``/``f``; or ``top_k``: record only the k most
-    active memories per cue and time (with their indices). ``overlap_with``: stored patterns for
-    ``overlap`` (default: all, which costs B x N per time point). Spiking runs also record
-    ``spikes`` (events on a ``spike`` dimension) and ``rate`` (binned per memory neuron of
-    ``memories``, or all); the population rate comes with either.
-    """
-
-    variables: tuple[str, ...] = ("v", "energy", "speed")
-    n_times: int = 101
-    times: tuple[float, ...] | None = None
-    units: tuple[int, ...] | None = None
-    memories: tuple[int, ...] | None = None
-    top_k: int | None = None
-    overlap_with: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.variables, str):
-            object.__setattr__(self, "variables", (self.variables,))
-        unknown = set(self.variables) - set(VARIABLES)
-        if unknown:
-            raise ValueError(f"cannot record {sorted(unknown)}; known variables: {', '.join(VARIABLES)}")
-        if self.times is None and self.n_times < 2:
-            raise ValueError(f"n_times must be >= 2, got {self.n_times}")
-        if self.top_k is not None and self.memories is not None:
-            raise ValueError("give either memories= (a fixed subset) or top_k=, not both")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
-        for name in ("times", "units", "memories", "overlap_with"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(value))
-
-    def grid(self, duration: float) -> np.ndarray:
-        """The recording times for a run of ``duration``."""
-        if not (math.isfinite(duration) and duration > 0):
-            raise ValueError(f"duration must be > 0, got {duration}")
-        if self.times is None:
-            return np.linspace(0.0, duration, self.n_times)
-        t = np.asarray(self.times, dtype=float)
-        if t[0] != 0 or np.any(np.diff(t) <= 0) or t[-1] > duration:
-            raise ValueError("times must start at 0, increase strictly and end by the duration")
-        return t
-
+    pass
 
 def _indices(name: str, idx: Sequence[int] | None, size: int) -> torch.Tensor | None:
     if idx is None:
@@ -236,7 +154,7 @@ class Recorder:
             return ds
         with xr.open_zarr(self.zarr_store, consolidated=True) as stored:
             extra = ds[[name for name in ds.data_vars if name not in stored.data_vars]]
-        extra.attrs = {k: _netcdf_attr(v) for k, v in {**ds.attrs, "complete": 1}.items()}
+        extra.attrs = {k: netcdf_attr(v) for k, v in {**ds.attrs, "complete": 1}.items()}
         extra.to_zarr(self.zarr_store, mode="a", zarr_format=2, consolidated=True)
         return xr.open_zarr(self.zarr_store, consolidated=True)
 
@@ -280,7 +198,7 @@ class Recorder:
                 dims = ("time", "cue", "pattern")
             else:
                 dims = ("time", "cue")
-            data_vars[name] = (dims, arr, {"long_name": _LONG_NAMES[name], "units": "1"})
+            data_vars[name] = (dims, arr, {"long_name": LONG_NAMES[name], "units": "1"})
         if any(name in data_vars for name in ("v", "g")):
             coords[unit_dim] = (unit_dim, units_idx, {"long_name": "value neuron index", "units": "1"})
         if any(name in data_vars for name in ("h", "f")):
@@ -290,77 +208,3 @@ class Recorder:
             coords["pattern"] = ("pattern", self.patterns.numpy(), {"long_name": "stored pattern index",
                                                                    "units": "1"})
         return xr.Dataset(data_vars, coords=coords)
-
-
-def spiking_monitor(duration: float, dt: float, max_times: int = 101) -> Monitor:
-    """The default record of a spiking run: ``v``, energy and spikes on at most ``max_times``
-    evenly spaced times that fall on the ``dt`` grid."""
-    n_steps = round(duration / dt)
-    if n_steps < 1 or abs(n_steps * dt - duration) > 1e-6 * duration:
-        raise ValueError(f"a spiking run's duration ({duration:g} ms) must be a positive multiple of dt ({dt:g} ms)")
-    n_bins = max(d for d in range(1, min(n_steps, max_times - 1) + 1) if n_steps % d == 0)
-    return Monitor(("v", "energy", "spikes"), n_times=n_bins + 1)
-
-
-def spike_variables(times: np.ndarray, run: SpikingRun, events: bool = True) -> dict[str, tuple]:
-    """The spiking run's records: the population rate (time, cue) in Hz over the bins ending at the
-    recording times (NaN at t = 0), per-unit rates when counted, and with ``events`` the spikes
-    as ``spike_time`` (ms), ``spike_cue`` and ``spike_unit`` on a ``spike`` dimension, sorted by
-    time, cue and unit (the NWB Units layout is one sort away, see docs/analysis.md)."""
-    width = np.diff(times)[:, None] * 1e-3  # s
-
-    def per_second(counts: list[torch.Tensor]) -> np.ndarray:
-        rates = torch.stack(counts).numpy() / (width if counts[0].ndim == 1 else width[..., None])
-        return np.concatenate([np.full_like(rates[:1], np.nan), rates])
-
-    out: dict[str, tuple] = {}
-    if run.counts:
-        out["population_rate"] = (("time", "cue"), per_second(run.counts),
-                                  {"long_name": _LONG_NAMES["population_rate"], "units": "Hz"})
-    if run.unit_counts:
-        out["rate"] = (("time", "cue", "spiking_unit"), per_second(run.unit_counts),
-                       {"long_name": _LONG_NAMES["rate"], "units": "Hz"})
-        out["spiking_unit"] = ("spiking_unit", run.count_units.cpu().numpy(),
-                               {"long_name": "memory neuron index", "units": "1"})
-    if events:
-        t, cue, unit = run.spike_events()
-        out["spike_time"] = ("spike", t.numpy(), {"long_name": _LONG_NAMES["spike_time"], "units": "ms"})
-        out["spike_cue"] = ("spike", cue.numpy(), {"long_name": _LONG_NAMES["spike_cue"], "units": "1"})
-        out["spike_unit"] = ("spike", unit.numpy(), {"long_name": _LONG_NAMES["spike_unit"], "units": "1"})
-    return out
-
-
-def _netcdf_attr(value: object) -> object:
-    """netCDF attributes hold strings, numbers and arrays: encode the rest as JSON."""
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, (str, int, float, np.number, np.ndarray)):
-        return value
-    return json.dumps(value, sort_keys=True)
-
-
-def save_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to NetCDF (h5netcdf) atomically: a temporary file is renamed into place, so
-    an interrupted write never leaves a corrupt file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out = ds.copy()
-    out.attrs = {k: _netcdf_attr(v) for k, v in ds.attrs.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        out.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_netcdf(path: str | os.PathLike) -> xr.Dataset:
-    """Read a saved run fully into memory (the file is closed afterwards)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such result file: {path}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()

@@ -1,0 +1,95 @@
+"""What to record and on which time grid: :class:`Monitor` (declared before the run, as with
+Brian2's monitors), the recordable variables and their names."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    pass
+
+VARIABLES = ("v", "g", "h", "f", "energy", "overlap", "speed", "spikes", "rate")
+
+LONG_NAMES = {
+    "v": "value neuron state v",
+    "g": "value neuron activation g = dL_v/dv",
+    "h": "memory neuron state h",
+    "f": "memory neuron activation f = dL_h/dh (separation)",
+    "energy": "energy E (UHN eq. 3; eq. 4 for fast memory neurons)",
+    "energy_value": "value population energy v.g - L_v(v)",
+    "energy_memory": "memory population energy h.f - L_h(h) (reduced: -L_h(sim(M, g)))",
+    "energy_interaction": "interaction energy -sum_mu f_mu sim(M_mu, g)",
+    "energy_input": "input energy -I.g",
+    "overlap": "cosine overlap of g with stored pattern P_mu",
+    "speed": "max over units of |dx/dt| (value and memory neurons)",
+    "memory_index": "index of the k-th most active memory neuron (by f)",
+    "rate": "firing rate of memory neuron in the bin ending at the time",
+    "population_rate": "firing rate of the memory population (all neurons) in the bin ending at the time",
+    "spike_time": "spike time",
+    "spike_cue": "cue (trial) of the spike",
+    "spike_unit": "memory neuron that fired",
+}
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """What to record and when.
+
+    ``variables``: names from :data:`VARIABLES`. ``n_times`` evenly spaced times from 0 to the
+    run's duration, or explicit ``times`` (starting at 0). ``units``: value-unit subset for
+    ``v``/``g``. ``memories``: memory subset for ``h``/``f``; or ``top_k``: record only the k most
+    active memories per cue and time (with their indices). ``overlap_with``: stored patterns for
+    ``overlap`` (default: all, which costs B x N per time point). Spiking runs also record
+    ``spikes`` (events on a ``spike`` dimension) and ``rate`` (binned per memory neuron of
+    ``memories``, or all); the population rate comes with either.
+    """
+
+    variables: tuple[str, ...] = ("v", "energy", "speed")
+    n_times: int = 101
+    times: tuple[float, ...] | None = None
+    units: tuple[int, ...] | None = None
+    memories: tuple[int, ...] | None = None
+    top_k: int | None = None
+    overlap_with: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.variables, str):
+            object.__setattr__(self, "variables", (self.variables,))
+        unknown = set(self.variables) - set(VARIABLES)
+        if unknown:
+            raise ValueError(f"cannot record {sorted(unknown)}; known variables: {', '.join(VARIABLES)}")
+        if self.times is None and self.n_times < 2:
+            raise ValueError(f"n_times must be >= 2, got {self.n_times}")
+        if self.top_k is not None and self.memories is not None:
+            raise ValueError("give either memories= (a fixed subset) or top_k=, not both")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        for name in ("times", "units", "memories", "overlap_with"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+
+    def grid(self, duration: float) -> np.ndarray:
+        """The recording times for a run of ``duration``."""
+        if not (math.isfinite(duration) and duration > 0):
+            raise ValueError(f"duration must be > 0, got {duration}")
+        if self.times is None:
+            return np.linspace(0.0, duration, self.n_times)
+        t = np.asarray(self.times, dtype=float)
+        if t[0] != 0 or np.any(np.diff(t) <= 0) or t[-1] > duration:
+            raise ValueError("times must start at 0, increase strictly and end by the duration")
+        return t
+
+
+def spiking_monitor(duration: float, dt: float, max_times: int = 101) -> Monitor:
+    """The default record of a spiking run: ``v``, energy and spikes on at most ``max_times``
+    evenly spaced times that fall on the ``dt`` grid."""
+    n_steps = round(duration / dt)
+    if n_steps < 1 or abs(n_steps * dt - duration) > 1e-6 * duration:
+        raise ValueError(f"a spiking run's duration ({duration:g} ms) must be a positive multiple of dt ({dt:g} ms)")
+    n_bins = max(d for d in range(1, min(n_steps, max_times - 1) + 1) if n_steps % d == 0)
+    return Monitor(("v", "energy", "spikes"), n_times=n_bins + 1)
