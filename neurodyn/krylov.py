@@ -32,7 +32,7 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor, tol:
     The least-squares problem of each cycle is solved by Givens rotations, which also give every
     system's residual norm after each product at no extra cost.
     """
-    batch, dims = rhs.shape
+    batch = rhs.shape[0]
     work = torch.float64 if rhs.dtype == torch.float64 else torch.float32
     x = torch.zeros_like(rhs)
     residual = rhs.clone()

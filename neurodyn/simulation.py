@@ -287,6 +287,8 @@ def _per_cue_stats(per_cue: stepper.CueStats, time_units: str) -> dict[str, tupl
             ("solver_jacobians", per_cue.jacobians, "Jacobians built for the cue (implicit method)", "1"),
             ("solver_factorizations", per_cue.factorizations,
              "LU factorizations of I - h d J for the cue (three linear solves each)", "1"),
+            ("solver_linear_solves", per_cue.solves,
+             "linear systems I - h d J solved for the cue (by LU, or by GMRES above 256 units)", "1"),
             ("solver_switch_time", per_cue.switch_time, "time the cue switched to the implicit method (NaN: never)",
              time_units),
             ("solver_time_reached", per_cue.time, "time the cue's integration reached", time_units),

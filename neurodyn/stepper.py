@@ -58,7 +58,8 @@ RING_BYTES = 2**28
 #: Largest state (units per cue) for which the implicit method builds a D x D Jacobian per cue
 #: (D right-hand sides) and factorizes it; larger states solve its stages matrix-free (GMRES on
 #: Jacobian-vector products, :mod:`neurodyn.krylov`). Measured crossover (docs/performance.md,
-#: "Matrix-free implicit solve"): even at 256 units, the matrix-free solve 3-10x faster at 784.
+#: "Matrix-free implicit solve"): even at 256 units; at 784 the matrix-free solve is 2.3x
+#: (float32) and 12x (float64) faster.
 DENSE_JACOBIAN_MAX_DIM = 256
 #: Cue-rows per right-hand-side call when building finite-difference Jacobians.
 JACOBIAN_ROWS = 8192
@@ -71,8 +72,8 @@ RUNNING, FINISHED, STEADY, FAILED = 0, 1, 2, 3
 STATUS_NAMES = {RUNNING: "running", FINISHED: "finished", STEADY: "steady", FAILED: "failed"}
 EXPLICIT, IMPLICIT = 0, 1
 #: Rows of the per-cue counters.
-COUNTERS = ("nfe", "accepted", "rejected", "jacobians", "factorizations")
-NFE, ACCEPTED, REJECTED, JACOBIANS, FACTORIZATIONS = range(len(COUNTERS))
+COUNTERS = ("nfe", "accepted", "rejected", "jacobians", "factorizations", "solves")
+NFE, ACCEPTED, REJECTED, JACOBIANS, FACTORIZATIONS, SOLVES = range(len(COUNTERS))
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ DOPRI5 = Tableau(
     error=(35 / 384 - 5179 / 57600, 0.0, 500 / 1113 - 7571 / 16695, 125 / 192 - 393 / 640,
            -2187 / 6784 + 92097 / 339200, 11 / 84 - 187 / 2100, -1 / 40),
     order=5, fsal=True)
+
+
 class _Coefficients(NamedTuple):
     """A tableau's coefficients as tensors: ``a``, row ``i`` the ``i`` coefficients of stage ``i``;
     ``b``, ``error``, ``dense`` (S,)."""
@@ -143,7 +146,8 @@ Field = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor
 @dataclass
 class CueStats:
     """Per-cue statistics, CPU tensors of shape (B,): right-hand-side evaluations, accepted and
-    rejected steps, Jacobians built and matrices factorized (implicit method), status
+    rejected steps, Jacobians built, matrices factorized and linear systems solved (implicit
+    method: three solves per step, by LU or matrix-free), status
     (:data:`STATUS_NAMES`), the method the cue ended with (:data:`EXPLICIT` or :data:`IMPLICIT`),
     the time it switched to the implicit method (NaN: never), the last step size, the time reached
     and, for failed cues, the reason (``reasons``: cue index -> sentence)."""
@@ -153,6 +157,7 @@ class CueStats:
     rejected: torch.Tensor
     jacobians: torch.Tensor
     factorizations: torch.Tensor
+    solves: torch.Tensor
     status: torch.Tensor
     method: torch.Tensor
     switch_time: torch.Tensor
@@ -265,8 +270,8 @@ class PerCueSolve:
         self.ring[0] = y0
         self.convergence_time = torch.full((batch,), math.nan, dtype=torch.float64)
         self._switch_time = torch.full((batch,), math.nan, dtype=torch.float64, device=y0.device)
-        self._plan: tuple[torch.Tensor, torch.Tensor] | str = "explicit"
-        self._coef: _Coefficients | None = None  # which cues take which method
+        self._plan: tuple[torch.Tensor, torch.Tensor] | str = "explicit"  # which cues take which method
+        self._coef: _Coefficients | None = None  # the tableau as tensors (built at the first step)
         self.wall_time = 0.0
         self.host_syncs = self.rhs_rows = self.attempts = self.batch_calls = 0
         self._any_stopped = False
@@ -544,13 +549,9 @@ class PerCueSolve:
         """The tableau as tensors in the state's dtype and device (built once per run)."""
         if self._coef is None or self._coef.b.dtype != y.dtype or self._coef.b.device != y.device:
             tab, n = self.tab, len(self.tab.c)
-            a = torch.zeros(n, n, dtype=torch.float64)
-            for i, row in enumerate(tab.a):
-                a[i, :len(row)] = torch.tensor(row, dtype=torch.float64)
             as_tensor = lambda v: torch.tensor(v if v else (0.0,) * n, dtype=y.dtype, device=y.device)  # noqa: E731
-            a = a.to(y)
-            self._coef = _Coefficients(tuple(a[i, :i] for i in range(n)), as_tensor(tab.b), as_tensor(tab.error),
-                                       as_tensor(_DENSE if tab is DOPRI5 else None))
+            self._coef = _Coefficients(tuple(as_tensor(row)[:i] for i, row in enumerate(tab.a)), as_tensor(tab.b),
+                                       as_tensor(tab.error), as_tensor(_DENSE if tab is DOPRI5 else None))
         return self._coef
 
     def _stiffness(self, w: WorkingBatch, accept, h, dk, dy, failure) -> WorkingBatch:
@@ -615,6 +616,7 @@ class PerCueSolve:
         else:
             solve, solved, jac, need = self._dense_solver(w, active, h)
         hc = h[:, None].to(y.dtype)
+        w.counts[SOLVES] += 3 * active
         k1 = solve(f0)
         f1 = self._eval(w.t + 0.5 * h, y + 0.5 * hc * k1, w.rows)
         k2 = solve(f1 - k1) + k1
@@ -679,7 +681,7 @@ class PerCueSolve:
         tol = KRYLOV_FRACTION * scale / h.clamp_min(1e-300)
 
         def solve(rhs: torch.Tensor) -> torch.Tensor:
-            x, products = gmres(apply, rhs, tol.to(torch.float64 if y.dtype == torch.float64 else torch.float32))
+            x, products = gmres(apply, rhs, tol)
             w.counts[NFE] += products * active
             return x
 

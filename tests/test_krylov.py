@@ -43,6 +43,8 @@ def test_the_matrix_free_step_follows_stiff_systems_as_the_dense_one(monkeypatch
     times = torch.linspace(0.0, 2.0, 11, dtype=torch.float64)
     dense = PerCueSolve(linear, y0, times, "rosenbrock23", rtol=1e-7, atol=1e-9)
     dense_error = float((run(dense) - exact(times, y0)).abs().max())
+    # three linear solves per implicit attempt, here each by the LU factorization of its step
+    assert torch.equal(dense.stats.solves, 3 * dense.stats.factorizations) and int(dense.stats.solves.sum()) > 0
     monkeypatch.setattr(stepper, "DENSE_JACOBIAN_MAX_DIM", 2)
     for method in ("rosenbrock23", "auto"):
         solve = PerCueSolve(linear, y0, times, method, rtol=1e-7, atol=1e-9)
@@ -51,10 +53,11 @@ def test_the_matrix_free_step_follows_stiff_systems_as_the_dense_one(monkeypatch
         # as accurate as the dense solve (the stiffest cue's eigenvalue is -3,000)
         assert float((out - exact(times, y0)).abs().max()) <= 1.5 * dense_error
         assert int(solve.stats.jacobians.sum()) == 0 and int(solve.stats.factorizations.sum()) == 0
+        assert int(solve.stats.solves.sum()) > 0
     assert int((solve.stats.method == IMPLICIT).sum()) >= 2  # auto switched the stiff cues
 
 
-def test_a_stiff_network_of_400_units_solves_matrix_free_faster_than_dopri5():
+def test_a_stiff_network_of_400_units_solves_matrix_free_in_fewer_evaluations_than_dopri5():
     images = load_digits().resized(20).images[:40]  # 400 units: beyond the dense Jacobian's size
     memories = images.reshape(40, -1).double()
     cues = corrupt(images[:6], "mask", fraction=0.25, side="bottom").reshape(6, -1).double()
@@ -65,6 +68,9 @@ def test_a_stiff_network_of_400_units_solves_matrix_free_faster_than_dopri5():
     explicit = simulate(net, cues, 20.0, monitor=monitor, solver=Solver("dopri5", **solver), targets=memories[:6])
     assert (auto.solver_status == STEADY).all()
     assert int((auto.solver_method_used == IMPLICIT).sum()) >= 3 and int(auto.solver_jacobians.sum()) == 0
+    implicit = auto.solver_method_used == IMPLICIT
+    solves = auto.solver_linear_solves
+    assert (solves.where(implicit, 1) > 0).all() and (solves.where(~implicit, 0) == 0).all()
     assert int(auto.solver_nfe.sum()) < int(explicit.solver_nfe.sum()) / 2
     assert retrieval(auto).attrs["rate"] == retrieval(explicit).attrs["rate"] == 1.0
     check = lyapunov_check(auto)
