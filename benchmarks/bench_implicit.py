@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-import neurodyn.stepper as stepper
+import neurodyn.solve.rosenbrock as rosenbrock
 from neurodyn import Monitor, Solver, from_preset, simulate
 from neurodyn.analysis import retrieval
 from neurodyn.data import corrupt, load_dataset
@@ -34,7 +34,7 @@ TOLERANCES = dict(rtol=1e-5, atol=1e-7, steady_tol=1e-4, max_steps=20000)
 
 
 def run(net, cues, targets, method: str, dense_limit: int) -> str:
-    stepper.DENSE_JACOBIAN_MAX_DIM = dense_limit
+    rosenbrock.DENSE_JACOBIAN_MAX_DIM = dense_limit
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    default = stepper.DENSE_JACOBIAN_MAX_DIM
+    default = rosenbrock.DENSE_JACOBIAN_MAX_DIM
     lines = ["| data | units | dtype | dopri5 | auto, dense solve | auto, matrix-free solve |", "|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, side in PROBLEMS:
@@ -68,7 +68,7 @@ def main() -> None:
             cells.append(run(net, q, memories[:16], "auto", 1))
             lines.append(f"| {name} | {dims} | {str(dtype)[6:]} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
-    stepper.DENSE_JACOBIAN_MAX_DIM = default
+    rosenbrock.DENSE_JACOBIAN_MAX_DIM = default
     if args.no_write:
         return
     block = f"{BEGIN}\n" + "\n".join(lines) + f"\n{END}"

@@ -9,7 +9,7 @@ docs/performance.md (between the ``bench_performance`` markers). Run by hand, no
    memory is the peak allocated on CUDA, and on the CPU the scores held at once (B x N or B x tile).
 2. How the tiled step's cost grows with N, B and I.
 3. Solvers on the reduced MCHN with half-masked cues (dopri5, rtol 1e-4, atol 1e-6): torchdiffeq,
-   torchode and the per-cue engine (``neurodyn.stepper``), with wall time, batched RHS calls, the
+   torchode and the per-cue engine (``neurodyn.solve.per_cue``), with wall time, batched RHS calls, the
    cue-evaluations computed, and overhead = wall / (batched calls x one RHS); then the same with
    steady-state stopping, where cues settle at different times.
 """

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 #: Public name -> the submodule that defines it.
 _EXPORTS = {
-    "Solver": "integrate", "SolverError": "integrate", "SolverWarning": "integrate",
+    "Solver": "solve", "SolverError": "solve", "SolverWarning": "solve",
     "make_lagrangian": "lagrangians",
     "PRESETS": "network", "Cue": "network", "Network": "network", "State": "network", "from_config": "network",
     "from_preset": "network",
@@ -32,9 +32,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and editors see
-    from .integrate import Solver as Solver
-    from .integrate import SolverError as SolverError
-    from .integrate import SolverWarning as SolverWarning
     from .lagrangians import make_lagrangian as make_lagrangian
     from .network import PRESETS as PRESETS
     from .network import Cue as Cue
@@ -47,6 +44,9 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .record import save_netcdf as save_netcdf
     from .similarity import make_similarity as make_similarity
     from .simulation import simulate as simulate
+    from .solve import Solver as Solver
+    from .solve import SolverError as SolverError
+    from .solve import SolverWarning as SolverWarning
 
 
 def __getattr__(name: str) -> Any:

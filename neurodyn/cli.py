@@ -19,10 +19,10 @@ import torch
 
 from . import analysis, data
 from .encoded import RECORD, TOP_K, default_model
-from .integrate import ENGINES, METHODS, Solver, SolverError, SolverWarning
 from .network import PRESET_DATA, PRESETS
 from .recall import DTYPES, model_config, run_encoded_recall, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
+from .solve import ENGINES, METHODS, Solver, SolverError, SolverWarning
 from .spiking import MODELS, PATHS, SpikingMemory, make_spiking
 
 PIXEL_RECORD = ("v", "energy", "speed", "overlap")

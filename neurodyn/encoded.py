@@ -29,10 +29,10 @@ from . import analysis
 from .bank import MemoryBank, Scale
 from .codecs import Codec
 from .codecs.base import Stimuli
-from .integrate import Solver
 from .network import Network, from_config
 from .record import Monitor
 from .simulation import simulate
+from .solve import Solver
 from .spiking import SpikingMemory
 
 Readout = Literal["auto", "decode", "values"]

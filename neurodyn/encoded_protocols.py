@@ -30,7 +30,7 @@ from . import analysis, data, probes
 from .bank import MemoryBank
 from .codecs import Codec, load_codec
 from .encoded import EncodedMemory
-from .integrate import Solver
+from .solve import Solver
 
 HELD_OUT = {"cifar10", "mnist"}
 """Data sets whose codecs were trained on the other four fifths: memories come from index % 5 == 4."""

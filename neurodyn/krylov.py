@@ -1,7 +1,7 @@
 """Batched, restarted GMRES for the matrix-free implicit step (Saad & Schultz 1986).
 
 The implicit method solves ``(I - h d J) x = r`` per cue. Up to
-:data:`neurodyn.stepper.DENSE_JACOBIAN_MAX_DIM` units it factorizes that matrix; beyond, forming a
+:data:`neurodyn.solve.rosenbrock.DENSE_JACOBIAN_MAX_DIM` units it factorizes that matrix; beyond, forming a
 D x D Jacobian per cue costs D right-hand sides and D^2 memory, so the solve is matrix-free:
 GMRES needs only products ``J v``, one batched right-hand side each (a finite difference along
 ``v``). Neither torch nor torchdiffeq has a Krylov solver, and scipy's ``gmres`` takes one

@@ -27,8 +27,8 @@ from .analysis import (
 )
 
 if TYPE_CHECKING:
-    from .integrate import Solver
     from .network import Network
+    from .solve import Solver
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -63,7 +63,7 @@ RECALL_MODES = ("dynamics", "one-step")
 
 def default_probe_solver() -> Solver:
     """The solver the cue sweeps use unless given one: dopri5 with steady-state stopping."""
-    from .integrate import Solver
+    from .solve import Solver
 
     return Solver("dopri5", rtol=1e-5, atol=1e-7, steady_tol=1e-4)
 

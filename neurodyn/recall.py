@@ -16,10 +16,10 @@ import xarray as xr
 from . import analysis, data
 from .bank import MemoryBank
 from .encoded import EncodedMemory
-from .integrate import Solver
 from .network import Network, from_config
 from .record import Monitor
 from .simulation import simulate
+from .solve import Solver
 from .spiking import SpikingMemory
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

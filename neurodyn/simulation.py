@@ -22,10 +22,10 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from . import analysis, stepper
-from .integrate import Integration, Solver, SolverWarning
+from . import analysis
 from .network import Network, State
 from .record import Monitor, Recorder, spike_variables, spiking_monitor
+from .solve import EXPLICIT, IMPLICIT, STATUS_NAMES, CueStats, Integration, Solver, SolverWarning, integrate
 from .spiking import SpikingMemory, SpikingRun
 
 
@@ -77,7 +77,7 @@ def simulate(
     queries: cues (B, I), or one cue (I,).
     duration: the time span, in units of ``time_units`` (the time constants share them).
     monitor: what to record (default: ``v``, ``energy`` and ``speed`` at 101 times).
-    solver: a :class:`~neurodyn.integrate.Solver` or a method name.
+    solver: a :class:`~neurodyn.solve.Solver` or a method name.
     cue_mode, clamp, strength: how the cue drives the network (:meth:`Network.make_cue`).
     targets: the patterns each cue should recall (B, I), stored for retrieval analysis;
         ``target_index``: the index of each cue's stored pattern (B,).
@@ -131,8 +131,8 @@ def simulate(
                         chunk_times=chunk_times)
     if spiking is None:
         block_size = block_size or max(1, math.ceil((len(times_np) - 1) / 20))
-        run = Integration(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size,
-                          record_speed="speed" in monitor.variables)
+        run = integrate(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size,
+                        record_speed="speed" in monitor.variables)
     else:
         counted = _counted_units(recorder, network) if "rate" in monitor.variables else None
         run = SpikingRun(network, cue, spiking, times, 0 if seed is None else seed, cue_ids,
@@ -269,16 +269,16 @@ def _add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_un
     ds.update(records)
 
 
-def _per_cue_stats(per_cue: stepper.CueStats, time_units: str) -> dict[str, tuple]:
-    """Each cue's solver counts and status (the per-cue engine, :mod:`neurodyn.stepper`)."""
-    codes = sorted(stepper.STATUS_NAMES)
+def _per_cue_stats(per_cue: CueStats, time_units: str) -> dict[str, tuple]:
+    """Each cue's solver counts and status (the per-cue engine, :mod:`neurodyn.solve.per_cue`)."""
+    codes = sorted(STATUS_NAMES)
     out = {"solver_status": ("cue", per_cue.status.numpy().astype(np.int8), {
         "long_name": "how the cue's integration ended", "units": "1",
         "flag_values": np.array(codes, dtype=np.int8),
-        "flag_meanings": " ".join(stepper.STATUS_NAMES[c] for c in codes)})}
+        "flag_meanings": " ".join(STATUS_NAMES[c] for c in codes)})}
     out["solver_method_used"] = ("cue", per_cue.method.numpy().astype(np.int8), {
         "long_name": "the method the cue's integration ended with", "units": "1",
-        "flag_values": np.array([stepper.EXPLICIT, stepper.IMPLICIT], dtype=np.int8),
+        "flag_values": np.array([EXPLICIT, IMPLICIT], dtype=np.int8),
         "flag_meanings": "explicit_dopri5_or_fixed_step implicit_rosenbrock23"})
     for name, value, long_name, units in (
             ("solver_nfe", per_cue.nfe, "right-hand-side evaluations of the cue (Jacobians count one per unit)", "1"),

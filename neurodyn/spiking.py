@@ -51,10 +51,10 @@ from typing import NamedTuple
 
 import torch
 
-from .integrate import Block
 from .lagrangians import Quadratic
 from .network import Cue, Network
 from .rng import counter_uniform
+from .solve import Block
 
 MODELS = ("poisson", "lif", "rate")
 PATHS = ("auto", "dense", "memory")
@@ -401,7 +401,7 @@ class _Exponential:
 
 
 class SpikingRun:
-    """A running spiking simulation: iterate it for :class:`~neurodyn.integrate.Block` records
+    """A running spiking simulation: iterate it for :class:`~neurodyn.solve.Block` records
     of ``v`` on the recording grid; read ``spikes``, ``counts`` and ``stats`` as it goes.
 
     ``times``: the recording grid (ms, multiples of ``dt``). ``cue_ids``: the global ids that key

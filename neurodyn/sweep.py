@@ -48,9 +48,9 @@ def recall_point(data: str = "digits", n_memories: int = 100, corruption: str = 
                  rtol: float = 1e-5, atol: float = 1e-7, steady_tol: float = 1e-4, threshold: float = 50.0,
                  n_cues: int | None = None, device: str = "cpu", dtype: str = "float32") -> dict[str, float]:
     """One recall run (:func:`neurodyn.recall.run_recall`) reduced to its summary scalars."""
-    from .integrate import Solver
     from .recall import model_config, recall_summary, run_recall
     from .record import Monitor
+    from .solve import Solver
 
     model_dict = model_config(model, beta=beta, similarity=similarity, separation=separation, dynamics=dynamics,
                               value_lagrangian=value_lagrangian, tau_h=tau_h)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-import neurodyn.stepper as stepper
+import neurodyn.solve.rosenbrock as rosenbrock
 from neurodyn import Monitor, Solver, from_preset, simulate
 from neurodyn.analysis import lyapunov_check, retrieval
 from neurodyn.data import corrupt, load_digits
 from neurodyn.krylov import gmres
-from neurodyn.stepper import IMPLICIT, STEADY, PerCueSolve
+from neurodyn.solve import IMPLICIT, STEADY, PerCueSolve
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -45,7 +45,7 @@ def test_the_matrix_free_step_follows_stiff_systems_as_the_dense_one(monkeypatch
     dense_error = float((run(dense) - exact(times, y0)).abs().max())
     # three linear solves per implicit attempt, here each by the LU factorization of its step
     assert torch.equal(dense.stats.solves, 3 * dense.stats.factorizations) and int(dense.stats.solves.sum()) > 0
-    monkeypatch.setattr(stepper, "DENSE_JACOBIAN_MAX_DIM", 2)
+    monkeypatch.setattr(rosenbrock, "DENSE_JACOBIAN_MAX_DIM", 2)
     for method in ("rosenbrock23", "auto"):
         solve = PerCueSolve(linear, y0, times, method, rtol=1e-7, atol=1e-9)
         out = run(solve)

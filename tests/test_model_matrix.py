@@ -16,7 +16,7 @@ from neurodyn.analysis import lyapunov_check
 from neurodyn.network import PRESETS
 from neurodyn.recall import model_config, prepare_memory
 from neurodyn.similarity import SIMILARITIES
-from neurodyn.stepper import FINISHED, STEADY
+from neurodyn.solve import FINISHED, STEADY
 
 MODELS = [("preset", name, None, None) for name in PRESETS] + [
     ("override", sim, sep, dyn) for sim in SIMILARITIES for sep in ("softmax:10", "max", "polynomial:3")

@@ -10,7 +10,8 @@ import torch
 from torchdiffeq import odeint
 
 from neurodyn import Monitor, Solver, SolverError, SolverWarning, from_preset, simulate
-from neurodyn.stepper import CROSSINGS, FAILED, FINISHED, STEADY, PerCueSolve
+from neurodyn.solve import FAILED, FINISHED, STEADY, PerCueSolve
+from neurodyn.solve.ring import CROSSINGS
 
 RATES = torch.tensor([0.5, 1.0, 5.0, 20.0], dtype=torch.float64)
 
@@ -75,7 +76,7 @@ def test_a_small_ring_of_recording_rows_gives_the_same_record(y0):
     wide = PerCueSolve(decay, y0, times, "dopri5", rtol=1e-6, atol=1e-9)
     narrow = PerCueSolve(decay, y0, times, "dopri5", rtol=1e-6, atol=1e-9, window=8)
     a, b = run(wide), run(narrow)
-    assert narrow.ring.shape[0] == 9 and wide.ring.shape[0] == 202
+    assert narrow.ring.rows.shape[0] == 9 and wide.ring.rows.shape[0] == 202
     assert torch.equal(a[0], b[0])
     torch.testing.assert_close(b[1], a[1], rtol=1e-5, atol=1e-8)
     assert (b[1] - exact(times, y0)).abs().max() < 1e-6

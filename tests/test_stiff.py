@@ -16,7 +16,7 @@ from neurodyn.analysis import lyapunov_check, retrieval
 from neurodyn.cli import main
 from neurodyn.data import corrupt, load_digits
 from neurodyn.network import MANHATTAN_SMOOTHING, State
-from neurodyn.stepper import EXPLICIT, FAILED, FINISHED, IMPLICIT, STEADY, PerCueSolve
+from neurodyn.solve import EXPLICIT, FAILED, FINISHED, IMPLICIT, STEADY, PerCueSolve
 
 # A linear system per cue, dy/dt = A_b (y - c): eigenvalues -1 and -LAMBDA_b (stiff for large ones).
 LAMBDAS = torch.tensor([2.0, 300.0, 3e3], dtype=torch.float64)

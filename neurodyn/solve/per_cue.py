@@ -1,0 +1,317 @@
+"""The per-cue loop: every cue with its own time, step size, method, status and statistics.
+
+torchdiffeq steps the whole batch with one step size (the worst cue's) and reads it back to the
+host every step. Here every cue carries its own time, step size, method and status (torchode's
+design), accept/reject is a ``torch.where`` per cue, and the host looks at the batch once per
+block of ``sync_every`` steps. Between those looks nothing leaves the device; at a look, cues
+that are done (end reached, steady state, failure) are dropped from the working batch, so a
+finished cue costs no more right-hand sides, and a failed one never stops the others.
+
+Methods: ``dopri5`` and the fixed-step ``euler``, ``midpoint`` and ``rk4``
+(:mod:`~neurodyn.solve.explicit`), ``rosenbrock23`` for stiff cues
+(:mod:`~neurodyn.solve.rosenbrock`), and ``auto``: dopri5 with Hairer's stiffness test per cue,
+a cue found stiff continuing with rosenbrock23 from where it is
+(:mod:`~neurodyn.solve.stiffness`). The step-size control is
+:class:`~neurodyn.solve.control.ErrorControl`, the steady-state event
+:class:`~neurodyn.solve.control.SteadyState`, the recording
+:class:`~neurodyn.solve.ring.RecordingRing`.
+
+Time and step sizes are kept in float64 whatever the state's dtype, so a float32 state can take
+steps far below float32's resolution of the time span (a fast transient at t = 0).
+
+On a GPU a step may cross at most :data:`~neurodyn.solve.ring.CROSSINGS` recording times (it is
+shortened otherwise), so the recorded states are written by a fixed number of masked scatters per
+step, with no host sync; on the CPU, where reading how many were crossed is free, a step may cross
+any number of them (within the ring), so a dense recording grid costs no extra steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import torch
+
+from ..numerics import flush_subnormal
+from . import rosenbrock
+from .control import ErrorControl, SteadyState
+from .explicit import ExplicitStep
+from .ring import CROSSINGS, RecordingRing
+from .rosenbrock import Rosenbrock23
+from .status import (
+    ACCEPTED,
+    COUNTERS,
+    FAILED,
+    FAILURES,
+    FINISHED,
+    NFE,
+    NOT_FINITE,
+    OVER_BUDGET,
+    REJECTED,
+    RUNNING,
+    STEADY,
+    UNDERFLOW,
+    CueStats,
+    WorkingBatch,
+)
+from .step import CountedField, Field, Frame, Trial
+from .stiffness import stiffness_switch
+from .tableau import TABLEAUS
+
+ADAPTIVE = ("auto", "dopri5", "rosenbrock23")
+METHODS = ("auto", "dopri5", "rosenbrock23", "euler", "midpoint", "rk4")
+
+
+class PerCueSolve:
+    """Integrate ``dy/dt = rhs(t, y, rows)`` from ``y0`` (B, D) over the recording ``times``.
+
+    ``rhs`` gets times (b,), states (b, D) and ``rows``, the indices (b,) of the cues in the
+    working batch (None while it is the whole batch in order); it must not depend on ``t`` for
+    ``rosenbrock23`` (the network's dynamics are autonomous). Iterating yields ``(times,
+    states)``, (T_k,) and (T_k, B, D), for the recording times every running cue has passed.
+    ``steady_tol``: a cue stops when ``max |dy/dt| <= steady_tol * max(1, max |y|)`` after an
+    accepted step, and its state is held on the rest of the grid (:attr:`convergence_time`: the
+    time of that step). A cue that fails stops with status ``failed`` and NaN on the rest of its
+    grid; the others go on (:attr:`final_state` holds where each cue stopped). When every cue has
+    stopped early the run ends at the first recording time after the last stop.
+    ``first_step``: the adaptive methods' first step (default: Hairer's estimate per cue, one
+    evaluation). ``window``: recording rows kept on the device (default: as many as fit
+    :data:`~neurodyn.solve.ring.RING_BYTES`, at least ``2 * CROSSINGS * sync_every``); a cue that
+    runs a whole window ahead of the slowest waits for it. ``cheap_sync``: whether looking at
+    device values from the host is free (default: on the CPU); False takes the GPU's sync-free
+    path. Statistics are in :attr:`stats` afterwards; :attr:`rhs_rows` counts cue-evaluations
+    computed (stopped cues ride along until the next host look, and Jacobians count one per
+    column) and :attr:`batch_calls` the calls of ``rhs``.
+    """
+
+    def __init__(self, rhs: Field, y0: torch.Tensor, times: torch.Tensor, method: str = "dopri5", *,
+                 rtol: float = 1e-6, atol: float = 1e-8, step_size: float | None = None,
+                 steady_tol: float | None = None, max_steps: int = 100_000, sync_every: int | None = None,
+                 first_step: float | None = None, window: int | None = None,
+                 cheap_sync: bool | None = None) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown per-cue method {method!r}; known: {', '.join(METHODS)}")
+        self.adaptive = method in ADAPTIVE
+        if not self.adaptive and not (step_size and step_size > 0):
+            raise ValueError(f"{method} needs a step_size > 0")
+        batch, dims = y0.shape
+        self.method, self.can_switch = method, method == "auto"
+        self.field = CountedField(rhs)
+        self.control = ErrorControl(rtol, atol)
+        self.steady = None if steady_tol is None else SteadyState(steady_tol)
+        self.tab = TABLEAUS["dopri5" if self.adaptive else method]
+        self.explicit = ExplicitStep(self.tab, self.field, self.control if self.adaptive else None,
+                                     probe=self.can_switch)
+        # Larger states solve the implicit stages matrix-free (neurodyn.krylov), smaller ones by LU.
+        self.matrix_free = dims > rosenbrock.DENSE_JACOBIAN_MAX_DIM
+        self.implicit = Rosenbrock23(self.field, self.control, self.matrix_free)
+        self.step = step_size
+        # A host look costs nothing on the CPU; on a GPU it waits for the device.
+        self.cheap_sync = y0.device.type == "cpu" if cheap_sync is None else cheap_sync
+        sync_every = sync_every or (1 if self.cheap_sync else 16)
+        self.max_steps, self.sync_every, self.first_step = max_steps, max(1, int(sync_every)), first_step
+        self.y0 = y0
+        self.times = times.to(torch.float64)  # time is float64 whatever the state's dtype
+        self.span = float(self.times[-1] - self.times[0])
+        self.ring = RecordingRing(self.times, y0, window, 2 * CROSSINGS * self.sync_every)
+        # Recording times one step may cross: fixed steps land on the next one.
+        self.crossings = (self.ring.window if self.cheap_sync else CROSSINGS) if self.adaptive else 1
+        self.convergence_time = torch.full((batch,), math.nan, dtype=torch.float64)
+        self._switch_time = torch.full((batch,), math.nan, dtype=torch.float64, device=y0.device)
+        self._plan: tuple[torch.Tensor, torch.Tensor] | str = "explicit"  # which cues take which method
+        self.wall_time = 0.0
+        self.host_syncs = self.attempts = 0
+        dev = y0.device
+        self._counts = torch.zeros(len(COUNTERS), batch, dtype=torch.long, device=dev)
+        self._status = torch.zeros(batch, dtype=torch.long, device=dev)
+        self._method = torch.zeros(batch, dtype=torch.long, device=dev)
+        self._failure = torch.zeros(batch, dtype=torch.long, device=dev)
+        self._h = torch.zeros(batch, dtype=torch.float64, device=dev)
+        self._t = torch.zeros(batch, dtype=torch.float64, device=dev)
+        self.final_state = y0.clone()  # where each cue stopped (or ended)
+
+    @property
+    def rhs_rows(self) -> int:
+        return self.field.rows
+
+    @property
+    def batch_calls(self) -> int:
+        return self.field.calls
+
+    @property
+    def stats(self) -> CueStats:
+        counts = self._counts.cpu()
+        status, failure, h = self._status.cpu(), self._failure.cpu(), self._h.cpu()
+        reasons = {int(c): FAILURES[int(failure[c])].format(max_steps=self.max_steps, h=float(h[c]))
+                   for c in (status == FAILED).nonzero().flatten()}
+        return CueStats(*counts, status, self._method.cpu(), self.switch_time, h, self._t.cpu(), reasons)
+
+    @property
+    def switch_time(self) -> torch.Tensor:
+        """When each cue switched to the implicit method (NaN: never), a CPU tensor (B,)."""
+        return self._switch_time.cpu()
+
+    def _settle(self, w: WorkingBatch) -> None:
+        """Write the working batch's cues back to the per-cue records; stopped ones are held
+        (failed ones as NaN: they were not integrated past their failure)."""
+        rows = w.rows
+        self._counts[:, rows] = w.counts
+        self._status[rows], self._h[rows], self._t[rows] = w.status, w.h, w.t
+        self._method[rows], self._failure[rows] = w.implicit.long(), w.failure
+        stopped = w.status != RUNNING
+        if bool(stopped.any()):
+            gone = rows[stopped]
+            y = w.y[stopped]
+            self.final_state[gone] = y
+            failed = (w.status[stopped] == FAILED)[:, None]
+            self.ring.hold(gone, w.idx[stopped], torch.where(failed, torch.full_like(y, math.nan), y))
+            steady = (w.status == STEADY).cpu()
+            self.convergence_time[rows.cpu()[steady]] = w.t.cpu()[steady]
+
+    def _start(self) -> WorkingBatch:
+        """The whole batch at the first recording time, with its first step size."""
+        batch = self.y0.shape[0]
+        w = WorkingBatch.start(self.times[:1].expand(batch).clone(), self.y0.clone(), self.method == "rosenbrock23")
+        self.field.all_rows = w.rows
+        if self.adaptive or self.steady is not None:
+            w.f = self.field(w.t, w.y, w.rows)
+            w.counts[NFE] += 1
+            bad = ~torch.isfinite(w.f).all(-1)
+            w.status = torch.where(bad, FAILED, w.status)
+            w.failure = torch.where(bad, NOT_FINITE, w.failure)
+        if not self.adaptive:
+            w.h = torch.full_like(w.t, self.step)
+        elif self.first_step:
+            w.h = torch.full_like(w.t, self.first_step)
+        else:
+            w.h = self.control.first_step(w.t, w.y, w.f, self.tab.order, lambda t, y: self.field(t, y, w.rows))
+            w.counts[NFE] += 1
+        if self.steady is not None:
+            w.status = torch.where((w.status == RUNNING) & self.steady.reached(w.f, w.y), STEADY, w.status)
+        if not self.adaptive:
+            w.f = None
+        self._switch_time[w.implicit] = float(self.times[0])
+        self._replan(w)
+        return w
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        start = time.perf_counter()
+        w = self._start()
+        yield self.times[:1].to(self.y0.dtype), self.y0[None]
+        done_rows = 1
+        while True:
+            if bool((w.status == RUNNING).any()):
+                for _ in range(self.sync_every):
+                    w = self._attempt(w, done_rows)
+            self.host_syncs += 1  # the one host look per block of steps
+            stopped = w.status != RUNNING
+            if bool(stopped.any()):
+                self._settle(w)
+                keep = (~stopped).nonzero().squeeze(-1)
+                if len(keep) == 0:
+                    break
+                w = w.take(keep)
+            self._replan(w)
+            complete = int(w.idx.min())  # every running cue has written the rows before it
+            if complete > done_rows:
+                yield self.ring.read(done_rows, complete)
+                done_rows = complete
+        # Every cue stopped: the record ends at the end when some cue finished there, otherwise at
+        # the first recording time after the last stop, so that it shows every cue's final state.
+        finished = bool((self._status == FINISHED).any())
+        last = len(self.times) if finished else min(len(self.times), self.ring.reached + 1)
+        if last > done_rows:
+            yield self.ring.read(done_rows, last)
+        self.wall_time = time.perf_counter() - start
+
+    def _replan(self, w: WorkingBatch) -> None:
+        """Which cues take which method until the next host look (deciding it costs a look, so a
+        cue found stiff between two looks switches at the next one; on the CPU that is the next
+        step)."""
+        if not self.can_switch and self.method != "rosenbrock23":
+            return
+        implicit = w.implicit & (w.status == RUNNING)
+        if not bool(implicit.any()):
+            self._plan = "explicit"
+        elif bool((implicit | (w.status != RUNNING)).all()):
+            self._plan = "implicit"
+        else:
+            self._plan = implicit.nonzero().squeeze(-1), (~implicit).nonzero().squeeze(-1)
+            if w.jac is None and not self.matrix_free:
+                w.jac = w.y.new_zeros(len(w.t), w.y.shape[1], w.y.shape[1])
+
+    def _attempt(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
+        """One step attempt of the working batch, each cue by the method :meth:`_replan` gave it;
+        cues not running are carried through unchanged."""
+        self.attempts += 1
+        if self._plan == "explicit":
+            return self._explicit(w, done_rows)
+        if self._plan == "implicit":
+            return self._implicit(w, done_rows)
+        imp, exp = self._plan
+        w.put(exp, self._explicit(w.take(exp), done_rows))
+        w.put(imp, self._implicit(w.take(imp), done_rows))
+        return w
+
+    def _explicit(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
+        frame = self._frame(w, done_rows)
+        trial = self.explicit.attempt(w, frame)
+        out, failure = self._finish(w, frame, trial)
+        if trial.probe is not None:
+            switch = stiffness_switch(out, trial.accept, frame.h, *trial.probe, failure)
+            self._switch_time[out.rows] = torch.where(switch, out.t, self._switch_time[out.rows])
+        return out
+
+    def _implicit(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
+        frame = self._frame(w, done_rows)
+        return self._finish(w, frame, self.implicit.attempt(w, frame))[0]
+
+    def _frame(self, w: WorkingBatch, done_rows: int) -> Frame:
+        """The attempt's frame: a cue a whole window ahead waits; a step that almost reaches the
+        recording limit lands on it."""
+        horizon = self.ring.horizon(done_rows)
+        active = (w.status == RUNNING) & (w.idx <= horizon)
+        limit = self.times[(w.idx + (self.crossings - 1)).clamp(max=horizon)]
+        # Fixed steps divide the recording spacing to 1e-3 (Integration checks), so rounding of
+        # t never leaves a sliver of a step.
+        lands = w.h >= (limit - w.t) * (1 - (1e-6 if self.adaptive else 1e-3))
+        h = torch.where(lands, limit - w.t, w.h)
+        return Frame(active, lands, h, torch.where(lands, limit, w.t + h))
+
+    def _finish(self, w: WorkingBatch, frame: Frame, trial: Trial) -> tuple[WorkingBatch, torch.Tensor]:
+        """Counters, recording, the new state of accepted cues, and their status; also each cue's
+        new failure code (0: none). The batch is this loop's own: it is advanced in place
+        (cheaper than a copy per attempt)."""
+        active, accept, h, h_next = frame.active, trial.accept, frame.h, trial.h_next
+        w.counts[NFE] += active * trial.stages
+        w.counts[ACCEPTED] += accept
+        w.counts[REJECTED] += active & ~accept
+        crossed = (torch.searchsorted(self.times, trial.t_new, right=True) - w.idx).clamp(min=0) * accept
+        # On the CPU a look at how many times were crossed is free; on a GPU it would sync.
+        n_cross = int(crossed.max()) if self.cheap_sync else self.crossings
+        self.ring.write(w, h, crossed, n_cross, trial.interpolate)
+        acc = accept[:, None]
+        t_out = torch.where(accept, trial.t_new, w.t)
+        # States decaying to 0 go subnormal, which x86 CPUs compute on 100x slower: set to 0.
+        y_out = torch.where(acc, flush_subnormal(trial.y_new), w.y)
+        f_out = None if trial.f_new is None else torch.where(acc, trial.f_new, w.f)
+        status = torch.where(accept & (trial.t_new >= self.times[-1]), FINISHED, w.status)
+        if self.steady is not None:
+            speed_f = f_out if f_out is not None else self.field(t_out, y_out, w.rows)
+            w.counts[NFE] += 0 if f_out is not None else accept
+            status = torch.where(accept & (status == RUNNING) & self.steady.reached(speed_f, y_out), STEADY, status)
+        over = w.counts[ACCEPTED] + w.counts[REJECTED] > self.max_steps
+        # Underflow: the step no longer moves time at float64's resolution of the time span.
+        tiny = 64 * torch.finfo(torch.float64).eps * torch.clamp_min(t_out.abs(), self.span)
+        underflow = ~accept & (h_next <= tiny)
+        finite = torch.isfinite(trial.y_new).all(-1)  # (a non-finite derivative makes the next trial's state so)
+        # A step size that collapsed on non-finite trials, or a fixed step to a non-finite state.
+        blown = (underflow | (not self.adaptive)) & ~finite
+        failure = torch.where(over, OVER_BUDGET, torch.where(blown, NOT_FINITE, torch.where(underflow, UNDERFLOW, 0)))
+        failure = failure * active
+        w.rejected = torch.where(active, ~accept, w.rejected)
+        w.failure = torch.where(failure > 0, failure, w.failure)
+        w.t, w.y, w.f, w.h, w.idx = t_out, y_out, f_out, h_next, w.idx + crossed
+        w.status = torch.where(failure > 0, FAILED, status)
+        return w, failure

@@ -1,0 +1,70 @@
+"""The recording ring: the states on the recording grid, written on the device as cues cross it.
+
+A cue may run at most a window of rows ahead of the slowest one, so memory stays bounded
+whatever the number of recording times. Stopped cues are held: a steady cue's last state, a
+failed cue's NaN, from the row where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from .status import WorkingBatch
+
+#: Recording times one step may cross on a GPU (longer steps are cut to the last of them).
+CROSSINGS = 4
+#: Bytes of recording rows kept on the device by default (a cue may run that far ahead).
+RING_BYTES = 2**28
+
+
+class RecordingRing:
+    """Rows of the recording grid ``times`` (float64, T) modulo a ``window`` (default: as many as
+    fit :data:`RING_BYTES`, at least ``min_window``), for a batch starting at ``y0`` (B, D)."""
+
+    def __init__(self, times: torch.Tensor, y0: torch.Tensor, window: int | None, min_window: int) -> None:
+        batch, dims = y0.shape
+        self.times, self.dtype = times, y0.dtype
+        self.grid = torch.cat([times, times.new_full((1,), math.inf)])  # +inf: past the end
+        row_bytes = max(1, batch * dims * y0.element_size())
+        self.window = min(len(times), window or max(min_window, RING_BYTES // row_bytes))
+        self.rows = y0.new_empty(self.window + 1, batch, dims)  # rows modulo the window; last: scratch
+        self.rows[0] = y0
+        self.any_held = False
+        self.held = torch.empty_like(y0)  # a stopped cue's state, held from its stop row on
+        self.stop_row = torch.full((batch,), len(times), dtype=torch.long, device=y0.device)  # first row held
+        self.reached = 1  # the latest row a stopped cue had reached
+
+    def horizon(self, done_rows: int) -> int:
+        """The last row the ring can take while rows before ``done_rows`` are still unread."""
+        return min(len(self.times) - 1, done_rows + self.window - 1)
+
+    def write(self, w: WorkingBatch, h: torch.Tensor, crossed: torch.Tensor, n_cross: int,
+              interpolate: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Write the states at the (at most ``n_cross``) recording times each cue's accepted step
+        crossed, by the step's dense output; rows not written go to the scratch row."""
+        scratch = window = self.window
+        for j in range(n_cross):
+            target = w.idx + j
+            theta = ((self.grid[target.clamp(max=len(self.times))] - w.t) / h).clamp(0.0, 1.0)[:, None]
+            value = interpolate(theta.to(w.y.dtype))
+            self.rows[torch.where(crossed > j, target % window, scratch), w.rows] = value
+
+    def hold(self, cues: torch.Tensor, stop_rows: torch.Tensor, states: torch.Tensor) -> None:
+        """Hold ``states`` for the stopped ``cues`` from their ``stop_rows`` on."""
+        self.any_held = True
+        self.held[cues] = states
+        self.stop_row[cues] = stop_rows
+        self.reached = max(self.reached, int(stop_rows.max()))
+
+    def read(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``[start, stop)``: their times (in the states' dtype) and states, stopped cues'
+        held states in place."""
+        rows = torch.arange(start, stop, device=self.rows.device)
+        states = self.rows[rows % self.window]
+        if self.any_held:
+            held = rows[:, None] >= self.stop_row[None, :]
+            states = torch.where(held[..., None], self.held[None], states)
+        return self.times[start:stop].to(self.dtype), states

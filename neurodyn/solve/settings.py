@@ -1,0 +1,91 @@
+"""Solver settings: the method, its tolerances or step, the step budget, the steady-state event
+and the engine, in one frozen object (diffrax's ``solver`` and ``stepsize_controller`` in one)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from . import per_cue
+
+ADAPTIVE_METHODS = ("auto", "dopri5", "rosenbrock23", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
+FIXED_METHODS = ("euler", "midpoint", "rk4")
+METHODS = ADAPTIVE_METHODS + FIXED_METHODS
+ENGINES = ("auto", "per-cue", "torchdiffeq")
+
+
+class SolverError(RuntimeError):
+    """The solver could not integrate the system to its tolerance."""
+
+
+class SolverWarning(RuntimeWarning):
+    """Some cues could not be integrated; the others finished (their statuses say which)."""
+
+
+@dataclass(frozen=True)
+class Solver:
+    """Solver settings.
+
+    ``rtol``/``atol`` apply to adaptive methods; ``step_size`` to fixed-step ones (default: the
+    recording grid's smallest spacing; it must divide every spacing). ``max_steps`` bounds a
+    cue's attempted steps (per-cue engine) or the run's accepted steps (torchdiffeq, checked
+    after each block). ``steady_tol`` enables steady-state
+    stopping when ``max |dx/dt| <= steady_tol * max(1, max |x|)`` (None: integrate to the end).
+    ``method``: ``"auto"`` (dopri5, switching a cue to rosenbrock23 when it turns out stiff),
+    ``"rosenbrock23"`` (implicit, L-stable), or another name of :data:`METHODS`.
+    ``engine``: ``"per-cue"`` (:mod:`neurodyn.solve.per_cue`: a step size, method, status and
+    statistics per cue), ``"torchdiffeq"`` (one step size for the batch), or ``"auto"``: per-cue
+    where it has the method (auto, dopri5, rosenbrock23, euler, midpoint, rk4), torchdiffeq
+    otherwise. ``sync_every``: per-cue steps
+    between two looks of the host at the batch (default: every step on the CPU, where a look
+    costs nothing, and every 16 on a GPU, where it waits for the device).
+    """
+
+    method: str = "auto"
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    step_size: float | None = None
+    max_steps: int = 100_000
+    steady_tol: float | None = None
+    engine: str = "auto"
+    sync_every: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown solver method {self.method!r}; known: {', '.join(METHODS)}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown solver engine {self.engine!r}; known: {', '.join(ENGINES)}")
+        if self.engine == "torchdiffeq" and self.method in ("auto", "rosenbrock23"):
+            raise ValueError(f"torchdiffeq has no {self.method!r} method (it has no implicit one); "
+                             "use engine='per-cue' or the method dopri5")
+        if self.engine == "per-cue" and self.method not in per_cue.METHODS:
+            raise ValueError(f"the per-cue engine has {', '.join(per_cue.METHODS)}, not {self.method!r}; "
+                             "use engine='torchdiffeq'")
+        if self.sync_every is not None and self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
+        for name in ("rtol", "atol", "step_size", "steady_tol"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"solver {name} must be > 0, got {value}")
+        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(f"max_steps must be a whole number >= 1, got {self.max_steps!r}")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.method in ADAPTIVE_METHODS
+
+    @property
+    def per_cue(self) -> bool:
+        """Whether the per-cue engine runs this solver."""
+        return self.engine == "per-cue" or (self.engine == "auto" and self.method in per_cue.METHODS)
+
+    def describe(self) -> dict:
+        out = {"method": self.method, "max_steps": self.max_steps, "steady_tol": self.steady_tol,
+               "engine": "per-cue" if self.per_cue else "torchdiffeq"}
+        if self.per_cue:
+            out["sync_every"] = self.sync_every
+        if self.adaptive:
+            out.update(rtol=self.rtol, atol=self.atol)
+        else:
+            out["step_size"] = self.step_size
+        return out

@@ -1,0 +1,76 @@
+"""Runge-Kutta tableaus: the explicit methods of the per-cue engine and their coefficients.
+
+Dormand-Prince 5(4) (Dormand & Prince 1980) with Hairer's 4th-order dense output (*Solving ODEs
+I*, section II.6, ``CONTD5``), and the fixed-step ``euler``, ``midpoint`` and ``rk4``. A new
+explicit method is one :class:`Tableau` and one row of :data:`TABLEAUS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+
+@dataclass(frozen=True)
+class Tableau:
+    """An explicit Runge-Kutta method: nodes ``c``, matrix ``a`` (rows), weights ``b`` and, for an
+    embedded pair, ``error = b - b_hat``; ``fsal``: the last stage is ``f`` at the new point;
+    ``dense``: the coefficients of Hairer's dense output, where the method has one."""
+
+    c: tuple[float, ...]
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    error: tuple[float, ...] | None = None
+    order: int = 1
+    fsal: bool = False
+    dense: tuple[float, ...] | None = None
+
+
+DOPRI5 = Tableau(
+    c=(0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0),
+    a=((), (1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
+       (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+       (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+       (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)),
+    b=(35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0),
+    error=(35 / 384 - 5179 / 57600, 0.0, 500 / 1113 - 7571 / 16695, 125 / 192 - 393 / 640,
+           -2187 / 6784 + 92097 / 339200, 11 / 84 - 187 / 2100, -1 / 40),
+    order=5, fsal=True,
+    # Hairer's CONTD5 coefficients; stage 2 has none.
+    dense=(-12715105075 / 11282082432, 0.0, 87487479700 / 32700410799, -10690763975 / 1880347072,
+           701980252875 / 199316789632, -1453857185 / 822651844, 69997945 / 29380423))
+
+TABLEAUS = {
+    "dopri5": DOPRI5,
+    "euler": Tableau(c=(0.0,), a=((),), b=(1.0,)),
+    "midpoint": Tableau(c=(0.0, 0.5), a=((), (0.5,)), b=(0.0, 1.0), order=2),
+    "rk4": Tableau(c=(0.0, 0.5, 0.5, 1.0), a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
+                   b=(1 / 6, 1 / 3, 1 / 3, 1 / 6), order=4),
+}
+
+
+class Coefficients(NamedTuple):
+    """A tableau's coefficients as tensors: ``a``, row ``i`` the ``i`` coefficients of stage ``i``;
+    ``b``, ``error``, ``dense`` (S,), zeros where the tableau has none."""
+
+    a: tuple[torch.Tensor, ...]
+    b: torch.Tensor
+    error: torch.Tensor
+    dense: torch.Tensor
+
+    @classmethod
+    def of(cls, tab: Tableau, dtype: torch.dtype, device: torch.device) -> Coefficients:
+        n = len(tab.c)
+
+        def as_tensor(values: tuple[float, ...] | None) -> torch.Tensor:
+            return torch.tensor(values if values else (0.0,) * n, dtype=dtype, device=device)
+
+        return cls(tuple(as_tensor(row)[:i] for i, row in enumerate(tab.a)), as_tensor(tab.b),
+                   as_tensor(tab.error), as_tensor(tab.dense))
+
+
+def combine(coefficients: torch.Tensor, stages: torch.Tensor) -> torch.Tensor:
+    """``sum_j c_j k_j`` for stages (S, B, D): one matrix-vector product."""
+    return (coefficients @ stages.flatten(1)).view(stages.shape[1:])
