@@ -14,6 +14,12 @@ Each Lagrangian also states the facts the Lyapunov argument of UHN appendix A ne
 - ``smooth``: the activation is continuous, so the chain rule along a trajectory holds. The
   non-smooth ones (max, top-k, threshold) are the heuristic limits the UHN paper mentions
   below its eq. 4; the tool runs them but never calls their energy decrease guaranteed.
+
+And how its activations combine when a memory bank is read in parts (tiles of
+:mod:`neurodyn.network.tiled`, shards of :mod:`neurodyn.shard`), ``combines``: ``"sum"``
+(elementwise: each part stands alone and the parts add up), ``"log_sum_exp"`` (softmax: the
+parts' log-sum-exps weigh them) or ``"top"`` (the ``winners`` largest units of the whole bank).
+A new separation declares it here; the tiled pass and the shards read it.
 """
 
 from __future__ import annotations
@@ -48,6 +54,12 @@ class Lagrangian:
     sums_to_one: bool = False  # activations already sum to 1 (then normalizing them is a no-op)
     nonnegative: bool = False  # activations are >= 0 (a softmax, a rectified polynomial, ...)
     elementwise: bool = True  # L is a sum over units of one function: a diagonal Hessian
+    combines: str = "sum"  # how parts of a bank combine: "sum", "log_sum_exp" (then it has a beta) or "top"
+
+    @property
+    def winners(self) -> int:
+        """The units that win when ``combines == "top"`` (0 otherwise)."""
+        return 0
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         """``L(x)`` for a batch ``x`` of shape (..., units); returns shape (...)."""
@@ -120,6 +132,7 @@ class LogSumExp(Lagrangian):
     nonnegative = True
     sums_to_one = True
     elementwise = False
+    combines = "log_sum_exp"
 
     def __post_init__(self) -> None:
         self.beta = _positive("beta (inverse temperature)", self.beta)
@@ -142,6 +155,11 @@ class Max(Lagrangian):
     smooth = False
     sums_to_one = True
     elementwise = False
+    combines = "top"
+
+    @property
+    def winners(self) -> int:
+        return 1
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         return x.max(dim=-1).values
@@ -162,6 +180,11 @@ class TopK(Lagrangian):
     nonnegative = True
     smooth = False
     elementwise = False
+    combines = "top"
+
+    @property
+    def winners(self) -> int:
+        return self.k
 
     def __post_init__(self) -> None:
         if not (isinstance(self.k, int) and self.k >= 1):

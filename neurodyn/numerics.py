@@ -21,3 +21,9 @@ def flush_subnormal(x: torch.Tensor) -> torch.Tensor:
 def flush_subnormal_nonnegative(x: torch.Tensor) -> torch.Tensor:
     """:func:`flush_subnormal` for ``x >= 0`` in one kernel (this runs on every right-hand side)."""
     return torch.nn.functional.threshold(x, torch.finfo(x.dtype).tiny, 0.0)
+
+
+def divide_nonzero(x: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """``x / total``, with ``x`` left as is where ``total`` is 0 (a normalization that keeps an
+    all-zero row at zero instead of 0/0). ``total`` broadcasts against ``x``."""
+    return x / torch.where(total == 0, 1.0, total)

@@ -13,7 +13,7 @@ What couples the shards is combined exactly:
 - ``normalize_separation``: the sum of ``f`` all-reduced first.
 
 Only per-cue quantities (B x I drives, B x k candidates, B-vectors) cross ranks; nothing of size
-B x N is gathered. A shard too large for one tile is read in tiles (:mod:`neurodyn.fused`) and
+B x N is gathered. A shard too large for one tile is read in tiles (:mod:`neurodyn.network.tiled`) and
 its parts combined the same way (:meth:`ShardedNetwork.memory_pass`). The value state is
 replicated: every rank integrates the same ``v`` with the
 same reduced results, so the solvers take identical steps and the dynamics, solvers and
@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from . import fused
-from .lagrangians import LogSumExp, Max, TopK
-from .network import Network
+from .network import Network, tiled
+from .numerics import divide_nonzero
 
 
 def shard_bounds(n: int, world: int, rank: int) -> tuple[int, int]:
@@ -123,14 +122,14 @@ class ShardedNetwork(Network):
         """Tiles when the largest shard's scores would not fit one: every rank decides alike,
         so all take the same collectives."""
         largest = -(-self.n_total // dist.get_world_size(self.group))
-        return fused.tile_size(batch, largest) < largest and fused.streamable(self, project)
+        return tiled.tile_size(batch, largest) < largest and tiled.streamable(self, project)
 
     def memory_pass(self, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
-                    top_k: int | None = None, project: bool = False) -> fused.MemoryPass:
+                    top_k: int | None = None, project: bool = False) -> tiled.MemoryPass:
         """The tiled pass over this shard, combined across ranks: softmax parts re-weighted by
         ``exp(lse_rank - lse)`` with the global log-sum-exp from B values per rank, elementwise
         sums all-reduced, max and top-k candidates merged (B x k per rank)."""
-        part = fused.scan(self, g, drive=drive, lagrangian=lagrangian, top_k=top_k, project=project,
+        part = tiled.scan(self, g, drive=drive, lagrangian=lagrangian, top_k=top_k, project=project,
                           offset=self.offset, reduce_sum=self._sum)
         local = None
         if part.lse is not None:
@@ -150,7 +149,7 @@ class ShardedNetwork(Network):
         if part.top is not None:
             top, _, index = self._merge(part.top[0], part.top[0], part.top[1], top_k)
             part.top = top, index
-        out = fused.finish(self, g, part, drive=drive, lagrangian=lagrangian, project=project, local=local)
+        out = tiled.finish(self, g, part, drive=drive, lagrangian=lagrangian, project=project, local=local)
         if out.drive is not None and local is not None:
             out.drive = self._sum(out.drive)  # the winner's drive, from the rank that holds it
         return out
@@ -165,12 +164,12 @@ class ShardedNetwork(Network):
     def separate(self, h: torch.Tensor) -> torch.Tensor:
         """This shard's part of the global ``f``."""
         sep = self.separation
-        if isinstance(sep, LogSumExp):
+        if sep.combines == "log_sum_exp":
             z = sep.beta * h
             lse = self._global_lse(torch.logsumexp(z, dim=-1, keepdim=True))
             return z.sub_(lse).exp_()  # in place: passes over B x N cost bandwidth
-        if isinstance(sep, (Max, TopK)):
-            k = 1 if isinstance(sep, Max) else sep.k
+        if sep.combines == "top":
+            k = sep.winners
             _, _, idx = self._merged_top(h, h, min(k, self.n_total))
             local = idx - self.offset
             mine = (local >= 0) & (local < h.shape[-1])
@@ -179,19 +178,18 @@ class ShardedNetwork(Network):
 
     def memory_lagrangian(self, h: torch.Tensor) -> torch.Tensor:
         sep = self.separation
-        if isinstance(sep, LogSumExp):
+        if sep.combines == "log_sum_exp":
             z = sep.beta * h
             return self._global_lse(torch.logsumexp(z, dim=-1, keepdim=True)).squeeze(-1) / sep.beta
-        if isinstance(sep, (Max, TopK)):
-            k = 1 if isinstance(sep, Max) else sep.k
+        if sep.combines == "top":
+            k = sep.winners
             top, _, _ = self._merged_top(h, h, min(k, self.n_total))
             return top.sum(-1)
         return self._sum(sep.value(h))
 
     def project(self, f: torch.Tensor) -> torch.Tensor:
         if self.normalize_separation:
-            total = self._sum(f.sum(-1, keepdim=True))
-            f = torch.where(total == 0, f, f / torch.where(total == 0, 1.0, total))
+            f = divide_nonzero(f, self._sum(f.sum(-1, keepdim=True)))
         return self._sum(f @ self.P)
 
     def drive(self, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import triton_distance
+from .numerics import divide_nonzero
 
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -41,7 +42,7 @@ _NORMS: dict[int, tuple[weakref.ref, int, torch.Tensor]] = {}
 def squared_norms(memories: torch.Tensor) -> torch.Tensor:
     """``|M_mu|^2`` per memory. Every right-hand side asks for them, and for small networks they
     cost as much as the scores, so they are kept per memory tensor until it is modified in place
-    or freed (views, such as the tiles of :mod:`neurodyn.fused`, and tensors that need a graph
+    or freed (views, such as the tiles of :mod:`neurodyn.network.tiled`, and tensors that need a graph
     are not kept)."""
     if memories.requires_grad or memories._base is not None:
         return (memories * memories).sum(-1)
@@ -216,8 +217,7 @@ class Similarity:
         if self.normalized:
             # |sum| keeps the ranking should a dot or cosine score sum turn negative; an all-zero
             # row (e.g. one memory at zero divergence from the cue) stays zero instead of 0/0.
-            total = s.sum(-1, keepdim=True).abs()
-            s = s / torch.where(total == 0, 1.0, total)
+            s = divide_nonzero(s, s.sum(-1, keepdim=True).abs())
         return s
 
     def gradient(self, memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

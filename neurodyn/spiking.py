@@ -452,10 +452,7 @@ class SpikingRun:
     # ------------------------------------------------------------------ state
     def _weights(self, h: torch.Tensor) -> torch.Tensor:
         """The separation ``f`` the Poisson rates follow (UHN-normalized when the network is)."""
-        f = self.network.separate(h)
-        if self.network.normalize_separation:
-            total = f.sum(-1, keepdim=True)
-            f = torch.where(total == 0, f, f / torch.where(total == 0, 1.0, total))
+        f = self.network.normalized(self.network.separate(h))
         if (f < 0).any():
             raise ValueError(f"the separation {self.network.separation.describe()} gives negative "
                              "activations, which cannot be firing rates")

@@ -1,4 +1,4 @@
-"""The tiled pass over the memory bank (neurodyn.fused) against the plain B x N computation."""
+"""The tiled pass over the memory bank (neurodyn.network.tiled) against the plain B x N computation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import itertools
 import pytest
 import torch
 
-from neurodyn import Monitor, Network, fused, simulate
+from neurodyn import Monitor, Network, simulate
+from neurodyn.network import tiled
 from neurodyn.network import State
 from neurodyn.similarity import make_similarity
 
@@ -40,10 +41,10 @@ def test_tiles_give_the_plain_drive_lagrangian_and_top_k(bank, project):
     memories, _, g = bank
     checked = 0
     for net in _networks(memories):
-        if not fused.streamable(net, project):
+        if not tiled.streamable(net, project):
             assert net.similarity.normalized and net.dynamics == "gradient" and not project
             continue
-        out = fused.stream_memories(net, g, tile=7, top_k=4, project=project)  # 50 = 7 x 7 + 1
+        out = tiled.stream_memories(net, g, tile=7, top_k=4, project=project)  # 50 = 7 x 7 + 1
         h = net.scores(g)
         f = net.separate(h)
         want = net.project(f) if project else net.drive(g, f)
@@ -61,7 +62,7 @@ def test_ties_go_to_the_lower_index_across_tiles():
     memories = torch.zeros(10, 3, dtype=torch.float64)
     memories[[2, 5, 9]] = 1.0  # three equal best memories in different tiles
     net = Network(memories, similarity="dot", separation="max", dynamics="projection")
-    out = fused.stream_memories(net, torch.ones(2, 3, dtype=torch.float64), tile=3, top_k=3)
+    out = tiled.stream_memories(net, torch.ones(2, 3, dtype=torch.float64), tile=3, top_k=3)
     assert out.indices.tolist() == [[2, 5, 9], [2, 5, 9]]
     torch.testing.assert_close(out.drive, memories[[2, 2]])
 
@@ -71,7 +72,7 @@ def test_tiles_never_score_more_than_a_tile(bank):
     seen = []
     manhattan = make_similarity("manhattan")
     spy = dataclasses.replace(manhattan, score=lambda m, x: seen.append(m.shape[0]) or manhattan.score(m, x))
-    fused.stream_memories(Network(memories, similarity=spy, separation="softmax:2"), g, tile=8)
+    tiled.stream_memories(Network(memories, similarity=spy, separation="softmax:2"), g, tile=8)
     assert max(seen) == 8 and sum(seen) == memories.shape[0]
 
 
@@ -79,7 +80,7 @@ def test_a_network_streams_only_when_the_bank_exceeds_one_tile(bank, monkeypatch
     memories, _, g = bank
     net = Network(memories, similarity="manhattan", separation="softmax:2")
     assert not net.streams(len(g))
-    monkeypatch.setattr(fused, "TILE_ELEMENTS", 9 * 8)
+    monkeypatch.setattr(tiled, "TILE_ELEMENTS", 9 * 8)
     assert net.streams(len(g))
     assert not Network(memories, separation="topk:3").streams(len(g))
     assert not Network(memories, tau_h=1.0).streams(len(g))
@@ -95,7 +96,7 @@ def test_velocity_energy_and_retrieval_stream_to_the_same_numbers(bank, monkeypa
     cue = net.make_cue(g, "both")
     state = State(g)
     plain = (net.velocity(state, cue).v, net.energy(state, cue)["total"], net.retrieve(g, steps=2))
-    monkeypatch.setattr(fused, "TILE_ELEMENTS", 9 * 6)
+    monkeypatch.setattr(tiled, "TILE_ELEMENTS", 9 * 6)
     assert net.streams(len(g))
     streamed = (net.velocity(state, cue).v, net.energy(state, cue)["total"], net.retrieve(g, steps=2))
     for a, b in zip(plain, streamed):
@@ -107,7 +108,7 @@ def test_a_run_records_the_same_when_streamed(bank, monkeypatch):
     net = Network(memories, similarity="manhattan", separation="softmax:20")
     monitor = Monitor(("v", "energy", "f", "h"), n_times=6, top_k=3)
     plain = simulate(net, g, 2.0, monitor=monitor, solver="rk4")
-    monkeypatch.setattr(fused, "TILE_ELEMENTS", 6 * 9 * 5)  # the recorder sees 6 times x 9 cues at once
+    monkeypatch.setattr(tiled, "TILE_ELEMENTS", 6 * 9 * 5)  # the recorder sees 6 times x 9 cues at once
     streamed = simulate(net, g, 2.0, monitor=monitor, solver="rk4")
     for name in ("v", "energy", "f", "h"):
         torch.testing.assert_close(torch.as_tensor(streamed[name].values), torch.as_tensor(plain[name].values),
@@ -118,14 +119,14 @@ def test_a_run_records_the_same_when_streamed(bank, monkeypatch):
 def test_unstreamable_networks_are_refused_by_name(bank):
     memories, _, g = bank
     with pytest.raises(ValueError, match="topk"):
-        fused.stream_memories(Network(memories, separation="topk:2"), g)
+        tiled.stream_memories(Network(memories, separation="topk:2"), g)
     with pytest.raises(ValueError, match="normalized"):
-        fused.stream_memories(Network(memories, similarity="manhattan:inverse,normalized"), g)
+        tiled.stream_memories(Network(memories, similarity="manhattan:inverse,normalized"), g)
 
 
 def test_heteroassociative_projection_streams(bank):
     memories, projection, g = bank
     net = Network(memories, projection=projection, similarity="manhattan", separation="softmax:5",
                   dynamics="projection")
-    out = fused.stream_memories(net, g, tile=6)
+    out = tiled.stream_memories(net, g, tile=6)
     torch.testing.assert_close(out.drive, net.project(net.separate(net.scores(g))), rtol=1e-10, atol=1e-10)

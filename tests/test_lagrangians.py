@@ -348,3 +348,27 @@ def test_the_nonnegative_flag_says_whether_activations_can_be_negative(name):
     lag = make_lagrangian(name)
     x = torch.linspace(-30, 30, 601, dtype=torch.float64)[None].repeat(2, 1)
     assert bool((lag.activation(x) >= 0).all()) == lag.nonnegative
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_each_lagrangian_combines_over_parts_of_a_bank_as_it_declares(spec):
+    """``combines`` is what the tiled pass and the shards rely on to read a bank in two parts:
+    ``sum`` activations depend on their own unit alone; ``log_sum_exp`` ones are a softmax whose
+    parts' log-sum-exps give the whole; ``top`` ones mark the ``winners`` largest units."""
+    lag = make_lagrangian(spec)
+    x = torch.linspace(-2.0, 3.0, 12, dtype=torch.float64).roll(5)[None]
+    left, right = x[:, :5], x[:, 5:]
+    whole = lag.activation(x)
+    if lag.combines == "sum":
+        assert lag.elementwise and lag.winners == 0
+        assert torch.allclose(torch.cat([lag.activation(left), lag.activation(right)], -1), whole)
+        assert torch.allclose(lag.value(left) + lag.value(right), lag.value(x))
+    elif lag.combines == "log_sum_exp":
+        parts = torch.stack([torch.logsumexp(lag.beta * p, -1) for p in (left, right)], -1)
+        assert torch.allclose(torch.logsumexp(parts, -1) / lag.beta, lag.value(x))
+        assert torch.allclose(whole, torch.softmax(lag.beta * x, -1))
+    else:
+        assert lag.combines == "top" and lag.winners >= 1
+        top = torch.argsort(x, -1, descending=True)[..., :lag.winners]
+        assert torch.equal(whole.nonzero()[:, 1].sort().values, top[0].sort().values)
+        assert torch.allclose(lag.value(x), x.gather(-1, top).sum(-1))

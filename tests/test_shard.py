@@ -8,7 +8,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from neurodyn import Monitor, Network, Solver, fused, from_preset, load_netcdf, save_netcdf, simulate
+from neurodyn import Monitor, Network, Solver, from_preset, load_netcdf, save_netcdf, simulate
+from neurodyn.network import tiled as tiling
 from neurodyn.data import load_digits
 from neurodyn.shard import shard_bounds, shard_network
 
@@ -58,7 +59,7 @@ def _worker(rank: int, world: int, init: str, outdir: str, case: str) -> None:
     try:
         case, _, tiled = case.partition("/")
         if tiled:
-            fused.TILE_ELEMENTS = TINY_TILES
+            tiling.TILE_ELEMENTS = TINY_TILES
         net, cues = problem(case)
         sharded = shard_network(net)
         ds, one_shot = run(sharded, cues)

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..lagrangians import LogSumExp
 from ..network import Cue, Network, State
 from .monitor import LONG_NAMES, Monitor
 from .netcdf import netcdf_attr
@@ -103,7 +102,7 @@ class Recorder:
             parts = net.energy(State(flat_v, flat_h), Cue(flat_v, current))
             for key, value in parts.items():
                 self._put("energy" if key == "total" else f"energy_{key}", unflat(value))
-        if (want & {"h", "f"} and self.top_k is not None and h is None and isinstance(net.separation, LogSumExp)
+        if (want & {"h", "f"} and self.top_k is not None and h is None and net.separation.combines == "log_sum_exp"
                 and net.streams(len(g))):
             picked, indices = self._streamed_top(g)
             self._put("memory_index", unflat(indices))

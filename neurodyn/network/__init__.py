@@ -1,0 +1,19 @@
+"""The network stage: value and memory populations coupled through stored patterns.
+
+One concept per module:
+
+- :mod:`~neurodyn.network.model`: :class:`Network`, the model (energy, velocity, retrieval);
+- :mod:`~neurodyn.network.cue`: :class:`Cue` and :class:`State`, queries turned into cues;
+- :mod:`~neurodyn.network.theory`: what theory says before a run (gradient flow, Lyapunov
+  obstacles, retrieval obstacles, the smoothed Manhattan model);
+- :mod:`~neurodyn.network.presets`: the named models and declarative model dicts;
+- :mod:`~neurodyn.network.tiled`: one pass over the memory bank in tiles.
+"""
+
+from .cue import Cue, State, check_finite
+from .model import READOUTS, Dynamics, Network
+from .presets import PRESET_DATA, PRESETS, from_config, from_preset
+from .theory import MANHATTAN_SMOOTHING
+
+__all__ = ["Cue", "Dynamics", "MANHATTAN_SMOOTHING", "Network", "PRESETS", "PRESET_DATA", "READOUTS", "State",
+           "check_finite", "from_config", "from_preset"]

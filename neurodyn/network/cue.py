@@ -1,0 +1,89 @@
+"""Cues and states: how a batch of queries drives the network, and what the network's state is.
+
+A query becomes a :class:`Cue` (DESIGN.md section 2, "Cues"): an initial value state ``v(0)``
+(``mode="initial"``), a persistent input current ``I`` (``"current"``, ``v(0) = 0``), or both; a
+clamp mask holds chosen value units at ``v(0)`` (``dv/dt = 0`` there).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+CUE_MODES = ("initial", "current", "both")
+
+
+def check_finite(name: str, x: torch.Tensor) -> None:
+    """Raise ``ValueError`` naming ``name`` when ``x`` holds NaN or infinite values."""
+    if not torch.isfinite(x).all():
+        bad = (~torch.isfinite(x)).sum().item()
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+
+
+@dataclass
+class Cue:
+    """How a batch of queries drives the network (DESIGN.md section 2, "Cues").
+
+    ``v0``: initial value state (B, I). ``current``: persistent input current ``I`` (B, I) or None.
+    ``clamp``: boolean mask (B, I) of value units held at ``v0``, or None.
+    """
+
+    v0: torch.Tensor
+    current: torch.Tensor | None = None
+    clamp: torch.Tensor | None = None
+
+    @property
+    def batch(self) -> int:
+        return self.v0.shape[0]
+
+    def select(self, rows: torch.Tensor | None) -> Cue:
+        """The cues at ``rows`` (all of them for None)."""
+        if rows is None:
+            return self
+        return Cue(*(None if x is None else x[rows] for x in (self.v0, self.current, self.clamp)))
+
+
+@dataclass
+class State:
+    """The network state: value neurons ``v`` (B, I) and, for slow memory neurons, ``h`` (B, N)."""
+
+    v: torch.Tensor
+    h: torch.Tensor | None = None
+
+
+def as_queries(queries: torch.Tensor, n_features: int, like: torch.Tensor, name: str = "cue") -> torch.Tensor:
+    """A batch of queries (B, I) checked against ``n_features`` and moved to ``like``'s device and
+    dtype (a single query (I,) becomes a batch of one)."""
+    q = torch.as_tensor(queries)
+    if q.ndim == 1:
+        q = q[None]
+    if q.ndim != 2 or q.shape[1] != n_features:
+        raise ValueError(f"{name} must have shape (batch, {n_features}) to match the memories, "
+                         f"got {tuple(q.shape)}")
+    q = q.to(device=like.device, dtype=like.dtype)
+    check_finite(name, q)
+    return q
+
+
+def cue_from_queries(q: torch.Tensor, mode: str = "initial", clamp: torch.Tensor | None = None,
+                     strength: float = 1.0) -> Cue:
+    """Checked queries ``q`` (B, I) as a :class:`Cue`: ``mode`` ``"initial"`` (``v(0) = q``),
+    ``"current"`` (``I = strength * q``, ``v(0) = 0``) or ``"both"``; ``clamp`` a boolean mask
+    (I,) or (B, I) of units held at ``v(0)``."""
+    if mode not in CUE_MODES:
+        raise ValueError(f"unknown cue mode {mode!r}; known: {', '.join(CUE_MODES)}")
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength)):
+        raise ValueError(f"strength must be a finite number, got {strength!r}")
+    current = strength * q if mode in ("current", "both") else None
+    v0 = torch.zeros_like(q) if mode == "current" else q
+    mask = None
+    if clamp is not None:
+        mask = torch.as_tensor(clamp, device=q.device).to(torch.bool)
+        try:
+            mask = mask.expand_as(q).clone()
+        except RuntimeError:
+            raise ValueError(f"clamp mask of shape {tuple(mask.shape)} does not fit cues of shape "
+                             f"{tuple(q.shape)}") from None
+    return Cue(v0, current, mask)

@@ -1,0 +1,222 @@
+"""One pass over the memory bank in tiles: similarity -> separation -> drive, without a B x N matrix.
+
+With fast memory neurons the right-hand side needs, per cue, only ``sum_mu f_mu dsim_mu/dg``
+(gradient dynamics, UHN eq. 2) or ``P' f`` (projection dynamics) and, for the energy, the
+memory Lagrangian ``L_h(sim(M, g))`` (UHN eq. 4). :func:`stream_memories` computes them over
+tiles of memories, as FlashAttention does for attention (DESIGN.md section 6):
+
+- softmax: an online log-sum-exp. Each tile's drive is taken with its own softmax weights and
+  its log-sum-exp ``l_t``; the running drive and ``l_t``'s drive are combined with weights
+  ``exp(l_old - l_new)`` and ``exp(l_t - l_new)``, ``l_new = logaddexp(l_old, l_t)``, and at the
+  end ``L_h = l / beta``;
+- elementwise separations (identity, polynomial, threshold, log, sigmoid, tanh): ``f`` and
+  ``L_h`` of a tile depend on that tile alone, so drives and Lagrangians add up (with
+  ``normalize_separation`` the sum of ``f`` is accumulated too and divides at the end);
+- max: a running best score and index per cue (ties to the lower index, as ``argmax``); the drive
+  of the winning memory is taken at the end;
+- top-k of the scores, when asked (for recording): a running merge of each tile's top k.
+
+The drive is linear in ``f``, so a tile contributes ``similarity.gradient(M_t, g, w_t)`` or
+``w_t @ P_t``: every similarity and its closed or autograd gradient works unchanged on a tile.
+Normalized similarities (the UHN presets' ``1/d`` scaled to sum 1) take a first pass for the
+sum of raw scores; their gradient couples all memories, so they stream with projection dynamics
+only. Memory is bounded by ``B x tile`` scores; when one tile holds the whole bank the plain
+(unfused) computation runs, so small networks give the same numbers as before to the last bit.
+:func:`scan` is the pass over one part of the bank before normalization and :func:`finish`
+completes it; a sharded bank scans its shard and combines the parts across ranks in between
+(:meth:`neurodyn.shard.ShardedNetwork.memory_pass`).
+On CUDA the Manhattan and Euclidean distances of a tile come from the Triton kernel of
+:mod:`neurodyn.triton_distance` (see :mod:`neurodyn.similarity`); dot and squared-L2 scores are
+matrix products, already at the device's matmul speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..numerics import divide_nonzero
+
+if TYPE_CHECKING:
+    from .model import Network
+
+#: Scores held at once per pass (B x tile values): 2^22 is 16 MB of float32.
+TILE_ELEMENTS = 2**22
+
+
+@dataclass
+class MemoryPass:
+    """What one pass over the bank returns, per cue: ``drive`` (B, O) or None, ``lagrangian``
+    ``L_h(sim(M, g))`` (B,) or None, and with ``top_k`` the k best ``scores`` (B, k) and their
+    memory ``indices`` (B, k), best first."""
+
+    drive: torch.Tensor | None
+    lagrangian: torch.Tensor | None
+    scores: torch.Tensor | None = None
+    indices: torch.Tensor | None = None
+
+
+def streamable(network: Network, project: bool = False) -> bool:
+    """Whether :func:`stream_memories` handles this network's separation and similarity (with
+    ``project``: the projection ``P' f`` whatever the dynamics, as feedforward retrieval needs)."""
+    sep = network.separation
+    if not network.fast_memory or sep.winners > 1:  # (a running top-k of f is not implemented)
+        return False
+    if network.similarity.normalized and network.dynamics == "gradient" and not project:
+        return False
+    return sep.combines in ("log_sum_exp", "top") or sep.elementwise
+
+
+def tile_size(batch: int, n_memories: int, budget: int | None = None) -> int:
+    """Memories per tile so that a tile's scores stay within ``budget`` values (at least 1)."""
+    return max(1, min(n_memories, (budget or TILE_ELEMENTS) // max(1, batch)))
+
+
+def _top_merge(best: tuple[torch.Tensor, torch.Tensor] | None, scores: torch.Tensor, start: int,
+               k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best of the running candidates and a tile's scores, ties to the lower index."""
+    idx = torch.arange(start, start + scores.shape[-1], device=scores.device).expand_as(scores)
+    if best is not None:
+        scores, idx = torch.cat([best[0], scores], -1), torch.cat([best[1], idx], -1)
+    # Candidates are in increasing index order, so a stable sort keeps ties at the lower index.
+    order = torch.argsort(scores, dim=-1, descending=True, stable=True)[..., :k]
+    return scores.gather(-1, order), idx.gather(-1, order)
+
+
+def _weight(lse: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """``exp(lse - total)``, 0 where both are -inf (no memory scored above -inf yet)."""
+    return torch.where(torch.isneginf(lse), 0.0, torch.exp(lse - total))
+
+
+def _winner_drive(network: Network, g: torch.Tensor, index: torch.Tensor, project: bool) -> torch.Tensor:
+    """The drive of one memory per cue (a max separation): ``P[index]`` or ``dsim(M_index, g)/dg``."""
+    if project:
+        return network.P[index]
+    chosen = network.memories[index]  # (B, I): cue b's winner in row b
+    rows = []
+    for lo in range(0, g.shape[0], 64):  # f = identity over a block of cues: row b takes memory b
+        gb, mb = g[lo:lo + 64], chosen[lo:lo + 64]
+        rows.append(network.similarity.gradient(mb, gb, torch.eye(len(gb), dtype=g.dtype, device=g.device)))
+    return torch.cat(rows)
+
+
+@dataclass
+class Partial:
+    """A pass over (a part of) the bank before the parts are combined: ``drive`` (softmax: with
+    this part's own softmax weights; otherwise the sum of its terms), ``lagrangian`` (elementwise
+    separations: this part's sum), ``lse`` (softmax: this part's log-sum-exp of ``beta s``, (B, 1)),
+    ``f_sum`` (``normalize_separation``: this part's sum of ``f``, (B, 1)), ``best`` (max: the
+    best score and its global index) and ``top`` (the k best scores and global indices)."""
+
+    drive: torch.Tensor | None = None
+    lagrangian: torch.Tensor | None = None
+    lse: torch.Tensor | None = None
+    f_sum: torch.Tensor | None = None
+    best: tuple[torch.Tensor, torch.Tensor] | None = None
+    top: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def scan(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+         top_k: int | None = None, project: bool = False, tile: int | None = None, offset: int = 0,
+         reduce_sum: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Partial:
+    """One pass over ``network.memories`` in tiles; the memories are global indices ``offset`` on.
+    ``reduce_sum`` completes a normalized similarity's sum of raw scores over the whole bank
+    (a sharded bank all-reduces it)."""
+    if not streamable(network, project):
+        raise ValueError(f"cannot stream {network.separation.describe()} with {network.similarity.name} "
+                         f"({network.dynamics} dynamics, tau_h={network.tau_h})")
+    sim, sep, M, P = network.similarity, network.separation, network.memories, network.P
+    n, batch = M.shape[0], g.shape[0]
+    tile = tile or tile_size(batch, n)
+    bounds = [(lo, min(n, lo + tile)) for lo in range(0, n, tile)]
+    scale = None
+    if sim.normalized:  # first pass: |sum over all memories| of the raw scores (UHN appendix E)
+        total = sum(sim.score(M[lo:hi], g).sum(-1, keepdim=True) for lo, hi in bounds)
+        total = total if reduce_sum is None else reduce_sum(total)
+        scale = total.abs()
+    softmax, hard_max = sep.combines == "log_sum_exp", sep.combines == "top"
+    out = Partial()
+    if softmax:
+        out.lse = torch.full((batch, 1), -torch.inf, dtype=g.dtype, device=g.device)
+    project = project or network.dynamics == "projection"
+
+    # An autograd gradient reuses the tile's score graph instead of scoring the tile again.
+    graph = drive and not project and sim.closed_gradient is None
+    g_in = g.detach().requires_grad_(True) if graph else g
+
+    def contribution(lo: int, hi: int, w: torch.Tensor) -> torch.Tensor:
+        if project:
+            return w @ P[lo:hi]
+        if graph:
+            return torch.autograd.grad(s_graph, g_in, grad_outputs=w)[0]
+        return sim.gradient(M[lo:hi], g, w)
+
+    for lo, hi in bounds:
+        with torch.set_grad_enabled(graph):
+            s_graph = sim.score(M[lo:hi], g_in)
+        s = s_graph.detach()
+        if scale is not None:
+            s = divide_nonzero(s, scale)
+        if top_k is not None:
+            out.top = _top_merge(out.top, s, offset + lo, top_k)
+        if hard_max:
+            out.best = _top_merge(out.best, s, offset + lo, 1)
+            continue
+        if softmax:
+            # Per tile torch's fused softmax, and the tile's log-sum-exp from its largest weight
+            # (as lagrangians.log_sum_exp, which says why).
+            z = sep.beta * s
+            weights = torch.softmax(z, -1)
+            peak = z.argmax(-1, keepdim=True)
+            tile_lse = z.gather(-1, peak) - torch.log(weights.gather(-1, peak))
+            new_lse = torch.logaddexp(out.lse, tile_lse)
+            if drive:
+                part = contribution(lo, hi, weights)
+                out.drive = part if out.drive is None else (out.drive * _weight(out.lse, new_lse)
+                                                            + part * _weight(tile_lse, new_lse))
+            out.lse = new_lse
+            continue
+        f = sep.activation(s)
+        if drive:
+            part = contribution(lo, hi, f)
+            out.drive = part if out.drive is None else out.drive + part
+            if network.normalize_separation:
+                out.f_sum = f.sum(-1, keepdim=True) + (0 if out.f_sum is None else out.f_sum)
+        if lagrangian:
+            value = sep.value(s)
+            out.lagrangian = value if out.lagrangian is None else out.lagrangian + value
+    return out
+
+
+def finish(network: Network, g: torch.Tensor, part: Partial, *, drive: bool = True, lagrangian: bool = True,
+           project: bool = False, local: torch.Tensor | None = None) -> MemoryPass:
+    """The drive and Lagrangian from a whole bank's :class:`Partial` (combined across shards
+    first, where the bank is sharded). ``local``: for a max separation, each cue's winner as an
+    index into ``network.memories``, or -1 where another shard holds it (its drive is then 0)."""
+    project = project or network.dynamics == "projection"
+    acc, lag = part.drive, part.lagrangian
+    if network.separation.combines == "top":  # one winner (streamable)
+        winner = part.best[1][:, 0] if local is None else local
+        if drive:
+            acc = _winner_drive(network, g, winner.clamp(min=0), project)
+            acc = acc if local is None else acc * (local >= 0)[:, None]
+        lag = part.best[0][:, 0]
+    elif network.separation.combines == "log_sum_exp":
+        lag = part.lse.squeeze(-1) / network.separation.beta
+    elif drive and part.f_sum is not None:
+        acc = divide_nonzero(acc, part.f_sum)
+    top = part.top
+    return MemoryPass(acc if drive else None, lag if lagrangian else None,
+                      None if top is None else top[0], None if top is None else top[1])
+
+
+def stream_memories(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+                    top_k: int | None = None, project: bool = False, tile: int | None = None) -> MemoryPass:
+    """The memory population's drive and Lagrangian for value activations ``g`` (B, I), in tiles of
+    ``tile`` memories (default: :func:`tile_size`). ``project``: the drive is ``P' f`` whatever
+    the dynamics. Needs :func:`streamable`."""
+    part = scan(network, g, drive=drive, lagrangian=lagrangian, top_k=top_k, project=project, tile=tile)
+    return finish(network, g, part, drive=drive, lagrangian=lagrangian, project=project)
