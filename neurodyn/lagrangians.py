@@ -54,7 +54,8 @@ class Lagrangian:
     sums_to_one: bool = False  # activations already sum to 1 (then normalizing them is a no-op)
     nonnegative: bool = False  # activations are >= 0 (a softmax, a rectified polynomial, ...)
     elementwise: bool = True  # L is a sum over units of one function: a diagonal Hessian
-    combines: str = "sum"  # how parts of a bank combine: "sum", "log_sum_exp" (then it has a beta) or "top"
+    combines: str = "sum"  # how parts of a bank combine: "sum", "log_sum_exp" or "top"
+    beta: float = 1.0  # the inverse temperature of a "log_sum_exp" combination
 
     @property
     def winners(self) -> int:

@@ -21,6 +21,7 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -99,7 +100,7 @@ def smooth_manhattan(delta: float) -> tuple[Distance, Callable[..., torch.Tensor
     # (cue, memory, unit) differences and roots of a one-chunk batch are kept from the first call
     # for the second (the drive then consumes them), which saves a third of a step's work
     # (measured on digits, B = N = 100).
-    kept: dict[str, object] = {}
+    kept: dict[str, Any] = {}
 
     def compute(memories: torch.Tensor, g: torch.Tensor) -> list[tuple[slice, torch.Tensor, torch.Tensor]]:
         rows = max(1, JS_CHUNK_ELEMENTS // max(1, memories.shape[0] * memories.shape[1]))

@@ -62,13 +62,13 @@ def _on_target(ds: xr.Dataset, threshold: float, target_index: object, targets: 
     units_t = torch.as_tensor(np.array(units), dtype=torch.long)
     s = torch.as_tensor(ds[state].transpose("time", "cue", unit_dim).values, dtype=torch.float64)
     s_unit = prepared(s, "cosine")
-    on = (s_unit * prepared(tgt[:, units_t], "cosine")[None]).sum(-1)
-    ok = (on >= threshold).numpy()
+    overlap = (s_unit * prepared(tgt[:, units_t], "cosine")[None]).sum(-1)
+    ok = (overlap >= threshold).numpy()
     how = f"cosine overlap of the recorded {state} with the target"
     if nearest and patterns is not None:
         p = checked_matrix("patterns", patterns, n_units)[:, units_t]
         best = (s_unit @ prepared(p, "cosine").T).amax(-1)
-        ok &= (on >= best - 1e-9).numpy()  # the target itself is among the patterns: allow its rounding
+        ok &= (overlap >= best - 1e-9).numpy()  # the target itself is among the patterns: allow its rounding
         how += " (and the largest over the given patterns)"
     return ok, how
 
@@ -142,7 +142,8 @@ def mixture_episodes(ds: xr.Dataset, mixture_ratio: float = 1.5) -> xr.Dataset:
         padded = np.concatenate([[False], flags[:, c], [False]]).astype(np.int8)
         starts = np.flatnonzero(np.diff(padded) == 1)
         stops = np.flatnonzero(np.diff(padded) == -1)  # first index after each run
-        episodes.append([(times[a], times[min(b, len(times) - 1)], b == len(times)) for a, b in zip(starts, stops)])
+        episodes.append([(times[a], times[min(int(b), len(times) - 1)], b == len(times))
+                         for a, b in zip(starts, stops, strict=True)])
     n = max((len(e) for e in episodes), default=0)
     start = np.full((len(episodes), n), np.nan)
     end = np.full((len(episodes), n), np.nan)

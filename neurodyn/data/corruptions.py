@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -261,7 +261,7 @@ def _parameters(name: str) -> dict[str, inspect.Parameter]:
     return {key: p for key, p in list(parameters.items())[1:] if key != "generator"}
 
 
-def _check_params(name: str, params: dict[str, object]) -> None:
+def _check_params(name: str, params: Mapping[str, object]) -> None:
     accepted = _parameters(name)
     unknown = sorted(set(params) - set(accepted))
     missing = [key for key, p in accepted.items() if p.default is p.empty and key not in params]

@@ -161,8 +161,8 @@ def load_image_folder(
         raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     arrays = []
     for file in files:
-        with Image.open(file) as image:
-            image = image.convert("L" if grayscale else "RGB")
+        with Image.open(file) as opened:
+            image = opened.convert("L" if grayscale else "RGB")
             if size is not None:
                 image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arrays.append(np.asarray(image))

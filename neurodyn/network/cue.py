@@ -42,7 +42,8 @@ class Cue:
         """The cues at ``rows`` (all of them for None)."""
         if rows is None:
             return self
-        return Cue(*(None if x is None else x[rows] for x in (self.v0, self.current, self.clamp)))
+        return Cue(self.v0[rows], None if self.current is None else self.current[rows],
+                   None if self.clamp is None else self.clamp[rows])
 
 
 @dataclass
@@ -51,6 +52,12 @@ class State:
 
     v: torch.Tensor
     h: torch.Tensor | None = None
+
+    def memory(self) -> torch.Tensor:
+        """``h``, which a network with slow memory neurons always carries."""
+        if self.h is None:
+            raise ValueError("this state has no memory neurons' h (the network's memory neurons are fast)")
+        return self.h
 
 
 def as_queries(queries: torch.Tensor, n_features: int, like: torch.Tensor, name: str = "cue") -> torch.Tensor:

@@ -21,9 +21,10 @@ A clamp mask holds chosen value units at their initial values (``dv/dt = 0`` the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -56,10 +57,12 @@ class Network:
         applied to ``g`` to give the recalled pattern.
     """
 
+    # The similarity and the Lagrangians may be given by name; they are held as objects
+    # (__post_init__ builds them), as the type checker sees through the __init__ stated below.
     memories: torch.Tensor
-    similarity: Similarity | str = "dot"
-    separation: Lagrangian | str = "softmax"
-    value_lagrangian: Lagrangian | str = field(default_factory=Quadratic)
+    similarity: Similarity = field(default_factory=lambda: make_similarity("dot"))
+    separation: Lagrangian = field(default_factory=lambda: make_lagrangian("softmax"))
+    value_lagrangian: Lagrangian = field(default_factory=Quadratic)
     projection: torch.Tensor | None = None
     dynamics: Dynamics = "gradient"
     tau_v: float = 1.0
@@ -68,6 +71,13 @@ class Network:
     readout: str = "identity"
     name: str = "custom"
     sharded = False  # memories are one rank's shard (neurodyn.shard)
+
+    if TYPE_CHECKING:  # what the dataclass's __init__ accepts (it is generated at run time)
+        def __init__(self, memories: torch.Tensor, similarity: Similarity | str = ...,
+                     separation: Lagrangian | str = ..., value_lagrangian: Lagrangian | str = ...,
+                     projection: torch.Tensor | None = None, dynamics: Dynamics = "gradient", tau_v: float = 1.0,
+                     tau_h: float | None = None, normalize_separation: bool = False, readout: str = "identity",
+                     name: str = "custom") -> None: ...
 
     def __post_init__(self) -> None:
         m = self.memories
@@ -253,9 +263,9 @@ class Network:
         v = state.v
         g = self.activation(v)
         if self.streams(len(g)):  # fast memory neurons only
-            dv = self.memory_pass(g, lagrangian=False).drive - v
+            dv = self.memory_pass(g, lagrangian=False).get_drive() - v
         else:
-            h = self.scores(g) if self.fast_memory else state.h
+            h = self.scores(g) if self.fast_memory else state.memory()
             # A softmax's far memories underflow into subnormal f, slow on CPUs: set to 0.
             f = self.separate(h)
             f = flush_subnormal_nonnegative(f) if self.separation.nonnegative else flush_subnormal(f)
@@ -265,7 +275,7 @@ class Network:
         if cue.clamp is not None:
             dv = dv.masked_fill(cue.clamp, 0.0)
         dv = dv / self.tau_v
-        dh = None if self.fast_memory else (self.scores(g) - h) / self.tau_h
+        dh = None if self.tau_h is None else (self.scores(g) - state.memory()) / self.tau_h
         return State(dv, dh)
 
     def energy(self, state: State, cue: Cue | None = None) -> dict[str, torch.Tensor]:
@@ -278,16 +288,17 @@ class Network:
         g = self.activation(v)
         parts = {"value": self.value_lagrangian.legendre(v, g)}
         if self.streams(len(g)):
-            parts["memory"] = -self.memory_pass(g, drive=False).lagrangian
+            parts["memory"] = -self.memory_pass(g, drive=False).get_lagrangian()
         elif self.fast_memory:
             parts["memory"] = -self.memory_lagrangian(self.scores(g))
         else:
-            f = self.separate(state.h)
-            parts["memory"] = self.separation.legendre(state.h, f)
+            h = state.memory()
+            f = self.separate(h)
+            parts["memory"] = self.separation.legendre(h, f)
             parts["interaction"] = -(f * self.scores(g)).sum(-1)
         current = None if cue is None else cue.current
         parts["input"] = torch.zeros_like(parts["value"]) if current is None else -(current * g).sum(-1)
-        parts["total"] = sum(parts.values())
+        parts["total"] = functools.reduce(torch.add, parts.values())
         return parts
 
     # ----------------------------------------------------------------- feedforward retrieval
@@ -304,7 +315,7 @@ class Network:
             raise ValueError("iterated retrieval needs a projection with as many columns as features")
         for _ in range(steps):
             if self.streams(len(q), project=True):
-                q = self.read(self.memory_pass(q, lagrangian=False, project=True).drive)
+                q = self.read(self.memory_pass(q, lagrangian=False, project=True).get_drive())
             else:
                 q = self.read(self.project(self.separate(self.scores(q))))
         return q

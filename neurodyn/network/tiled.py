@@ -32,6 +32,7 @@ matrix products, already at the device's matmul speed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,6 +58,16 @@ class MemoryPass:
     lagrangian: torch.Tensor | None
     scores: torch.Tensor | None = None
     indices: torch.Tensor | None = None
+
+    def get_drive(self) -> torch.Tensor:
+        if self.drive is None:
+            raise ValueError("this pass was asked for no drive")
+        return self.drive
+
+    def get_lagrangian(self) -> torch.Tensor:
+        if self.lagrangian is None:
+            raise ValueError("this pass was asked for no Lagrangian")
+        return self.lagrangian
 
 
 def streamable(network: Network, project: bool = False) -> bool:
@@ -134,7 +145,7 @@ def scan(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: b
     bounds = [(lo, min(n, lo + tile)) for lo in range(0, n, tile)]
     scale = None
     if sim.normalized:  # first pass: |sum over all memories| of the raw scores (UHN appendix E)
-        total = sum(sim.score(M[lo:hi], g).sum(-1, keepdim=True) for lo, hi in bounds)
+        total = functools.reduce(torch.add, (sim.score(M[lo:hi], g).sum(-1, keepdim=True) for lo, hi in bounds))
         total = total if reduce_sum is None else reduce_sum(total)
         scale = total.abs()
     softmax, hard_max = sep.combines == "log_sum_exp", sep.combines == "top"
@@ -172,6 +183,7 @@ def scan(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: b
             weights = torch.softmax(z, -1)
             peak = z.argmax(-1, keepdim=True)
             tile_lse = z.gather(-1, peak) - torch.log(weights.gather(-1, peak))
+            assert out.lse is not None  # (set above for a softmax)
             new_lse = torch.logaddexp(out.lse, tile_lse)
             if drive:
                 part = contribution(lo, hi, weights)
@@ -199,14 +211,16 @@ def finish(network: Network, g: torch.Tensor, part: Partial, *, drive: bool = Tr
     project = project or network.dynamics == "projection"
     acc, lag = part.drive, part.lagrangian
     if network.separation.combines == "top":  # one winner (streamable)
+        assert part.best is not None  # (a max separation's scan keeps its best)
         winner = part.best[1][:, 0] if local is None else local
         if drive:
             acc = _winner_drive(network, g, winner.clamp(min=0), project)
             acc = acc if local is None else acc * (local >= 0)[:, None]
         lag = part.best[0][:, 0]
     elif network.separation.combines == "log_sum_exp":
+        assert part.lse is not None  # (a softmax's scan keeps its log-sum-exp)
         lag = part.lse.squeeze(-1) / network.separation.beta
-    elif drive and part.f_sum is not None:
+    elif drive and part.f_sum is not None and acc is not None:
         acc = divide_nonzero(acc, part.f_sum)
     top = part.top
     return MemoryPass(acc if drive else None, lag if lagrangian else None,

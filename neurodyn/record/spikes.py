@@ -27,7 +27,7 @@ def spike_variables(times: np.ndarray, run: SpikingRun, events: bool = True) -> 
     if run.counts:
         out["population_rate"] = (("time", "cue"), per_second(run.counts),
                                   {"long_name": LONG_NAMES["population_rate"], "units": "Hz"})
-    if run.unit_counts:
+    if run.unit_counts and run.count_units is not None:
         out["rate"] = (("time", "cue", "spiking_unit"), per_second(run.unit_counts),
                        {"long_name": LONG_NAMES["rate"], "units": "Hz"})
         out["spiking_unit"] = ("spiking_unit", run.count_units.cpu().numpy(),

@@ -34,7 +34,7 @@ class ExplicitStep:
         # The stages in one buffer, so that each combination sum_j a_ij k_j is one matrix product
         # (a Python sum of scaled tensors launched 11 kernels per dopri5 stage).
         k = w.y.new_empty(len(tab.c), *w.y.shape)
-        k[0] = w.f if tab.fsal else self.field(w.t, w.y, w.rows)
+        k[0] = w.derivative() if tab.fsal else self.field(w.t, w.y, w.rows)
         y_prev = y_i = w.y
         for i in range(1, len(tab.c)):
             y_prev, y_i = y_i, torch.addcmul(w.y, hc, combine(coef.a[i], k[:i]))

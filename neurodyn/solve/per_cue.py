@@ -119,7 +119,10 @@ class PerCueSolve:
         self.crossings = (self.ring.window if self.cheap_sync else CROSSINGS) if self.adaptive else 1
         self.convergence_time = torch.full((batch,), math.nan, dtype=torch.float64)
         self._switch_time = torch.full((batch,), math.nan, dtype=torch.float64, device=y0.device)
-        self._plan: tuple[torch.Tensor, torch.Tensor] | str = "explicit"  # which cues take which method
+        # Which cues take which method: "explicit", "implicit" or "mixed" (then _split: the implicit
+        # and the explicit cues' positions).
+        self._plan = "explicit"
+        self._split: tuple[torch.Tensor, torch.Tensor] | None = None
         self.wall_time = 0.0
         self.host_syncs = self.attempts = 0
         dev = y0.device
@@ -141,11 +144,12 @@ class PerCueSolve:
 
     @property
     def stats(self) -> CueStats:
-        counts = self._counts.cpu()
+        nfe, accepted, rejected, jacobians, factorizations, solves = self._counts.cpu()  # (COUNTERS' order)
         status, failure, h = self._status.cpu(), self._failure.cpu(), self._h.cpu()
         reasons = {int(c): FAILURES[int(failure[c])].format(max_steps=self.max_steps, h=float(h[c]))
                    for c in (status == FAILED).nonzero().flatten()}
-        return CueStats(*counts, status, self._method.cpu(), self.switch_time, h, self._t.cpu(), reasons)
+        return CueStats(nfe, accepted, rejected, jacobians, factorizations, solves, status, self._method.cpu(),
+                        self.switch_time, h, self._t.cpu(), reasons)
 
     @property
     def switch_time(self) -> torch.Tensor:
@@ -181,14 +185,16 @@ class PerCueSolve:
             w.status = torch.where(bad, FAILED, w.status)
             w.failure = torch.where(bad, NOT_FINITE, w.failure)
         if not self.adaptive:
+            assert self.step is not None  # (checked above)
             w.h = torch.full_like(w.t, self.step)
         elif self.first_step:
             w.h = torch.full_like(w.t, self.first_step)
         else:
-            w.h = self.control.first_step(w.t, w.y, w.f, self.tab.order, lambda t, y: self.field(t, y, w.rows))
+            w.h = self.control.first_step(w.t, w.y, w.derivative(), self.tab.order,
+                                          lambda t, y: self.field(t, y, w.rows))
             w.counts[NFE] += 1
         if self.steady is not None:
-            w.status = torch.where((w.status == RUNNING) & self.steady.reached(w.f, w.y), STEADY, w.status)
+            w.status = torch.where((w.status == RUNNING) & self.steady.reached(w.derivative(), w.y), STEADY, w.status)
         if not self.adaptive:
             w.f = None
         self._switch_time[w.implicit] = float(self.times[0])
@@ -237,7 +243,7 @@ class PerCueSolve:
         elif bool((implicit | (w.status != RUNNING)).all()):
             self._plan = "implicit"
         else:
-            self._plan = implicit.nonzero().squeeze(-1), (~implicit).nonzero().squeeze(-1)
+            self._plan, self._split = "mixed", (implicit.nonzero().squeeze(-1), (~implicit).nonzero().squeeze(-1))
             if w.jac is None and not self.matrix_free:
                 w.jac = w.y.new_zeros(len(w.t), w.y.shape[1], w.y.shape[1])
 
@@ -249,7 +255,8 @@ class PerCueSolve:
             return self._explicit(w, done_rows)
         if self._plan == "implicit":
             return self._implicit(w, done_rows)
-        imp, exp = self._plan
+        assert self._split is not None
+        imp, exp = self._split
         w.put(exp, self._explicit(w.take(exp), done_rows))
         w.put(imp, self._implicit(w.take(imp), done_rows))
         return w
@@ -295,7 +302,7 @@ class PerCueSolve:
         t_out = torch.where(accept, trial.t_new, w.t)
         # States decaying to 0 go subnormal, which x86 CPUs compute on 100x slower: set to 0.
         y_out = torch.where(acc, flush_subnormal(trial.y_new), w.y)
-        f_out = None if trial.f_new is None else torch.where(acc, trial.f_new, w.f)
+        f_out = None if trial.f_new is None else torch.where(acc, trial.f_new, w.derivative())
         status = torch.where(accept & (trial.t_new >= self.times[-1]), FINISHED, w.status)
         if self.steady is not None:
             speed_f = f_out if f_out is not None else self.field(t_out, y_out, w.rows)

@@ -59,7 +59,7 @@ class Rosenbrock23:
     def attempt(self, w: WorkingBatch, frame: Frame) -> Trial:
         """One attempt; also leaves the cues' Jacobians and their ages in ``w``."""
         active, h = frame.active, frame.h
-        y, f0 = w.y, w.f
+        y, f0 = w.y, w.derivative()
         if self.matrix_free:
             solve, solved = self.krylov_solver(w, active, h), torch.ones_like(active)
             jac, need = None, torch.zeros_like(active)
@@ -90,7 +90,7 @@ class Rosenbrock23:
         when the cue has none, after a rejected step with a stale one, and every
         :data:`JACOBIAN_REUSE` accepted steps; also which cues' factorizations succeeded, the
         Jacobians and which cues got a new one."""
-        y, f0 = w.y, w.f
+        y, f0 = w.y, w.derivative()
         need = active & ((w.jac_age < 0) | (w.rejected & (w.jac_age > 0)) | (w.jac_age >= JACOBIAN_REUSE))
         jac = w.jac if w.jac is not None else y.new_zeros(len(y), y.shape[1], y.shape[1])
         if bool(need.any()):  # (one host look, to pick the cues that need one)
@@ -133,7 +133,7 @@ class Rosenbrock23:
         |residual|`` is below :data:`KRYLOV_FRACTION` of the error control's scale ``|atol + rtol
         |y||``, so that the solve's error stays well below the step's; its products count as
         evaluations."""
-        y, f0 = w.y, w.f
+        y, f0 = w.y, w.derivative()
         hg = (h * GAMMA).to(y.dtype)[:, None]
         root_eps, tiny = math.sqrt(torch.finfo(y.dtype).eps), torch.finfo(y.dtype).tiny
         size = 1.0 + y.norm(dim=-1, keepdim=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -83,9 +84,10 @@ class WorkingBatch:
 
     def take(self, index: torch.Tensor) -> WorkingBatch:
         """The cues at ``index`` (positions in this batch)."""
-        return WorkingBatch(**{
+        parts: dict[str, Any] = {
             name: None if value is None else (value[:, index] if name == "counts" else value[index])
-            for name, value in self._items()})
+            for name, value in self._items()}
+        return WorkingBatch(**parts)
 
     def put(self, index: torch.Tensor, part: WorkingBatch) -> None:
         """Write ``part`` (the cues at ``index``, advanced) back into this batch."""
@@ -97,6 +99,12 @@ class WorkingBatch:
                 value[:, index] = new
             else:
                 value[index] = new
+
+    def derivative(self) -> torch.Tensor:
+        """``f``, which the adaptive and implicit methods always carry (FSAL)."""
+        if self.f is None:
+            raise RuntimeError("this working batch carries no derivative (a fixed-step method's)")
+        return self.f
 
     def _items(self) -> Iterator[tuple[str, torch.Tensor | None]]:
         return ((fld.name, getattr(self, fld.name)) for fld in dataclasses.fields(self))
