@@ -46,7 +46,7 @@ def solver_overhead(device: str) -> list[str]:
         result = {}
 
         def run() -> None:
-            result["ds"] = simulate(net, cues, 10.0, monitor=monitor, solver=solver)
+            result["ds"] = simulate(net, cues, 10.0, monitor=monitor, method=solver)
 
         wall = _timeit(run)
         nfe = result["ds"].attrs["nfe"]

@@ -38,7 +38,7 @@ def run(net, cues, targets, method: str, dense_limit: int) -> str:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ds = simulate(net, cues, 20.0, monitor=Monitor(("v",), n_times=21), solver=Solver(method, **TOLERANCES),
+        ds = simulate(net, cues, 20.0, monitor=Monitor(("v",), n_times=21), method=Solver(method, **TOLERANCES),
                       targets=targets)
     wall = time.perf_counter() - start
     status = ds.solver_status.values

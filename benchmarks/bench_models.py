@@ -104,7 +104,7 @@ def torchdiffeq_anchor(net, queries, limit: float) -> float | str:
                     steady_tol=TOLERANCES["steady_tol"])
     start = time.perf_counter()
     try:
-        limited(limit, lambda: simulate(net, queries, 20.0, monitor=Monitor(("v",), n_times=101), solver=solver))
+        limited(limit, lambda: simulate(net, queries, 20.0, monitor=Monitor(("v",), n_times=101), method=solver))
     except TimeLimit:
         return f"> {limit:g} s"
     except SolverError as err:
@@ -132,7 +132,7 @@ def row(label: str, model: dict, data_name: str, dtype: str, args) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = limited(args.limit, lambda: simulate(net, queries, 20.0, monitor=Monitor(("v", "energy"), n_times=101),
-                                                      solver=Solver("auto", **TOLERANCES), targets=stored))
+                                                      method=Solver("auto", **TOLERANCES), targets=stored))
     except TimeLimit:
         return f"| {label} | {dtype} | over {args.limit:g} s |" + " |" * (9 if args.anchors else 6)
     wall = time.perf_counter() - start

@@ -196,7 +196,7 @@ def _torchdiffeq_like(net, cues, duration, rtol, atol, device, engine, steady_to
     out = {}
 
     def go():
-        out["ds"] = simulate(net, cues, duration, monitor=monitor, solver=solver)
+        out["ds"] = simulate(net, cues, duration, monitor=monitor, method=solver)
 
     wall = timed(go, device, repeat=2)
     ds = out["ds"]

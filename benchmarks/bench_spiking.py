@@ -195,7 +195,7 @@ def bench_neurodyn(m: np.ndarray, cues: np.ndarray, target: np.ndarray, prm: dic
     queries = torch.tensor(cues, dtype=torch.float32)
 
     def run(duration: float = DURATION):
-        return simulate(net, queries, duration, spiking=sp, monitor=Monitor(("spikes",), n_times=11), seed=0)
+        return simulate(net, queries, duration, method=sp, monitor=Monitor(("spikes",), n_times=11), seed=0)
 
     run(1.0)  # warm-up: a short run of the same configuration
     wall, ds = best_of(run, repeat)

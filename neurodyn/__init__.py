@@ -19,27 +19,29 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Solver": "solve", "SolverError": "solve", "SolverWarning": "solve",
     "make_lagrangian": "lagrangians",
-    "PRESETS": "network", "Cue": "network", "Network": "network", "State": "network", "from_config": "network",
-    "from_preset": "network",
-    "Monitor": "record", "load_netcdf": "record", "save_netcdf": "record",
+    "PRESETS": "network", "Cue": "network", "Cues": "network", "Network": "network", "State": "network",
+    "from_config": "network", "from_preset": "network",
+    "Monitor": "record", "ZarrStore": "record", "load_netcdf": "record", "save_netcdf": "record",
     "make_similarity": "similarity",
     "simulate": "simulation",
 }
 
 __all__ = [
-    "PRESETS", "Cue", "Monitor", "Network", "Solver", "SolverError", "SolverWarning", "State", "from_config",
-    "from_preset", "load_netcdf", "make_lagrangian", "make_similarity", "save_netcdf", "simulate",
+    "PRESETS", "Cue", "Cues", "Monitor", "Network", "Solver", "SolverError", "SolverWarning", "State", "ZarrStore",
+    "from_config", "from_preset", "load_netcdf", "make_lagrangian", "make_similarity", "save_netcdf", "simulate",
 ]
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from .lagrangians import make_lagrangian as make_lagrangian
     from .network import PRESETS as PRESETS
     from .network import Cue as Cue
+    from .network import Cues as Cues
     from .network import Network as Network
     from .network import State as State
     from .network import from_config as from_config
     from .network import from_preset as from_preset
     from .record import Monitor as Monitor
+    from .record import ZarrStore as ZarrStore
     from .record import load_netcdf as load_netcdf
     from .record import save_netcdf as save_netcdf
     from .similarity import make_similarity as make_similarity

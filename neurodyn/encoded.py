@@ -29,7 +29,7 @@ from . import analysis
 from .bank import MemoryBank, Scale
 from .codecs import Codec
 from .codecs.base import Stimuli
-from .network import Network, from_config
+from .network import Cues, Network, from_config
 from .record import Monitor
 from .simulation import simulate
 from .solve import Solver
@@ -150,8 +150,8 @@ class EncodedMemory:
                 raise ValueError(f"target_index must hold one stored-memory index (0..{self.bank.n_memories - 1}) "
                                  f"per query ({len(cues)}), got {target_index.tolist()}")
             targets = self.bank.memories[target_index]
-        ds = simulate(self.network, cues, duration, monitor=monitor, solver=solver, cue_mode=cue_mode, clamp=clamp,
-                      targets=targets, target_index=target_index, seed=seed, progress=progress, spiking=spiking)
+        ds = simulate(self.network, Cues(cues, cue_mode, clamp=clamp, targets=targets, target_index=target_index),
+                      duration, method=spiking or solver, monitor=monitor, seed=seed, progress=progress)
         states = analysis.final_states(ds, self.network, mixture_ratio=mixture_ratio,
                                        units=None if clamp is None else ~clamp)
         ds = ds.merge(states.rename({"nearest": "nearest_memory", "distance": "memory_distance"}))

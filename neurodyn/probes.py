@@ -88,6 +88,7 @@ def recall_cues(network: Network, cues: torch.Tensor, mode: str = "dynamics", *,
         with torch.no_grad():
             out = [network.retrieve(q[i:i + batch_size], steps=steps) for i in range(0, len(q), batch_size)]
         return torch.cat(out).detach().to("cpu", torch.float64)
+    from .network import Cues
     from .record import Monitor
     from .simulation import simulate
 
@@ -98,8 +99,8 @@ def recall_cues(network: Network, cues: torch.Tensor, mode: str = "dynamics", *,
     out = []
     for i in range(0, len(q), batch_size):
         part = None if mask is None else mask[i:i + batch_size]
-        ds = simulate(network, q[i:i + batch_size], duration, monitor=Monitor(("speed",), n_times=21),
-                      solver=solver, cue_mode=cue_mode, clamp=part)
+        ds = simulate(network, Cues(q[i:i + batch_size], cue_mode, clamp=part), duration, method=solver,
+                      monitor=Monitor(("speed",), n_times=21))
         out.append(torch.as_tensor(ds["recalled"].transpose("cue", "unit").values, dtype=torch.float64))
     return torch.cat(out)
 

@@ -89,6 +89,7 @@ def spiking_point(data: str = "mnist", n_memories: int = 100, corruption: str = 
     time); ``wall_time`` of the spiking run (s).
     """
     from .analysis import recall_time
+    from .network import Cues
     from .record import Monitor
     from .simulation import simulate
     from .spiking import make_spiking
@@ -98,10 +99,10 @@ def spiking_point(data: str = "mnist", n_memories: int = 100, corruption: str = 
     params = {"r_max": r_max} if neuron == "poisson" else {}
     spiking = make_spiking(neuron, dt=dt, tau_s=tau_s, **params)
     mean_field = make_spiking("rate", dt=dt, tau_s=tau_s)
-    monitor = Monitor(("v", "spikes"), n_times=n_times)
-    run = simulate(net, queries, duration, spiking=spiking, monitor=monitor, targets=stored, seed=seed,
-                   recall_overlap=recall_overlap)
-    rate = simulate(net, queries, duration, spiking=mean_field, monitor=Monitor(("v",), n_times=n_times))
+    monitor = Monitor(("v", "spikes"), n_times=n_times, recall_overlap=recall_overlap)
+    run = simulate(net, Cues(queries, targets=stored), duration, method=spiking,
+                   monitor=monitor, seed=seed)
+    rate = simulate(net, queries, duration, method=mean_field, monitor=Monitor(("v",), n_times=n_times))
     v, v_rate = (torch.as_tensor(ds["v"].transpose("time", "cue", "unit").values) for ds in (run, rate))
     relative = (v - v_rate).norm(dim=-1) / v_rate.norm(dim=-1).clamp_min(1e-12)
     times = recall_time(run, recall_overlap).values

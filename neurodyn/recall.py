@@ -16,7 +16,7 @@ import xarray as xr
 from . import analysis, data
 from .bank import MemoryBank
 from .encoded import EncodedMemory
-from .network import Network, from_config
+from .network import Cues, Network, from_config
 from .record import Monitor
 from .simulation import simulate
 from .solve import Solver
@@ -117,8 +117,8 @@ def run_recall(
     chosen, net, stored, queries = prepare_memory(data_name, n_memories, corruption, model, seed=seed,
                                                   data_root=data_root, device=device, dtype=dtype)
     n = len(queries) if n_cues is None else min(n_cues, len(queries))
-    ds = simulate(net, queries[:n], duration, monitor=monitor, solver=solver or Solver(), cue_mode=cue_mode,
-                  targets=stored[:n], target_index=torch.arange(n), seed=seed, progress=progress, spiking=spiking)
+    ds = simulate(net, Cues(queries[:n], cue_mode, targets=stored[:n], target_index=torch.arange(n)), duration,
+                  method=spiking or solver or Solver(), monitor=monitor, seed=seed, progress=progress)
     ds.attrs.update(data=chosen.name, corruption=corruption, image_shape=json.dumps(list(chosen.shape)))
     return ds
 

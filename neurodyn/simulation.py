@@ -6,6 +6,7 @@ or ``[v, h]`` flattened per cue; the recorder sees the unpacked populations.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import json
@@ -16,6 +17,7 @@ import sys
 import time
 import warnings
 from importlib import metadata
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,8 +25,8 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from . import analysis
-from .network import Network, State
-from .record import Monitor, Recorder, spike_variables, spiking_monitor
+from .network import Cue, Cues, Network, State
+from .record import Monitor, Recorder, ZarrStore, spike_variables, spiking_monitor
 from .solve import EXPLICIT, IMPLICIT, STATUS_NAMES, CueStats, Integration, Solver, SolverWarning, integrate
 from .spiking import SpikingMemory, SpikingRun
 
@@ -47,76 +49,129 @@ def _pack(state: State) -> torch.Tensor:
     return state.v if state.h is None else torch.cat([state.v, state.h], dim=-1)
 
 
-def simulate(
-    network: Network,
-    queries: torch.Tensor,
-    duration: float = 20.0,
-    *,
-    monitor: Monitor | None = None,
-    solver: Solver | str = "dopri5",
-    cue_mode: str = "initial",
-    clamp: torch.Tensor | None = None,
-    strength: float = 1.0,
-    targets: torch.Tensor | None = None,
-    target_index: torch.Tensor | None = None,
-    seed: int | None = None,
-    progress: bool | None = False,
-    time_units: str = "ms",
-    block_size: int | None = None,
-    spiking: SpikingMemory | None = None,
-    cue_ids: torch.Tensor | None = None,
-    recall_overlap: float = 0.9,
-    zarr_store: str | os.PathLike | None = None,
-    chunk_times: int = 64,
-) -> xr.Dataset:
+def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0, *,
+             method: Solver | SpikingMemory | str = "dopri5", monitor: Monitor | None = None,
+             store: ZarrStore | str | os.PathLike | None = None, seed: int | None = None,
+             progress: bool | None = False, **legacy: Any) -> xr.Dataset:
     """Integrate the network's dynamics from a batch of cues and record them.
 
     Parameters
     ----------
     network: the :class:`~neurodyn.network.Network`.
-    queries: cues (B, I), or one cue (I,).
-    duration: the time span, in units of ``time_units`` (the time constants share them).
-    monitor: what to record (default: ``v``, ``energy`` and ``speed`` at 101 times).
-    solver: a :class:`~neurodyn.solve.Solver` or a method name.
-    cue_mode, clamp, strength: how the cue drives the network (:meth:`Network.make_cue`).
-    targets: the patterns each cue should recall (B, I), stored for retrieval analysis;
-        ``target_index``: the index of each cue's stored pattern (B,).
+    cues: a :class:`~neurodyn.network.Cues` (queries, how they drive the network, what each
+        should recall), or just the queries (B, I), or one query (I,).
+    duration: the time span, in units of ``monitor.time_units`` (the time constants share them).
+    method: how the dynamics are stepped: a :class:`~neurodyn.solve.Solver` (or a method name)
+        integrates the rate ODE; a :class:`~neurodyn.spiking.SpikingMemory` makes the memory
+        population spike (fixed-step stochastic stepping in ms; times must be multiples of dt).
+    monitor: what to record (default: ``v``, ``energy`` and ``speed`` at 101 times; spiking:
+        ``v``, ``energy`` and ``spikes``).
+    store: stream the recorded time series to a new Zarr store (a
+        :class:`~neurodyn.record.ZarrStore`, or its path); the result is then the store opened
+        lazily.
     seed: stored as provenance (a rate run is deterministic given the cues); a spiking run's
         random numbers are keyed on it (default 0).
     progress: show a progress bar over the recording blocks (None: a bar on a terminal, a line every
         few seconds on standard error otherwise).
-    spiking: make the memory population spike (:class:`~neurodyn.spiking.SpikingMemory`):
-        fixed-step stochastic stepping in ms replaces the solver; times must be multiples of dt.
-    cue_ids: a spiking run's global cue ids, which key its random numbers (default ``0..B-1``):
-        a cue with the same id gets the same spikes in any batch.
-    recall_overlap: a spiking run with targets gets ``recall_time``, the first recorded time
-        from which ``g`` stays at a cosine overlap of at least this with its target.
-    zarr_store: stream the recorded time series to this new Zarr store, ``chunk_times`` times at
-        a time, so that memory stays bounded whatever the run's length; the result is then the
-        store opened lazily (``complete`` = 1 once the run finished; an interrupted run leaves
-        the times written so far, with ``complete`` = 0).
+    legacy: the keywords of neurodyn 0.x (``solver``, ``spiking``, ``cue_mode``, ``clamp``,
+        ``strength``, ``targets``, ``target_index``, ``cue_ids``, ``time_units``,
+        ``recall_overlap``, ``zarr_store``, ``chunk_times``, ``block_size``), accepted with a
+        DeprecationWarning for one release.
 
     Returns a Dataset with the recorded time series plus, per cue, ``query``, ``v_final``,
     ``recalled`` (the read-out of ``g`` at the end), and ``converged`` and ``convergence_time``
     (rate runs) or the spike events, binned rates and ``recall_time`` (spiking runs).
     """
+    if legacy:
+        cues, method, monitor, store = _from_legacy(cues, duration, method, monitor, store, legacy)
+    cues = cues if isinstance(cues, Cues) else Cues(cues)
+    spiking = method if isinstance(method, SpikingMemory) else None
+    solver = Solver(method) if isinstance(method, str) else method
     if monitor is None:
         monitor = Monitor() if spiking is None else spiking_monitor(duration, spiking.dt)
-    solver = Solver(solver) if isinstance(solver, str) else solver
+    store = ZarrStore(store) if isinstance(store, (str, os.PathLike)) else store
+    network, queries, cue = _prepare(network, cues, spiking, monitor)
+    times_np = monitor.grid(duration)
+    recorder = Recorder(monitor, network, cue, time_units=monitor.time_units,
+                        zarr_store=None if store is None else store.path,
+                        chunk_times=64 if store is None else store.chunk_times)
+    run, last = _run(network, cue, times_np, solver, recorder, cues.ids, seed, progress)
+    ds = recorder.dataset()
+    _add_per_cue_record(ds, network, cues, queries, run.final_state(last) if spiking is None else last)
+    if isinstance(run, Integration):
+        assert isinstance(solver, Solver)
+        _add_solver_record(ds, run, solver, monitor.time_units)
+    else:
+        _add_spiking_record(ds, run, monitor)
+    _add_provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)
+    return recorder.finish(ds)
+
+
+#: The keywords of neurodyn 0.x's ``simulate``, and the object each now belongs to.
+LEGACY_KEYWORDS = {"solver": "method", "spiking": "method", "block_size": "method (Solver.block_size)",
+                   "cue_mode": "Cues.mode", "clamp": "Cues.clamp", "strength": "Cues.strength",
+                   "targets": "Cues.targets", "target_index": "Cues.target_index", "cue_ids": "Cues.ids",
+                   "time_units": "Monitor.time_units", "recall_overlap": "Monitor.recall_overlap",
+                   "zarr_store": "store (ZarrStore.path)", "chunk_times": "store (ZarrStore.chunk_times)"}
+
+
+def _from_legacy(cues: Cues | torch.Tensor, duration: float, method: Solver | SpikingMemory | str,
+                 monitor: Monitor | None,
+                 store: ZarrStore | str | os.PathLike | None,
+                 legacy: dict[str, Any]) -> tuple[Cues, Solver | SpikingMemory | str, Monitor | None, ZarrStore | None]:
+    """The objects that neurodyn 0.x's keywords describe (with a DeprecationWarning naming them)."""
+    unknown = set(legacy) - set(LEGACY_KEYWORDS)
+    if unknown:
+        raise TypeError(f"simulate() got unexpected keyword argument(s) {sorted(unknown)}")
+    warnings.warn("simulate's keywords " + ", ".join(f"{k}= (now {LEGACY_KEYWORDS[k]})" for k in sorted(legacy))
+                  + " are deprecated and go in the next release", DeprecationWarning, stacklevel=3)
+    if isinstance(cues, Cues):
+        raise ValueError("give the cue options either in Cues or as keywords, not both")
+    cues = Cues(cues, mode=legacy.get("cue_mode", "initial"), clamp=legacy.get("clamp"),
+                strength=legacy.get("strength", 1.0), targets=legacy.get("targets"),
+                target_index=legacy.get("target_index"), ids=legacy.get("cue_ids"))
+    method = legacy.get("solver", method)
+    if legacy.get("spiking") is not None:
+        method = legacy["spiking"]
+    if legacy.get("block_size") is not None:
+        solver = Solver(method) if isinstance(method, str) else method
+        if isinstance(solver, Solver):
+            method = dataclasses.replace(solver, block_size=legacy["block_size"])
+    if {"time_units", "recall_overlap"} & set(legacy):
+        base = monitor if monitor is not None else (
+            spiking_monitor(duration, method.dt) if isinstance(method, SpikingMemory) else Monitor())
+        monitor = dataclasses.replace(base, **{k: legacy[k] for k in ("time_units", "recall_overlap") if k in legacy})
+    if legacy.get("zarr_store") is not None:
+        store = ZarrStore(legacy["zarr_store"], legacy.get("chunk_times", 64))
+    elif isinstance(store, (str, os.PathLike)):
+        store = ZarrStore(store)
+    return cues, method, monitor, store
+
+
+def _prepare(network: Network, cues: Cues, spiking: SpikingMemory | None,
+             monitor: Monitor) -> tuple[Network, torch.Tensor, Cue]:
+    """The network to run (the integrable one for a rate run), the checked queries and the cue;
+    refuses what cannot run before any work."""
     if network.memories.dtype in (torch.float16, torch.bfloat16):
         raise ValueError(f"the network is {str(network.memories.dtype).replace('torch.', '')}: half precision cannot "
                          "resolve the dynamics' small steps; integrate in float32 "
                          "(network.to(dtype=torch.float32))")
     if spiking is not None and "speed" in monitor.variables:
         raise ValueError("'speed' (the solver's steady-state measure) is not recorded in a spiking run")
-    queries = network.check_queries(queries)
-    cue = network.make_cue(queries, cue_mode, clamp=clamp, strength=strength)
+    queries = network.check_queries(cues.queries)
+    cue = network.make_cue(queries, cues.mode, clamp=cues.clamp, strength=cues.strength)
     if spiking is None:
         network = network.integrable()
         obstacle = network.retrieval_obstacle(with_current=cue.current is not None)
         if obstacle:
             raise ValueError(obstacle)
-    times_np = monitor.grid(duration)
+    return network, queries, cue
+
+
+def _run(network: Network, cue: Cue, times_np: np.ndarray, method: Solver | SpikingMemory, recorder: Recorder,
+         cue_ids: torch.Tensor | None, seed: int | None,
+         progress: bool | None) -> tuple[Integration | SpikingRun, torch.Tensor]:
+    """Integrate (or step) the dynamics, recording each block; the run and its last state."""
     dtype, device = network.memories.dtype, network.memories.device
     times = torch.as_tensor(times_np, dtype=dtype, device=device)
     n_v = network.n_features
@@ -127,15 +182,15 @@ def simulate(
     def rhs(t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         return _pack(network.velocity(unpack(y), cue.select(rows)))
 
-    recorder = Recorder(monitor, network, cue, time_units=time_units, zarr_store=zarr_store,
-                        chunk_times=chunk_times)
-    if spiking is None:
-        block_size = block_size or max(1, math.ceil((len(times_np) - 1) / 20))
-        run = integrate(rhs, _pack(network.initial_state(cue)), times, solver, block_size=block_size,
+    monitor = recorder.monitor
+    run: Integration | SpikingRun
+    if isinstance(method, Solver):
+        block_size = method.block_size or max(1, math.ceil((len(times_np) - 1) / 20))
+        run = integrate(rhs, _pack(network.initial_state(cue)), times, method, block_size=block_size,
                         record_speed="speed" in monitor.variables)
     else:
         counted = _counted_units(recorder, network) if "rate" in monitor.variables else None
-        run = SpikingRun(network, cue, spiking, times, 0 if seed is None else seed, cue_ids,
+        run = SpikingRun(network, cue, method, times, 0 if seed is None else seed, cue_ids,
                          keep_events="spikes" in monitor.variables, count_units=counted)
     bar = _progress_bar(len(times_np), progress)
     last = None
@@ -145,17 +200,22 @@ def simulate(
             recorder.observe(block.times, state.v, state.h, block.speed)
             last = block.states[-1]
             bar.update(len(block.times))
+    assert last is not None  # (every run yields its initial state)
+    return run, last
 
-    ds = recorder.dataset()
-    final = unpack(last if spiking is not None else run.final_state(last))
-    g_final = network.activation(final.v)
+
+def _add_per_cue_record(ds: xr.Dataset, network: Network, cues: Cues, queries: torch.Tensor,
+                        final_packed: torch.Tensor) -> None:
+    """Per cue: the query, the final value state, the recalled pattern, and the targets."""
+    final_v = final_packed[..., :network.n_features]
     per_cue = {
         "query": (("cue", "unit"), queries, "cue (query) given to the network"),
-        "v_final": (("cue", "unit"), final.v, "value neuron state at the end of the run"),
-        "recalled": (("cue", "unit"), network.read(g_final), "recalled pattern: read-out of g at the end"),
+        "v_final": (("cue", "unit"), final_v, "value neuron state at the end of the run"),
+        "recalled": (("cue", "unit"), network.read(network.activation(final_v)),
+                     "recalled pattern: read-out of g at the end"),
     }
-    if targets is not None:
-        tgt = torch.as_tensor(targets, dtype=dtype)
+    if cues.targets is not None:
+        tgt = torch.as_tensor(cues.targets, dtype=network.memories.dtype)
         if tgt.shape != queries.shape:
             raise ValueError(f"targets must have the cues' shape {tuple(queries.shape)}, got {tuple(tgt.shape)}")
         per_cue["target"] = (("cue", "unit"), tgt, "pattern the cue should recall")
@@ -163,36 +223,37 @@ def simulate(
     ds.update({name: (dims, value.detach().cpu().numpy(), {"long_name": long_name, "units": "1"})
                for name, (dims, value, long_name) in per_cue.items()})
     if "unit" not in ds.coords:
-        ds.coords["unit"] = ("unit", np.arange(n_v), {"long_name": "value neuron index", "units": "1"})
-    if target_index is not None:
-        ti = np.asarray(torch.as_tensor(target_index).cpu(), dtype=np.int64)
-        if ti.shape != (cue.batch,):
-            raise ValueError(f"target_index must have one entry per cue ({cue.batch}), got shape {ti.shape}")
+        ds.coords["unit"] = ("unit", np.arange(network.n_features), {"long_name": "value neuron index", "units": "1"})
+    if cues.target_index is not None:
+        ti = np.asarray(torch.as_tensor(cues.target_index).cpu(), dtype=np.int64)
+        if ti.shape != (len(queries),):
+            raise ValueError(f"target_index must have one entry per cue ({len(queries)}), got shape {ti.shape}")
         ds["target_index"] = ("cue", ti, {"long_name": "index of the stored pattern the cue comes from",
                                           "units": "1"})
-    if spiking is None:
-        _add_solver_record(ds, run, solver, time_units)
-    else:
-        _add_spiking_record(ds, run, monitor, recall_overlap)
+
+
+def _add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiking: SpikingMemory | None,
+                    duration: float, seed: int | None) -> None:
+    """What ran: the model, the cue mode, the Lyapunov facts, dtype, device, seed and versions."""
+    clamped = cue.clamp is not None
     ds.attrs.update({
         "title": f"neurodyn {'spiking ' if spiking is not None else ''}recall with {network.name}",
         "model": json.dumps(network.describe(), sort_keys=True),
-        "duration": float(times_np[-1]),
+        "duration": duration,
         "stopped_at": float(ds.time[-1]),
-        "cue_mode": cue_mode,
-        "clamped": int(clamp is not None),
-        "lyapunov_guaranteed": int(spiking is None and not network.lyapunov_obstacles(clamped=cue.clamp is not None)),
-        "lyapunov_reason": network.lyapunov_reason(clamped=cue.clamp is not None) if spiking is None else
+        "cue_mode": cues.mode,
+        "clamped": int(cues.clamp is not None),
+        "lyapunov_guaranteed": int(spiking is None and not network.lyapunov_obstacles(clamped=clamped)),
+        "lyapunov_reason": network.lyapunov_reason(clamped=clamped) if spiking is None else
         "spiking run: no Lyapunov guarantee holds for one noisy trial (check the trial mean of the rate "
         "model's energy); the synaptic filter also makes the mean field second order",
-        "dtype": str(dtype).replace("torch.", ""),
-        "device": str(device),
+        "dtype": str(network.memories.dtype).replace("torch.", ""),
+        "device": str(network.memories.device),
         "seed": -1 if seed is None else int(seed),
         "versions": package_versions(),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "Conventions": "CF-1.10",
     })
-    return recorder.finish(ds)
 
 
 class _LogLines:
@@ -297,14 +358,14 @@ def _per_cue_stats(per_cue: CueStats, time_units: str) -> dict[str, tuple]:
     return out
 
 
-def _add_spiking_record(ds: xr.Dataset, run: SpikingRun, monitor: Monitor, recall_overlap: float) -> None:
+def _add_spiking_record(ds: xr.Dataset, run: SpikingRun, monitor: Monitor) -> None:
     """Spike events, binned rates, recall time per cue and the stepping's provenance."""
     sp, stats = run.spiking, run.stats
     if sp.model != "rate" and ("spikes" in monitor.variables or "rate" in monitor.variables):
         ds.update(spike_variables(ds["time"].values, run, "spikes" in monitor.variables))
     if "target" in ds and ("v" in ds or "g" in ds or "overlap" in ds):
         patterns = run.network.P.detach().cpu().numpy() if run.network.P.shape[1] == ds.sizes["unit"] else None
-        ds["recall_time"] = analysis.recall_time(ds, recall_overlap, patterns=patterns)
+        ds["recall_time"] = analysis.recall_time(ds, monitor.recall_overlap, patterns=patterns)
     ds.attrs.update({
         "solver": json.dumps({"method": "spiking", **sp.describe()}, sort_keys=True),
         "solver_method": f"spiking-{sp.model}",

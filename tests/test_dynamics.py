@@ -26,7 +26,7 @@ def test_one_euler_step_is_the_mchn_update():
     memories, cues = random_problem(0, 20, 16, b=5, dtype=torch.float32)
     beta = 3.0
     net = from_preset("mchn", memories, beta=beta)
-    ds = simulate(net, cues, 1.0, monitor=Monitor(("v",), n_times=2), solver=Solver("euler", step_size=1.0))
+    ds = simulate(net, cues, 1.0, monitor=Monitor(("v",), n_times=2), method=Solver("euler", step_size=1.0))
     expected = torch.softmax(beta * cues @ memories.T, dim=-1) @ memories
     np.testing.assert_allclose(ds["v_final"].values, expected.numpy(), rtol=0, atol=2e-7)
     assert ds.attrs["steps_accepted"] == 1
@@ -53,7 +53,7 @@ def test_gradient_dynamics_never_increase_the_energy(separation, value, similari
     assert net.lyapunov_guaranteed
     # Low-order methods get looser tolerances (the check's tolerance follows them).
     rtol = {"dopri5": 1e-8, "bosh3": 1e-7, "adaptive_heun": 1e-5}[method]
-    ds = simulate(net, cues, 5.0, monitor=ENERGY, solver=Solver(method, rtol=rtol, atol=rtol * 1e-2))
+    ds = simulate(net, cues, 5.0, monitor=ENERGY, method=Solver(method, rtol=rtol, atol=rtol * 1e-2))
     report = lyapunov_check(ds)
     assert report.monotone, report.verdict
     # The energy does move: the check is not passing on a flat line.
@@ -72,7 +72,7 @@ def test_nonsmooth_convex_separations_descend_the_reduced_energy(separation, val
     memories, cues = random_problem(seed, n, i)
     net = Network(memories, similarity=similarity, separation=separation, value_lagrangian=value)
     assert not net.lyapunov_guaranteed and "discontinuous activation" in net.lyapunov_reason()
-    ds = simulate(net, cues, 5.0, monitor=ENERGY, solver=Solver("dopri5", rtol=1e-8, atol=1e-10))
+    ds = simulate(net, cues, 5.0, monitor=ENERGY, method=Solver("dopri5", rtol=1e-8, atol=1e-10))
     assert lyapunov_check(ds).monotone, lyapunov_check(ds).verdict
 
 
@@ -83,7 +83,7 @@ def test_log_separation_on_positive_scores(tau_h):
     memories, cues = memories.abs() + 0.1, cues.abs() + 0.1
     net = Network(memories, similarity="dot", separation="log", value_lagrangian="tanh", tau_h=tau_h)
     assert net.lyapunov_guaranteed
-    ds = simulate(net, cues, 5.0, monitor=ENERGY, solver=Solver("dopri5", rtol=1e-8, atol=1e-10))
+    ds = simulate(net, cues, 5.0, monitor=ENERGY, method=Solver("dopri5", rtol=1e-8, atol=1e-10))
     assert lyapunov_check(ds).monotone
 
 
@@ -94,8 +94,8 @@ def test_every_method_reaches_the_same_state(method, kw):
     memories, cues = random_problem(14, 10, 8)
     net = from_preset("mchn", memories, beta=3.0)
     mon = Monitor(("energy",), n_times=11)
-    reference = simulate(net, cues, 2.0, monitor=mon, solver=Solver("dopri5", rtol=1e-10, atol=1e-12))
-    ds = simulate(net, cues, 2.0, monitor=mon, solver=Solver(method, rtol=1e-7, atol=1e-9, **kw))
+    reference = simulate(net, cues, 2.0, monitor=mon, method=Solver("dopri5", rtol=1e-10, atol=1e-12))
+    ds = simulate(net, cues, 2.0, monitor=mon, method=Solver(method, rtol=1e-7, atol=1e-9, **kw))
     # Global error exceeds the per-step tolerance, and torchdiffeq interpolates the recorded
     # times inside steps (low-order for dopri8), hence a looser bound than rtol.
     tol = {"euler": 5e-3, "midpoint": 1e-3, "rk4": 1e-5}.get(method, 5e-5)
@@ -127,7 +127,7 @@ def test_lyapunov_check_catches_an_increase():
     energy; the check must report it and blame the numerics, since theory guarantees a decrease."""
     memories, cues = random_problem(1, 10, 8)
     net = from_preset("mchn", memories, beta=8.0)
-    ds = simulate(net, cues, 20.0, monitor=Monitor(("energy",), n_times=9), solver=Solver("euler", step_size=2.5))
+    ds = simulate(net, cues, 20.0, monitor=Monitor(("energy",), n_times=9), method=Solver("euler", step_size=2.5))
     report = lyapunov_check(ds)
     assert not report.monotone
     assert "INCREASES" in report.verdict and "solver" in report.verdict
@@ -214,10 +214,10 @@ def test_max_steps_caps_the_whole_run():
     memories, cues = random_problem(18, 10, 8)
     net = from_preset("mchn", memories, beta=5.0)
     solver = dict(method="dopri5", engine="torchdiffeq", rtol=1e-9, atol=1e-11)
-    free = simulate(net, cues, 20.0, solver=Solver(**solver))
+    free = simulate(net, cues, 20.0, method=Solver(**solver))
     budget = free.attrs["steps_accepted"] // 2
     with pytest.raises(SolverError, match="max_steps"):
-        simulate(net, cues, 20.0, solver=Solver(**solver, max_steps=budget))
+        simulate(net, cues, 20.0, method=Solver(**solver, max_steps=budget))
 
 
 def test_input_current_cue_drives_from_zero():
@@ -235,7 +235,7 @@ def test_steady_state_stopping_per_cue():
     net = from_preset("mchn", memories, beta=20.0)
     far = torch.zeros(1, 6, dtype=torch.float64)
     near = net.retrieve(net.retrieve(memories[:1]))
-    ds = simulate(net, torch.cat([near, far]), 50.0, solver=Solver(steady_tol=1e-6), monitor=Monitor(n_times=201))
+    ds = simulate(net, torch.cat([near, far]), 50.0, method=Solver(steady_tol=1e-6), monitor=Monitor(n_times=201))
     assert bool(ds.converged.all())
     t_near, t_far = ds.convergence_time.values
     assert t_near < t_far < 50.0
@@ -249,9 +249,9 @@ def test_solver_error_when_the_step_budget_is_exhausted():
     memories, cues = random_problem(10, 10, 8)
     net = from_preset("mchn", memories, beta=5.0)
     with pytest.raises(SolverError, match="max_steps"):
-        simulate(net, cues, 50.0, solver=Solver("dopri5", engine="torchdiffeq", rtol=1e-12, atol=1e-14, max_steps=5))
+        simulate(net, cues, 50.0, method=Solver("dopri5", engine="torchdiffeq", rtol=1e-12, atol=1e-14, max_steps=5))
     with pytest.warns(SolverWarning, match="max_steps=5"):
-        ds = simulate(net, cues, 50.0, solver=Solver(rtol=1e-12, atol=1e-14, max_steps=5))
+        ds = simulate(net, cues, 50.0, method=Solver(rtol=1e-12, atol=1e-14, max_steps=5))
     assert (ds.solver_status == 3).all()
 
 
@@ -259,7 +259,7 @@ def test_fixed_step_must_divide_the_recording_spacing():
     memories, cues = random_problem(1, 10, 8)
     with pytest.raises(ValueError, match="step_size"):
         simulate(from_preset("mchn", memories), cues, 20.0, monitor=Monitor(n_times=11),
-                 solver=Solver("euler", step_size=3.0))
+                 method=Solver("euler", step_size=3.0))
 
 
 def test_solver_error_when_the_state_diverges():
@@ -268,11 +268,11 @@ def test_solver_error_when_the_state_diverges():
     # the model is refused up front; built from a Similarity object the check is the same.
     net = Network(memories * 10, similarity="dot", separation="identity")
     with pytest.raises(ValueError, match="unbounded below"):
-        simulate(net, cues, 1e4, solver=Solver("euler", step_size=1.0), monitor=Monitor(n_times=3))
+        simulate(net, cues, 1e4, method=Solver("euler", step_size=1.0), monitor=Monitor(n_times=3))
     # A sound model with an unstable fixed step (Euler at h = 2.5 multiplies the leak's part by
     # -1.5 per step) blows up; each cue fails with its reason.
     with pytest.warns(SolverWarning, match="NaN or infinite"):
-        ds = simulate(from_preset("mchn", memories), cues, 1e4, solver=Solver("euler", step_size=2.5),
+        ds = simulate(from_preset("mchn", memories), cues, 1e4, method=Solver("euler", step_size=2.5),
                       monitor=Monitor(n_times=3))
     assert (ds.solver_status == 3).all()
 

@@ -107,9 +107,9 @@ def test_a_run_records_the_same_when_streamed(bank, monkeypatch):
     memories, _, g = bank
     net = Network(memories, similarity="manhattan", separation="softmax:20")
     monitor = Monitor(("v", "energy", "f", "h"), n_times=6, top_k=3)
-    plain = simulate(net, g, 2.0, monitor=monitor, solver="rk4")
+    plain = simulate(net, g, 2.0, monitor=monitor, method="rk4")
     monkeypatch.setattr(tiled, "TILE_ELEMENTS", 6 * 9 * 5)  # the recorder sees 6 times x 9 cues at once
-    streamed = simulate(net, g, 2.0, monitor=monitor, solver="rk4")
+    streamed = simulate(net, g, 2.0, monitor=monitor, method="rk4")
     for name in ("v", "energy", "f", "h"):
         torch.testing.assert_close(torch.as_tensor(streamed[name].values), torch.as_tensor(plain[name].values),
                                    rtol=1e-9, atol=1e-12)

@@ -49,8 +49,8 @@ def test_the_per_cue_engine_matches_torchdiffeq_on_the_gpu(bank):
     q = memories[:64].clone()
     q[:, 392:] = 0.0
     monitor = Monitor(("v", "energy"), n_times=21)
-    ours = simulate(net, q, 10.0, monitor=monitor, solver=Solver("dopri5", rtol=1e-5, atol=1e-7, engine="per-cue"))
-    ref = simulate(net, q, 10.0, monitor=monitor, solver=Solver("dopri5", rtol=1e-5, atol=1e-7,
+    ours = simulate(net, q, 10.0, monitor=monitor, method=Solver("dopri5", rtol=1e-5, atol=1e-7, engine="per-cue"))
+    ref = simulate(net, q, 10.0, monitor=monitor, method=Solver("dopri5", rtol=1e-5, atol=1e-7,
                                                                  engine="torchdiffeq"))
     np.testing.assert_allclose(ours.v.values, ref.v.values, atol=1e-4)
     assert ours.attrs["host_syncs"] < ours.attrs["steps_accepted"]  # one look per 16 steps

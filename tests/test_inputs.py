@@ -221,7 +221,7 @@ def test_unknown_solver_method(net):
     with pytest.raises(ValueError, match="unknown solver method 'bogus'"):
         Solver("bogus")
     with pytest.raises(ValueError, match="unknown solver method 'bogus'"):
-        simulate(net, torch.zeros(B, I, dtype=torch.float64), 1.0, solver="bogus")
+        simulate(net, torch.zeros(B, I, dtype=torch.float64), 1.0, method="bogus")
 
 
 @pytest.mark.parametrize("field", ["rtol", "atol"])

@@ -64,8 +64,8 @@ def test_a_stiff_network_of_400_units_solves_matrix_free_in_fewer_evaluations_th
     net = from_preset("mchn-l2", memories, similarity="manhattan:smooth=0.01")
     solver = dict(rtol=1e-5, atol=1e-7, steady_tol=1e-4, max_steps=20000)
     monitor = Monitor(("v", "energy"), n_times=21)
-    auto = simulate(net, cues, 20.0, monitor=monitor, solver=Solver("auto", **solver), targets=memories[:6])
-    explicit = simulate(net, cues, 20.0, monitor=monitor, solver=Solver("dopri5", **solver), targets=memories[:6])
+    auto = simulate(net, cues, 20.0, monitor=monitor, method=Solver("auto", **solver), targets=memories[:6])
+    explicit = simulate(net, cues, 20.0, monitor=monitor, method=Solver("dopri5", **solver), targets=memories[:6])
     assert (auto.solver_status == STEADY).all()
     assert int((auto.solver_method_used == IMPLICIT).sum()) >= 3 and int(auto.solver_jacobians.sum()) == 0
     implicit = auto.solver_method_used == IMPLICIT

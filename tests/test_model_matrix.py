@@ -32,7 +32,7 @@ def _recall(model: tuple, dtype: str, n_cues: int) -> None:
     _, net, stored, queries = prepare_memory("digits", 100, "mask:0.25,side=bottom", config, dtype=dtype)
     try:
         ds = simulate(net, queries[:n_cues], 20.0, monitor=Monitor(("v", "energy"), n_times=21),
-                      solver=Solver("auto", rtol=1e-5, atol=1e-7, steady_tol=1e-4), targets=stored[:n_cues])
+                      method=Solver("auto", rtol=1e-5, atol=1e-7, steady_tol=1e-4), targets=stored[:n_cues])
     except ValueError as err:
         assert any(reason in str(err) for reason in REFUSAL_REASONS), err
         return

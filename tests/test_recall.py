@@ -35,7 +35,7 @@ def test_dense_cues_recall_stored_digits(digits):
     bipolar_cues = bipolar.reshape(100, 8, 8).clone()
     bipolar_cues[:, 6:] = 0.0  # masked bits carry no information
     for preset, mem, cue in (("uhn-manhattan", memories, cues), ("mchn", bipolar, bipolar_cues.reshape(100, -1))):
-        ds = simulate(from_preset(preset, mem), cue, 20.0, solver=STEADY, targets=mem)
+        ds = simulate(from_preset(preset, mem), cue, 20.0, method=STEADY, targets=mem)
         own = (nearest_pattern(ds, mem)["nearest"].values == np.arange(100)).mean()
         assert retrieval(ds).attrs["rate"] >= 0.95 and own >= 0.95, (preset, retrieval(ds).attrs["rate"], own)
 
@@ -48,7 +48,7 @@ def test_dot_product_bias_on_unnormalized_images(digits):
     own = {}
     for preset in ("mchn", "mchn-l2"):
         net = from_preset(preset, memories, beta=10.0)
-        ds = simulate(net, memories, 20.0, solver=STEADY, targets=memories)
+        ds = simulate(net, memories, 20.0, method=STEADY, targets=memories)
         own[preset] = (nearest_pattern(ds, memories)["nearest"].values == np.arange(100)).mean()
         assert net.lyapunov_guaranteed and lyapunov_check(ds).monotone
     assert own["mchn"] < 0.8 < own["mchn-l2"], own
@@ -62,7 +62,7 @@ def test_capacity_ordering_classical_hn_fails_where_mchn_succeeds(digits):
     cues = torch.where(flip, -memories, memories)
     rate = {}
     for preset in ("hn", "mchn"):
-        ds = simulate(from_preset(preset, memories), cues, 20.0, solver=STEADY, targets=memories)
+        ds = simulate(from_preset(preset, memories), cues, 20.0, method=STEADY, targets=memories)
         rate[preset] = retrieval(ds, reference_size=None, threshold=0.5).attrs["rate"]  # exact recall
         assert lyapunov_check(ds).monotone
     assert rate["mchn"] == 1.0 and rate["hn"] <= 0.3, rate
@@ -93,7 +93,7 @@ def test_monitor_subsets_topk_overlap_and_cf_attributes(digits):
 
 def test_provenance_and_exact_netcdf_round_trip(tmp_path, digits):
     memories = digits.take(20).flat()
-    ds = simulate(from_preset("mchn", memories, beta=5.0), memories[:3], 2.0, solver=STEADY,
+    ds = simulate(from_preset("mchn", memories, beta=5.0), memories[:3], 2.0, method=STEADY,
                   targets=memories[:3], target_index=[0, 1, 2], seed=7)
     for key in ("model", "solver", "rtol", "atol", "seed", "versions", "nfe", "steps_accepted"):
         assert key in ds.attrs
@@ -120,7 +120,7 @@ def test_save_is_atomic_when_writing_fails(tmp_path, digits):
 
 def test_summary_mentions_retrieval_and_lyapunov(digits):
     memories = digits.take(20).flat()
-    ds = simulate(from_preset("mchn", memories, beta=10.0), memories, 5.0, targets=memories, solver=STEADY)
+    ds = simulate(from_preset("mchn", memories, beta=10.0), memories, 5.0, targets=memories, method=STEADY)
     text = summarize(ds)
     assert "retrieval: 100.0%" in text and "Lyapunov: energy non-increasing (guaranteed" in text
 

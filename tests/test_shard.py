@@ -45,7 +45,7 @@ def problem(case: str) -> tuple[Network, torch.Tensor]:
 
 
 def run(net: Network, cues: torch.Tensor):
-    ds = simulate(net, cues, 3.0, monitor=MONITOR, solver=SOLVER)
+    ds = simulate(net, cues, 3.0, monitor=MONITOR, method=SOLVER)
     return ds, net.retrieve(cues)
 
 

@@ -230,7 +230,7 @@ def test_statistics_of_a_spiking_run():
 
     memories = torch.eye(4, 6, dtype=torch.float64)
     net = from_preset("mchn-l2", memories, beta=10.0, tau_v=10.0)
-    ds = simulate(net, memories[:2], 20.0, spiking=SpikingMemory(Poisson(r_max=800.0), dt=0.1, tau_s=5.0), seed=0)
+    ds = simulate(net, memories[:2], 20.0, method=SpikingMemory(Poisson(r_max=800.0), dt=0.1, tau_s=5.0), seed=0)
     assert ds.sizes["spike"] > 0
     width = float(ds["time"][1] - ds["time"][0])
     pop = A.psth(ds, width, population=True)

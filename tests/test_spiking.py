@@ -111,12 +111,12 @@ def test_spikes_of_a_cue_do_not_depend_on_its_batch(neuron, path):
     net = Network(m, "dot", "softmax:20", tau_v=10.0)
     q = (m[:20] * (torch.rand(20, 100, generator=gen) > 0.4)).float()
     sp = SpikingMemory(neuron, path=path)
-    full = simulate(net, q, 30.0, spiking=sp, seed=5, monitor=Monitor(("spikes",), n_times=4))
+    full = simulate(net, q, 30.0, method=sp, seed=5, monitor=Monitor(("spikes",), n_times=4))
     assert full.attrs["n_spikes"] > 20 and full.attrs["spiking_path"] == path
     for k in (0, 7, 19):
-        alone = simulate(net, q[k:k + 1], 30.0, spiking=sp, seed=5, cue_ids=[k], monitor=Monitor(("spikes",), n_times=4))
+        alone = simulate(net, q[k:k + 1], 30.0, method=sp, seed=5, cue_ids=[k], monitor=Monitor(("spikes",), n_times=4))
         assert np.array_equal(events(alone, 0), events(full, k))
-    shuffled = simulate(net, q.flip(0), 30.0, spiking=sp, seed=5, cue_ids=torch.arange(20).flip(0),
+    shuffled = simulate(net, q.flip(0), 30.0, method=sp, seed=5, cue_ids=torch.arange(20).flip(0),
                         monitor=Monitor(("spikes",), n_times=4))
     assert np.array_equal(events(shuffled, 19 - 7), events(full, 7))
 
@@ -127,8 +127,8 @@ def test_spikes_of_a_cue_do_not_depend_on_its_batch(neuron, path):
 def test_memory_space_path_agrees_with_the_dense_path(neuron, cue_mode):
     net, q = small_network(n=8, i=30, similarity="biased_dot", separation="softmax:6")
     mon = Monitor(("v", "energy", "spikes"), n_times=26)
-    dense = simulate(net, q, 50.0, spiking=SpikingMemory(neuron, path="dense"), monitor=mon, seed=2, cue_mode=cue_mode)
-    memory = simulate(net, q, 50.0, spiking=SpikingMemory(neuron, path="memory"), monitor=mon, seed=2,
+    dense = simulate(net, q, 50.0, method=SpikingMemory(neuron, path="dense"), monitor=mon, seed=2, cue_mode=cue_mode)
+    memory = simulate(net, q, 50.0, method=SpikingMemory(neuron, path="memory"), monitor=mon, seed=2,
                       cue_mode=cue_mode)
     assert (dense.attrs["spiking_path"], memory.attrs["spiking_path"]) == ("dense", "memory")
     if not isinstance(neuron, Rate):
@@ -147,7 +147,7 @@ def test_memory_space_path_agrees_with_the_dense_path_when_heteroassociative(neu
     m, p = torch.randn(8, 30, generator=gen, dtype=F64), torch.randn(8, 30, generator=gen, dtype=F64)
     net = Network(m, "dot", "softmax:2", projection=p, dynamics="projection")
     q = m[:3] + 0.3 * torch.randn(3, 30, generator=gen, dtype=F64)
-    runs = [simulate(net, q, 20.0, spiking=SpikingMemory(neuron, path=path), monitor=Monitor(("v",), n_times=5),
+    runs = [simulate(net, q, 20.0, method=SpikingMemory(neuron, path=path), monitor=Monitor(("v",), n_times=5),
                      seed=1) for path in ("dense", "memory")]
     assert [ds.attrs["spiking_path"] for ds in runs] == ["dense", "memory"]
     np.testing.assert_allclose(runs[1].v.values, runs[0].v.values, atol=1e-9)
@@ -155,13 +155,13 @@ def test_memory_space_path_agrees_with_the_dense_path_when_heteroassociative(neu
 
 def test_auto_path_picks_memory_space_only_where_it_applies():
     net, q = small_network()
-    assert simulate(net, q, 2.0, spiking=SpikingMemory(), seed=0).attrs["spiking_path"] == "memory"
+    assert simulate(net, q, 2.0, method=SpikingMemory(), seed=0).attrs["spiking_path"] == "memory"
     cosine, _ = small_network(similarity="cosine")
-    assert simulate(cosine, q, 2.0, spiking=SpikingMemory(), seed=0).attrs["spiking_path"] == "dense"
+    assert simulate(cosine, q, 2.0, method=SpikingMemory(), seed=0).attrs["spiking_path"] == "dense"
     tanh, _ = small_network(value_lagrangian="tanh")
-    assert simulate(tanh, q, 2.0, spiking=SpikingMemory(), seed=0).attrs["spiking_path"] == "dense"
+    assert simulate(tanh, q, 2.0, method=SpikingMemory(), seed=0).attrs["spiking_path"] == "dense"
     with pytest.raises(ValueError, match="memory-space path does not apply: the similarity cosine"):
-        simulate(cosine, q, 2.0, spiking=SpikingMemory(path="memory"))
+        simulate(cosine, q, 2.0, method=SpikingMemory(path="memory"))
 
 
 # ----------------------------------------------------------------------------- the rate limit
@@ -169,10 +169,10 @@ def test_mean_field_steps_approach_the_rate_ode_as_the_synapse_gets_fast():
     """With tau_s -> 0 the filtered model is the network's own ODE (UHN eq. 2, fast memory)."""
     net, q = small_network(similarity="biased_dot", separation="softmax:6")
     mon = Monitor(("v",), n_times=21)
-    ode = simulate(net, q, 20.0, monitor=mon, solver="dopri5")
+    ode = simulate(net, q, 20.0, monitor=mon, method="dopri5")
     errors = []
     for tau_s in (0.4, 0.1):
-        mf = simulate(net, q, 20.0, spiking=SpikingMemory(Rate(), dt=tau_s / 10, tau_s=tau_s), monitor=mon)
+        mf = simulate(net, q, 20.0, method=SpikingMemory(Rate(), dt=tau_s / 10, tau_s=tau_s), monitor=mon)
         errors.append(float(np.abs(mf.v.values - ode.v.values).max()))
     assert errors[1] < 0.35 * errors[0] and errors[1] < 5e-3  # first order in tau_s
 
@@ -183,10 +183,10 @@ def test_trial_mean_converges_to_the_rate_model_like_one_over_sqrt_rmax():
     net, q = small_network()
     trials = 200
     mon = Monitor(("v",), n_times=51)
-    rate = simulate(net, q[:1], 50.0, spiking=SpikingMemory(Rate()), monitor=mon).v.values[:, 0]
+    rate = simulate(net, q[:1], 50.0, method=SpikingMemory(Rate()), monitor=mon).v.values[:, 0]
     single, mean = {}, {}
     for r_max in (400.0, 6400.0):
-        v = simulate(net, q[0].expand(trials, -1), 50.0, spiking=SpikingMemory(Poisson(r_max)), monitor=mon,
+        v = simulate(net, q[0].expand(trials, -1), 50.0, method=SpikingMemory(Poisson(r_max)), monitor=mon,
                      seed=1).v.values
         single[r_max] = np.sqrt(((v - rate[:, None]) ** 2).sum(-1).mean())
         mean[r_max] = np.sqrt(((v.mean(1) - rate) ** 2).sum(-1).mean())
@@ -209,7 +209,7 @@ def test_trial_mean_energy_decreases_where_the_noise_is_small():
     trials = 300
     rises = {}
     for r_max in (400.0, 6400.0):
-        ds = simulate(net, q[0].expand(trials, -1), 50.0, spiking=SpikingMemory(Poisson(r_max)),
+        ds = simulate(net, q[0].expand(trials, -1), 50.0, method=SpikingMemory(Poisson(r_max)),
                       monitor=Monitor(("v", "energy"), n_times=26), seed=3)
         e = ds.energy.transpose("time", "cue").values
         step = np.diff(e, axis=0)
@@ -239,8 +239,8 @@ def _rate(ds) -> float:
 def test_poisson_softmax_recalls_mnist_like_the_rate_model(mnist_memory):
     _, net, stored, queries = mnist_memory
     mon = Monitor(("v",), n_times=6)
-    rate = simulate(net, queries, 100.0, spiking=SpikingMemory(Rate()), targets=stored, monitor=mon)
-    spiking = simulate(net, queries, 100.0, spiking=SpikingMemory(Poisson(2000.0)), targets=stored,
+    rate = simulate(net, queries, 100.0, method=SpikingMemory(Rate()), targets=stored, monitor=mon)
+    spiking = simulate(net, queries, 100.0, method=SpikingMemory(Poisson(2000.0)), targets=stored,
                        monitor=mon, seed=0)
     assert _rate(rate) >= 0.5
     assert abs(_rate(spiking) - _rate(rate)) <= 0.1
@@ -249,7 +249,7 @@ def test_poisson_softmax_recalls_mnist_like_the_rate_model(mnist_memory):
 def test_lif_emax_recalls_mnist_and_fires_only_the_winners(mnist_memory):
     _, net, stored, queries = mnist_memory
     lif = LIF(bias=0.5, gain=0.5)
-    ds = simulate(net, queries, 100.0, spiking=SpikingMemory(lif), targets=stored, seed=0,
+    ds = simulate(net, queries, 100.0, method=SpikingMemory(lif), targets=stored, seed=0,
                   monitor=Monitor(("v", "spikes", "rate"), n_times=11))
     one_step = ((net.retrieve(queries) - stored) ** 2).sum(-1).le(analysis.UHN_THRESHOLD).float().mean()
     assert abs(_rate(ds) - float(one_step)) <= 0.1
@@ -264,7 +264,7 @@ def test_lif_emax_recalls_mnist_and_fires_only_the_winners(mnist_memory):
 # ----------------------------------------------------------------------------- records
 def test_spike_records_have_units_order_and_rates(tmp_path):
     net, q = small_network()
-    ds = simulate(net, q, 20.0, spiking=SpikingMemory(Poisson(1000.0)), seed=0,
+    ds = simulate(net, q, 20.0, method=SpikingMemory(Poisson(1000.0)), seed=0,
                   monitor=Monitor(("v", "energy", "spikes", "rate"), n_times=5))
     assert ds.spike_time.attrs["units"] == "ms" and ds.population_rate.attrs["units"] == "Hz"
     ev = events(ds)
@@ -283,8 +283,8 @@ def test_spike_records_have_units_order_and_rates(tmp_path):
 def test_gradient_drive_of_a_distance_follows_its_rate_model():
     """Gradient dynamics of -|g - m|^2: a spike of mu pushes g towards M_mu, not along P_mu."""
     net, q = small_network(similarity="sq_euclidean", separation="softmax:6")
-    rate = simulate(net, q, 30.0, spiking=SpikingMemory(Rate(), dt=0.02))
-    noisy = simulate(net, q, 30.0, spiking=SpikingMemory(Poisson(20000.0), dt=0.02), seed=0)
+    rate = simulate(net, q, 30.0, method=SpikingMemory(Rate(), dt=0.02))
+    noisy = simulate(net, q, 30.0, method=SpikingMemory(Poisson(20000.0), dt=0.02), seed=0)
     assert noisy.attrs["spiking_path"] == "dense"
     gap = np.abs(noisy.v_final.values - rate.v_final.values).mean()
     assert gap < 0.1 * np.abs(rate.v_final.values).mean()
@@ -299,7 +299,7 @@ def test_spiking_value_neurons_fluctuate_like_one_over_sqrt_rate():
     q = m * (torch.rand(6, 20, generator=gen, dtype=F64) > 0.3)
     spread = []
     for value_rate in (2000.0, 32000.0):
-        a, b = (simulate(net, q, 40.0, spiking=SpikingMemory(Rate(), dt=0.02, value_rate=value_rate), seed=seed)
+        a, b = (simulate(net, q, 40.0, method=SpikingMemory(Rate(), dt=0.02, value_rate=value_rate), seed=seed)
                 for seed in (0, 1))
         assert a.attrs["spiking_path"] == "dense" and a.attrs["value_clipped_steps"] == 0
         spread.append(np.sqrt(((a.v.values - b.v.values) ** 2).mean()))
@@ -326,19 +326,19 @@ def test_bad_spiking_settings_are_clear_errors(make, match):
 def test_bad_spiking_runs_are_clear_errors():
     net, q = small_network()
     with pytest.raises(ValueError, match="smaller than the network's tau_v"):
-        simulate(small_network(tau_v=0.05)[0], q, 1.0, spiking=SpikingMemory())
+        simulate(small_network(tau_v=0.05)[0], q, 1.0, method=SpikingMemory())
     with pytest.raises(ValueError, match="multiples of dt"):
-        simulate(net, q, 1.0, spiking=SpikingMemory(dt=0.3), monitor=Monitor(("v",), n_times=3))
+        simulate(net, q, 1.0, method=SpikingMemory(dt=0.3), monitor=Monitor(("v",), n_times=3))
     with pytest.raises(ValueError, match="negative activations"):
-        simulate(small_network(separation="identity")[0], q, 1.0, spiking=SpikingMemory())
+        simulate(small_network(separation="identity")[0], q, 1.0, method=SpikingMemory())
     with pytest.raises(ValueError, match="cue_ids must be distinct"):
-        simulate(net, q[:2], 1.0, spiking=SpikingMemory(), cue_ids=[3, 3])
+        simulate(net, q[:2], 1.0, method=SpikingMemory(), cue_ids=[3, 3])
     with pytest.raises(ValueError, match="seed >= 0"):
-        simulate(net, q, 1.0, spiking=SpikingMemory(), seed=-1)
+        simulate(net, q, 1.0, method=SpikingMemory(), seed=-1)
     with pytest.raises(ValueError, match="tau_h=None"):
-        simulate(small_network(tau_h=2.0)[0], q, 1.0, spiking=SpikingMemory())
+        simulate(small_network(tau_h=2.0)[0], q, 1.0, method=SpikingMemory())
     with pytest.raises(ValueError, match="'speed'"):
-        simulate(net, q, 1.0, spiking=SpikingMemory(), monitor=Monitor(("v", "speed")))
+        simulate(net, q, 1.0, method=SpikingMemory(), monitor=Monitor(("v", "speed")))
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -404,11 +404,11 @@ def test_gamma_inhibition_gates_spikes_into_cycles():
     """40 Hz periodic inhibition: spikes fall where the inhibition is low (phase near 0)."""
     net, q = small_network(n=20, i=40)
     lif = LIF(bias=0.5, gain=0.6, gamma_hz=40.0, gamma_amplitude=3.0)  # above the top drive
-    ds = simulate(net, q, 200.0, spiking=SpikingMemory(lif), seed=0, monitor=Monitor(("spikes",), n_times=3))
+    ds = simulate(net, q, 200.0, method=SpikingMemory(lif), seed=0, monitor=Monitor(("spikes",), n_times=3))
     phase = (ds.spike_time.values * 1e-3 * 40.0) % 1.0  # 0 or 1: inhibition at its minimum
     near_trough = np.minimum(phase, 1 - phase) < 0.25
     assert ds.sizes["spike"] > 30 and near_trough.mean() > 0.9
-    plain = simulate(net, q, 200.0, spiking=SpikingMemory(LIF(bias=0.5, gain=0.6)), seed=0,
+    plain = simulate(net, q, 200.0, method=SpikingMemory(LIF(bias=0.5, gain=0.6)), seed=0,
                      monitor=Monitor(("spikes",), n_times=3))
     phase = (plain.spike_time.values * 1e-3 * 40.0) % 1.0
     assert np.minimum(phase, 1 - phase).__lt__(0.25).mean() < 0.75  # without gamma: no such gating
@@ -417,6 +417,6 @@ def test_gamma_inhibition_gates_spikes_into_cycles():
 def test_default_record_needs_a_duration_on_the_dt_grid():
     net, q = small_network()
     with pytest.raises(ValueError, match=r"duration \(0.05 ms\) must be a positive multiple of dt"):
-        simulate(net, q, 0.05, spiking=SpikingMemory())
-    ds = simulate(net, q, 2.5, spiking=SpikingMemory(), seed=0)
+        simulate(net, q, 0.05, method=SpikingMemory())
+    ds = simulate(net, q, 2.5, method=SpikingMemory(), seed=0)
     assert ds.sizes["time"] == 26 and 0 < ds.attrs["setup_time_s"] <= ds.attrs["wall_time_s"]

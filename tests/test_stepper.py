@@ -208,8 +208,8 @@ def test_simulate_per_cue_agrees_with_torchdiffeq(recall_problem, method):
     net, cues = recall_problem
     opts = {"rtol": 1e-8, "atol": 1e-10} if method == "dopri5" else {"step_size": 0.05}
     monitor = Monitor(("v", "energy"), n_times=21)
-    ours = simulate(net, cues, 6.0, monitor=monitor, solver=Solver(method, engine="per-cue", **opts))
-    ref = simulate(net, cues, 6.0, monitor=monitor, solver=Solver(method, engine="torchdiffeq", **opts))
+    ours = simulate(net, cues, 6.0, monitor=monitor, method=Solver(method, engine="per-cue", **opts))
+    ref = simulate(net, cues, 6.0, monitor=monitor, method=Solver(method, engine="torchdiffeq", **opts))
     np.testing.assert_allclose(ours.v.values, ref.v.values, atol=1e-6 if method == "dopri5" else 1e-5)
     assert ours.attrs["solver_engine"] == "per-cue" and ref.attrs["solver_engine"] == "torchdiffeq"
     assert ours.solver_status.attrs["flag_meanings"] == "running finished steady failed"
@@ -220,7 +220,7 @@ def test_simulate_per_cue_agrees_with_torchdiffeq(recall_problem, method):
 def test_simulate_converges_per_cue_and_records_when(recall_problem):
     net, cues = recall_problem
     ds = simulate(net, cues, 50.0, monitor=Monitor(("v", "speed"), n_times=101),
-                  solver=Solver("dopri5", rtol=1e-7, atol=1e-9, steady_tol=1e-4))
+                  method=Solver("dopri5", rtol=1e-7, atol=1e-9, steady_tol=1e-4))
     assert bool(ds.converged.all()) and ds.attrs["stopped_at"] < 50.0
     assert len(np.unique(ds.convergence_time.values)) > 1  # each cue at its own time
     assert (ds.solver_status == STEADY).all()
@@ -244,8 +244,8 @@ def test_solver_settings_are_checked():
         Solver(max_steps=2.5)
     with pytest.warns(SolverWarning, match="max_steps=3"):
         ds = simulate(from_preset("mchn", torch.eye(3) * 1e3), torch.ones(1, 3), 10.0,
-                      solver=Solver("dopri5", max_steps=3, rtol=1e-12, atol=1e-14))
+                      method=Solver("dopri5", max_steps=3, rtol=1e-12, atol=1e-14))
     assert int(ds.solver_status[0]) == FAILED and "max_steps=3" in ds.attrs["solver_failures"]
     with pytest.raises(SolverError, match="max_steps"):
         simulate(from_preset("mchn", torch.eye(3) * 1e3), torch.ones(1, 3), 10.0,
-                 solver=Solver("dopri5", engine="torchdiffeq", max_steps=3, rtol=1e-12, atol=1e-14))
+                 method=Solver("dopri5", engine="torchdiffeq", max_steps=3, rtol=1e-12, atol=1e-14))

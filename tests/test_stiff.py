@@ -118,7 +118,7 @@ RECORD = Monitor(("v", "energy"), n_times=41)
 def test_dam_in_float32_no_longer_fails_at_t0(digits):
     """The DAM preset's first steps are about 5e-7 long; float32 time took them for underflow."""
     memories, cues = digits
-    ds = simulate(from_preset("dam", memories), cues[:8], 20.0, solver=Solver("dopri5", rtol=1e-5, atol=1e-7))
+    ds = simulate(from_preset("dam", memories), cues[:8], 20.0, method=Solver("dopri5", rtol=1e-5, atol=1e-7))
     assert (ds.solver_status == FINISHED).all()
     assert float(ds.solver_step_size.min()) > 0
 
@@ -128,7 +128,7 @@ def test_smoothed_manhattan_gradient_dynamics_solve_recall_and_descend(digits):
     net = from_preset("mchn-l2", memories, similarity="manhattan")
     smoothed = f"manhattan:negative,smooth={MANHATTAN_SMOOTHING:g}"
     assert net.integrable().similarity.name == smoothed and net.integrable().similarity.smooth
-    ds = simulate(net, cues[:12], 20.0, monitor=RECORD, solver=CLI_SOLVER, targets=memories[:12])
+    ds = simulate(net, cues[:12], 20.0, monitor=RECORD, method=CLI_SOLVER, targets=memories[:12])
     assert json.loads(ds.attrs["model"])["similarity"] == smoothed
     assert (ds.solver_status == STEADY).all()
     assert retrieval(ds).attrs["rate"] == 1.0
@@ -143,7 +143,7 @@ def test_smoothed_manhattan_gradient_dynamics_solve_recall_and_descend(digits):
 def test_a_stiff_smoothing_switches_cues_to_the_implicit_method_and_the_energy_still_falls(digits):
     memories, cues = digits
     net = from_preset("mchn-l2", memories, similarity="manhattan:smooth=0.01")
-    ds = simulate(net, cues[:6], 20.0, monitor=RECORD, solver=CLI_SOLVER, targets=memories[:6])
+    ds = simulate(net, cues[:6], 20.0, monitor=RECORD, method=CLI_SOLVER, targets=memories[:6])
     assert (ds.solver_status == STEADY).all()
     assert int((ds.solver_method_used == IMPLICIT).sum()) >= 3 and int(ds.solver_jacobians.sum()) > 0
     check = lyapunov_check(ds)
@@ -157,9 +157,9 @@ def test_trajectories_agree_with_torchdiffeq_and_scipy_radau():
     net = from_preset("mchn-l2", memories, beta=6.0, similarity="manhattan:smooth=0.05")
     monitor = Monitor(("v",), n_times=11)
     tight = dict(rtol=1e-9, atol=1e-11)
-    ref = simulate(net, cues, 4.0, monitor=monitor, solver=Solver("dopri5", engine="torchdiffeq", **tight))
+    ref = simulate(net, cues, 4.0, monitor=monitor, method=Solver("dopri5", engine="torchdiffeq", **tight))
     for method, tol in (("auto", 1e-6), ("rosenbrock23", 1e-5)):
-        ours = simulate(net, cues, 4.0, monitor=monitor, solver=Solver(method, **tight))
+        ours = simulate(net, cues, 4.0, monitor=monitor, method=Solver(method, **tight))
         np.testing.assert_allclose(ours.v.values, ref.v.values, atol=tol)
     cue = net.make_cue(cues[:1])
 
@@ -176,7 +176,7 @@ def test_uhn_kl_in_float32_completes_as_quickly_as_in_float64(digits):
     negative and 1 / (KL + eps) flipped sign, so cues chattered until max_steps."""
     memories, cues = digits
     runs = {dt: simulate(from_preset("uhn-kl", memories.to(dt)), cues.to(dt), 20.0, monitor=Monitor(("v",)),
-                         solver=CLI_SOLVER) for dt in (torch.float32, torch.float64)}
+                         method=CLI_SOLVER) for dt in (torch.float32, torch.float64)}
     for ds in runs.values():
         assert (ds.solver_status == STEADY).all()
     assert int(runs[torch.float32].solver_nfe.sum()) < 1.2 * int(runs[torch.float64].solver_nfe.sum())
@@ -221,11 +221,11 @@ def test_half_precision_and_non_finite_settings_are_refused_before_any_work():
 def test_a_batch_with_failing_cues_returns_and_saves_the_others(digits, tmp_path):
     memories, cues = digits
     net = from_preset("mchn-l2", memories)
-    free = simulate(net, cues[:20], 20.0, monitor=RECORD, solver=CLI_SOLVER)
+    free = simulate(net, cues[:20], 20.0, monitor=RECORD, method=CLI_SOLVER)
     attempts = (free.solver_steps_accepted + free.solver_steps_rejected).values
     budget = int(np.median(attempts))
     with pytest.warns(SolverWarning, match="failed"):
-        ds = simulate(net, cues[:20], 20.0, monitor=RECORD, solver=Solver("auto", rtol=1e-5, atol=1e-7,
+        ds = simulate(net, cues[:20], 20.0, monitor=RECORD, method=Solver("auto", rtol=1e-5, atol=1e-7,
                                                                           steady_tol=1e-4, max_steps=budget))
     failed = ds.solver_status.values == FAILED
     assert 0 < failed.sum() < 20 and (attempts[failed] > budget).all()
@@ -266,7 +266,7 @@ def test_energies_unbounded_below_are_refused_with_linear_value_neurons(similari
             simulate(Network(memories, similarity=similarity, separation=separation, dynamics=dynamics), memories, 1.0)
     # saturating value neurons bound it, and the run completes
     net = Network(memories, similarity=similarity, separation=separation, value_lagrangian="tanh")
-    ds = simulate(net, memories[:3], 5.0, solver=CLI_SOLVER)
+    ds = simulate(net, memories[:3], 5.0, method=CLI_SOLVER)
     assert (ds.solver_status != FAILED).all()
     # a linear separation with a gain below 1 is a contraction: allowed
     assert not Network(memories / 100, similarity="dot", separation="identity").retrieval_obstacle()

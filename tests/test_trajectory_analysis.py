@@ -85,7 +85,7 @@ def test_mixture_episodes_and_their_total():
 def test_metastability_reuses_final_states(memories, digits):
     net = from_preset("mchn-l2", memories, beta=2.0, tau_h=2.0)
     cues = corrupt(digits.images, "mask", fraction=0.5, side="bottom").reshape(20, -1)[:6]
-    ds = simulate(net, cues, 10.0, monitor=Monitor(("f",), n_times=41), solver=FAST)
+    ds = simulate(net, cues, 10.0, monitor=Monitor(("f",), n_times=41), method=FAST)
     met = A.metastability(ds, net)
     states = A.final_states(ds, net)
     np.testing.assert_array_equal(met["state"].values, states["state"].values)
@@ -104,7 +104,7 @@ def test_recall_time_nan_when_the_target_is_never_reached(memories, digits):
     cues = corrupt(digits.images[:10], "mask", fraction=0.25, side="bottom").reshape(10, -1)
     wrong = torch.arange(10)
     wrong[3] = 7  # cue 3 is told to recall memory 7; it goes to its own memory 3
-    ds = simulate(net, cues, 12.0, monitor=Monitor(("v", "overlap"), n_times=49), solver=FAST,
+    ds = simulate(net, cues, 12.0, monitor=Monitor(("v", "overlap"), n_times=49), method=FAST,
                   targets=memories[:10], target_index=wrong)
     reached = A.nearest_pattern(ds, memories[:10])["nearest"].values == wrong.numpy()
     t = A.recall_time(ds)

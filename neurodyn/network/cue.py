@@ -60,6 +60,28 @@ class State:
         return self.h
 
 
+@dataclass(frozen=True)
+class Cues:
+    """A batch of queries for a run (:func:`neurodyn.simulate`): how they drive the network and
+    what each should recall.
+
+    ``queries``: (B, I), or one query (I,). ``mode``: ``"initial"`` (``v(0) = q``), ``"current"``
+    (an input current ``strength * q``, ``v(0) = 0``) or ``"both"``; ``clamp``: a boolean mask
+    (I,) or (B, I) of value units held at ``v(0)``. ``targets``: the patterns the cues should
+    recall (B, I), and ``target_index``: the index of each cue's stored pattern (B,), kept in the
+    record for retrieval analysis. ``ids``: a spiking run's global cue ids, which key its random
+    numbers (default ``0..B-1``): a cue with the same id gets the same spikes in any batch.
+    """
+
+    queries: torch.Tensor
+    mode: str = "initial"
+    clamp: torch.Tensor | None = None
+    strength: float = 1.0
+    targets: torch.Tensor | None = None
+    target_index: torch.Tensor | None = None
+    ids: torch.Tensor | None = None
+
+
 def as_queries(queries: torch.Tensor, n_features: int, like: torch.Tensor, name: str = "cue") -> torch.Tensor:
     """A batch of queries (B, I) checked against ``n_features`` and moved to ``like``'s device and
     dtype (a single query (I,) becomes a batch of one)."""

@@ -14,5 +14,7 @@ from .monitor import VARIABLES, Monitor, spiking_monitor
 from .netcdf import load_netcdf, save_netcdf
 from .recorder import Recorder
 from .spikes import spike_variables
+from .store import ZarrStore
 
-__all__ = ["VARIABLES", "Monitor", "Recorder", "load_netcdf", "save_netcdf", "spike_variables", "spiking_monitor"]
+__all__ = ["VARIABLES", "Monitor", "Recorder", "load_netcdf", "save_netcdf", "spike_variables", "spiking_monitor",
+           "ZarrStore"]

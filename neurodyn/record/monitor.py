@@ -45,7 +45,10 @@ class Monitor:
     active memories per cue and time (with their indices). ``overlap_with``: stored patterns for
     ``overlap`` (default: all, which costs B x N per time point). Spiking runs also record
     ``spikes`` (events on a ``spike`` dimension) and ``rate`` (binned per memory neuron of
-    ``memories``, or all); the population rate comes with either.
+    ``memories``, or all); the population rate comes with either. ``time_units``: the unit of the
+    ``time`` coordinate (the network's time constants share it). ``recall_overlap``: a spiking run
+    with targets gets ``recall_time``, the first recorded time from which ``g`` stays at a cosine
+    overlap of at least this with its target.
     """
 
     variables: tuple[str, ...] = ("v", "energy", "speed")
@@ -55,6 +58,8 @@ class Monitor:
     memories: tuple[int, ...] | None = None
     top_k: int | None = None
     overlap_with: tuple[int, ...] | None = None
+    time_units: str = "ms"
+    recall_overlap: float = 0.9
 
     def __post_init__(self) -> None:
         if isinstance(self.variables, str):
@@ -68,6 +73,8 @@ class Monitor:
             raise ValueError("give either memories= (a fixed subset) or top_k=, not both")
         if self.top_k is not None and self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if not (isinstance(self.recall_overlap, (int, float)) and -1.0 <= self.recall_overlap <= 1.0):
+            raise ValueError(f"recall_overlap is a cosine overlap in [-1, 1], got {self.recall_overlap!r}")
         for name in ("times", "units", "memories", "overlap_with"):
             value = getattr(self, name)
             if value is not None:

@@ -38,7 +38,9 @@ class Solver:
     where it has the method (auto, dopri5, rosenbrock23, euler, midpoint, rk4), torchdiffeq
     otherwise. ``sync_every``: per-cue steps
     between two looks of the host at the batch (default: every step on the CPU, where a look
-    costs nothing, and every 16 on a GPU, where it waits for the device).
+    costs nothing, and every 16 on a GPU, where it waits for the device). ``block_size``:
+    recording intervals per torchdiffeq call when stopping at steady state (default: a twentieth
+    of the grid).
     """
 
     method: str = "auto"
@@ -49,6 +51,7 @@ class Solver:
     steady_tol: float | None = None
     engine: str = "auto"
     sync_every: int | None = None
+    block_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -63,6 +66,8 @@ class Solver:
                              "use engine='torchdiffeq'")
         if self.sync_every is not None and self.sync_every < 1:
             raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
+        if self.block_size is not None and self.block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
         for name in ("rtol", "atol", "step_size", "steady_tol"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
