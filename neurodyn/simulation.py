@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from . import analysis
 from .network import Cue, Cues, Network, State
-from .record import Monitor, Recorder, ZarrStore, spike_variables, spiking_monitor
+from .record import Monitor, Observables, Recorder, ZarrStore, spike_variables, spiking_monitor
 from .solve import EXPLICIT, IMPLICIT, STATUS_NAMES, CueStats, Integration, Solver, SolverWarning, integrate
 from .spiking import SpikingMemory, SpikingRun
 
@@ -92,7 +92,7 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
     store = ZarrStore(store) if isinstance(store, (str, os.PathLike)) else store
     network, queries, cue = _prepare(network, cues, spiking, monitor)
     times_np = monitor.grid(duration)
-    recorder = Recorder(monitor, network, cue, time_units=monitor.time_units,
+    recorder = Recorder(Observables(monitor, network, cue), time_units=monitor.time_units,
                         zarr_store=None if store is None else store.path,
                         chunk_times=64 if store is None else store.chunk_times)
     run, last = _run(network, cue, times_np, solver, recorder, cues.ids, seed, progress)
@@ -182,7 +182,7 @@ def _run(network: Network, cue: Cue, times_np: np.ndarray, method: Solver | Spik
     def rhs(t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         return _pack(network.velocity(unpack(y), cue.select(rows)))
 
-    monitor = recorder.monitor
+    monitor = recorder.observables.monitor
     run: Integration | SpikingRun
     if isinstance(method, Solver):
         block_size = method.block_size or max(1, math.ceil((len(times_np) - 1) / 20))
@@ -291,7 +291,8 @@ def _progress_bar(total: int, progress: bool | None):
 
 def _counted_units(recorder: Recorder, network: Network) -> torch.Tensor:
     """The memory neurons whose binned rates a spiking run records: the monitor's subset, or all."""
-    return torch.arange(network.n_memories) if recorder.memories is None else recorder.memories
+    memories = recorder.observables.memories
+    return torch.arange(network.n_memories) if memories is None else memories
 
 
 def _add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_units: str) -> None:

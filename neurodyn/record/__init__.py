@@ -12,9 +12,10 @@ kept per time point is what was asked for, not the whole state.
 
 from .monitor import VARIABLES, Monitor, spiking_monitor
 from .netcdf import load_netcdf, save_netcdf
+from .observables import Observables
 from .recorder import Recorder
 from .spikes import spike_variables
 from .store import ZarrStore
 
-__all__ = ["VARIABLES", "Monitor", "Recorder", "load_netcdf", "save_netcdf", "spike_variables", "spiking_monitor",
-           "ZarrStore"]
+__all__ = ["VARIABLES", "Monitor", "Observables", "Recorder", "ZarrStore", "load_netcdf", "save_netcdf",
+           "spike_variables", "spiking_monitor"]
