@@ -47,12 +47,15 @@ class ExplicitStep:
             accept, h_next = frame.active & torch.isfinite(y_new).all(-1), w.h
         y = w.y
 
+        terms: list[torch.Tensor] = []  # the polynomial's terms, built at the first recording time crossed
+
         def interpolate(theta: torch.Tensor) -> torch.Tensor:
             """Hairer's dense output of dopri5 at fractions ``theta`` (b, 1) of the step."""
-            dy = y_new - y
-            bspl = hc * k[0] - dy
-            r4 = dy - hc * k[-1] - bspl
-            r5 = hc * combine(coef.dense, k)
+            if not terms:
+                dy = y_new - y
+                bspl = hc * k[0] - dy
+                terms.extend((dy, bspl, dy - hc * k[-1] - bspl, hc * combine(coef.dense, k)))
+            dy, bspl, r4, r5 = terms
             return y + theta * (dy + (1 - theta) * (bspl + theta * (r4 + (1 - theta) * r5)))
 
         return Trial(accept, h_next, frame.t_new, y_new, k[-1] if tab.fsal else None,
