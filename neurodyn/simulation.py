@@ -97,11 +97,12 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
                         chunk_times=64 if store is None else store.chunk_times)
     run, last = _run(network, cue, times_np, solver, recorder, cues.ids, seed, progress)
     ds = recorder.dataset()
-    _add_per_cue_record(ds, network, cues, queries, run.final_state(last) if spiking is None else last)
     if isinstance(run, Integration):
         assert isinstance(solver, Solver)
+        _add_per_cue_record(ds, network, cues, queries, run.final_state(last))
         _add_solver_record(ds, run, solver, monitor.time_units)
     else:
+        _add_per_cue_record(ds, network, cues, queries, last)
         _add_spiking_record(ds, run, monitor)
     _add_provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)
     return recorder.finish(ds)
