@@ -21,7 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from neurodyn import Network, State
-from neurodyn.shard import ShardedNetwork, shard_bounds
+from neurodyn.shard import Shards, shard_bounds
 
 
 def _median_times(fns, repeat: int) -> list[float]:
@@ -46,7 +46,7 @@ def _rank(rank: int, world: int, init: str, n: int, b: int, i: int, repeat: int)
     shard = torch.rand(stop - start, i, generator=gen)
     cues = torch.rand(b, i, generator=torch.Generator().manual_seed(1234))
     kw = dict(similarity="biased_dot", separation="softmax:10")
-    sharded = ShardedNetwork(shard, offset=start, n_total=n, **kw)
+    sharded = Network(shard, shards=Shards(start, n), **kw)
     local = Network(shard, **kw)
     cue = local.make_cue(cues)
     state = State(cues)

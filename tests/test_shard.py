@@ -115,3 +115,12 @@ def test_sharding_needs_a_process_group():
     net, _ = problem("random-softmax")
     with pytest.raises((ValueError, RuntimeError)):
         shard_network(net)
+
+
+def test_the_old_sharded_network_class_still_builds_one_for_a_release():
+    """``ShardedNetwork`` (a subclass until issue 16) now builds a Network with Shards, warning."""
+    from neurodyn.shard import ShardedNetwork
+
+    net, _ = problem("random-softmax")
+    with pytest.warns(DeprecationWarning, match="ShardedNetwork"), pytest.raises(ValueError, match="process group"):
+        ShardedNetwork(net.memories, offset=0, n_total=11, separation="softmax:3")

@@ -34,6 +34,9 @@ from ..similarity import Similarity, make_similarity
 from . import theory, tiled
 from .cue import Cue, State, as_queries, check_finite, cue_from_queries
 
+if TYPE_CHECKING:
+    from ..shard import Shards
+
 Dynamics = Literal["gradient", "projection"]
 READOUTS = ("identity", "sign", "binary")
 
@@ -70,14 +73,16 @@ class Network:
     normalize_separation: bool = False
     readout: str = "identity"
     name: str = "custom"
-    sharded = False  # memories are one rank's shard (neurodyn.shard)
+    # One rank's shard of a bank split across processes, and how it combines with the others
+    # (neurodyn.shard); None: this network holds the whole bank.
+    shards: Shards | None = field(default=None, repr=False)
 
     if TYPE_CHECKING:  # what the dataclass's __init__ accepts (it is generated at run time)
         def __init__(self, memories: torch.Tensor, similarity: Similarity | str = ...,
                      separation: Lagrangian | str = ..., value_lagrangian: Lagrangian | str = ...,
                      projection: torch.Tensor | None = None, dynamics: Dynamics = "gradient", tau_v: float = 1.0,
                      tau_h: float | None = None, normalize_separation: bool = False, readout: str = "identity",
-                     name: str = "custom") -> None: ...
+                     name: str = "custom", shards: Shards | None = None) -> None: ...
 
     def __post_init__(self) -> None:
         m = self.memories
@@ -110,6 +115,8 @@ class Network:
         if self.normalize_separation and self.dynamics == "gradient" and not self.separation.sums_to_one:
             raise ValueError(f"normalizing {self.separation.describe()} has no Lagrangian (it breaks f = dL_h/dh); "
                              "use dynamics='projection' or feedforward retrieval")
+        if self.shards is not None:
+            self.shards.check(self)
 
     # ----------------------------------------------------------------- shapes and facts
     @property
@@ -119,7 +126,7 @@ class Network:
     @property
     def n_stored(self) -> int:
         """Memories in the whole bank (more than ``n_memories`` on one rank of a sharded bank)."""
-        return self.n_memories
+        return self.n_memories if self.shards is None else self.shards.n_total
 
     @property
     def n_features(self) -> int:
@@ -188,6 +195,7 @@ class Network:
             "tau_h": self.tau_h,
             "normalize_separation": self.normalize_separation,
             "readout": self.readout,
+            **({} if self.shards is None else self.shards.describe(self)),
         }
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Network:
@@ -202,11 +210,15 @@ class Network:
         return self.value_lagrangian.activation(v)
 
     def scores(self, g: torch.Tensor) -> torch.Tensor:
-        """``sim(M, g)``, shape (B, N)."""
+        """``sim(M, g)``, shape (B, N) (on a shard: its memories' scores)."""
+        if self.shards is not None:
+            return self.shards.scores(self, g)
         return self.similarity(self.memories, g)
 
     def separate(self, h: torch.Tensor) -> torch.Tensor:
-        """``f = dL_h/dh`` (the separation function)."""
+        """``f = dL_h/dh`` (the separation function; on a shard: its part of the whole ``f``)."""
+        if self.shards is not None:
+            return self.shards.separate(self, h)
         return self.separation.activation(h)
 
     def normalized(self, f: torch.Tensor) -> torch.Tensor:
@@ -216,31 +228,43 @@ class Network:
 
     def project(self, f: torch.Tensor) -> torch.Tensor:
         """``P' f`` (with UHN appendix E normalization when requested)."""
+        if self.shards is not None:
+            return self.shards.project(self, f)
         return self.normalized(f) @ self.P
 
     def drive(self, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         """The memory population's input to the value neurons: ``sum_mu f_mu dsim_mu/dg``
         (gradient dynamics, UHN eq. 2) or ``P' f`` (projection dynamics)."""
         if self.dynamics == "gradient":
-            return self.similarity.gradient(self.memories, g, f)
+            grad = self.similarity.gradient(self.memories, g, f)
+            return grad if self.shards is None else self.shards.sum(grad)
         return self.project(f)
 
     def streams(self, batch: int, project: bool = False) -> bool:
         """Whether a fast memory population is read in tiles (:mod:`neurodyn.network.tiled`): when
         the B x N scores would not fit one tile and the separation streams."""
+        if self.shards is not None:
+            return self.shards.streams(self, batch, project)
         return tiled.tile_size(batch, self.n_memories) < self.n_memories and tiled.streamable(self, project)
 
     def memory_pass(self, g: torch.Tensor, **options) -> tiled.MemoryPass:
-        """The tiled pass over the bank (:func:`neurodyn.network.tiled.stream_memories`)."""
+        """The tiled pass over the bank (:func:`neurodyn.network.tiled.stream_memories`; on a
+        shard, combined with the others')."""
+        if self.shards is not None:
+            return self.shards.memory_pass(self, g, **options)
         return tiled.stream_memories(self, g, **options)
 
     def memory_lagrangian(self, h: torch.Tensor) -> torch.Tensor:
         """``L_h(h)`` summed over the memory population, shape (B,)."""
+        if self.shards is not None:
+            return self.shards.memory_lagrangian(self, h)
         return self.separation.value(h)
 
     def top_memories(self, f: torch.Tensor, h: torch.Tensor, k: int) -> tuple[torch.Tensor, ...]:
         """The ``k`` largest activations ``f`` per cue (ties to the lower memory index): their
-        values, the memory states ``h`` there, and the memory indices."""
+        values, the memory states ``h`` there, and the memory indices (on a shard: merged over all)."""
+        if self.shards is not None:
+            return self.shards.merged_top(f, h, k)
         order = torch.argsort(f, dim=-1, descending=True, stable=True)[..., :k]
         return f.gather(-1, order), h.gather(-1, order), order
 

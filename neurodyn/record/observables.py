@@ -37,7 +37,7 @@ class Observables:
         self.memories = _indices("memories", monitor.memories, net.n_memories)
         patterns = _indices("overlap_with", monitor.overlap_with, net.n_memories)
         self.top_k = None if monitor.top_k is None else min(monitor.top_k, net.n_stored)
-        if net.sharded and ("overlap" in monitor.variables or (
+        if net.shards is not None and ("overlap" in monitor.variables or (
                 {"h", "f"} & set(monitor.variables) and self.top_k is None)):
             raise ValueError("a sharded network records h and f only as top_k memories, and no overlap")
         self.patterns = torch.arange(net.n_memories) if patterns is None else patterns

@@ -71,7 +71,7 @@ class SpikingMemory:
             raise ValueError("spiking memory neurons replace the memory state h (their input is the instantaneous "
                              "similarity; LIF neurons have their own membrane tau_m): build the network with "
                              "tau_h=None")
-        if network.sharded:
+        if network.shards is not None:
             raise ValueError("spiking populations run on one device; a sharded bank is not supported")
 
     def memory_path_reason(self, network: Network, cue: Cue) -> str | None:
