@@ -29,7 +29,7 @@ import torch
 from neurodyn import Monitor, Solver, SolverError
 from neurodyn.analysis import lyapunov_check, retrieval
 from neurodyn.network import PRESETS, State
-from neurodyn.recall import model_config, prepare_memory
+from neurodyn.jobs.recall import model_config, prepare_memory
 from neurodyn.similarity import SIMILARITIES
 from neurodyn.simulation import simulate
 

@@ -21,7 +21,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from neurodyn import Network, State
-from neurodyn.shard import Shards, shard_bounds
+from neurodyn.scale.shard import Shards, shard_bounds
 
 
 def _median_times(fns, repeat: int) -> list[float]:

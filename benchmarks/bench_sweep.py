@@ -21,7 +21,8 @@ import time
 
 import torch
 
-from neurodyn.sweep import Grid, recall_point, run_sweep
+from neurodyn.jobs.recall import recall_point
+from neurodyn.scale.sweep import Grid, run_sweep
 
 
 def config(points: int) -> dict:

@@ -10,7 +10,7 @@ clipped to [0, 1], which at variance 0.2 also brightens the background (the pape
 not stated).
 """
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std, plot_curves
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std, plot_curves
 
 BETAS = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5]
 
@@ -26,8 +26,8 @@ def figure(ds):
     import matplotlib.pyplot as plt
     import torch
 
-    from neurodyn import encoded_protocols as ep
-    from neurodyn.encoded import EncodedMemory
+    from neurodyn.jobs import encoded_protocols as ep
+    from neurodyn.memory.encoded import EncodedMemory
 
     n_corr = ds.sizes["corruption"]
     fig = plt.figure(figsize=(12, 3.2 * (n_corr + 1)))
@@ -81,7 +81,7 @@ EXPERIMENT = Experiment(
     name="fs-fully-semantic",
     title="Feature-space paper fig. 4: fully semantic memory on MNIST (mnist-ae12)",
     config={
-        "sweep": {"function": "neurodyn.encoded_protocols:fully_semantic_point"},
+        "sweep": {"function": "neurodyn.jobs.encoded_protocols:fully_semantic_point"},
         "grid": {"corruption": ["gaussian:0.447", "gaussian:0.2"], "similarity": ["cosine", "dot"], "beta": BETAS,
                  "seed": [0, 1, 2]},
         "fixed": {"n_memories": 2000, "n_queries": 100},

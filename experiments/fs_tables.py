@@ -15,7 +15,7 @@ image (a quarter of the queries are unrotated, as in the paper's set of angles);
 Gauss: variance 0.1 (sigma 0.316) with mean 0.3 or 0.5, clipped to [0, 1].
 """
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std, over_seeds
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std, over_seeds
 
 CORRUPTIONS = ["crop:0.5,position=random", "mask:0.5,fill=noise", "color:random", "rotate:random",
                "salt_pepper:0.2", "gaussian:0.316,mean=0.3", "gaussian:0.316,mean=0.5"]
@@ -106,7 +106,7 @@ EXPERIMENT = Experiment(
     name="fs-tables",
     title="Feature-space paper tables 1 and 3: semantic memory vs UHN on CIFAR-10",
     config={
-        "sweep": {"function": "neurodyn.encoded_protocols:semantic_table_point"},
+        "sweep": {"function": "neurodyn.jobs.encoded_protocols:semantic_table_point"},
         "grid": {"corruption": CORRUPTIONS, "codec_name": ["pixels", "simclr"], "similarity": ["cosine", "l2", "l1"],
                  "seed": [0, 1, 2]},
         "fixed": {"data_name": "cifar10", "n_memories": 1000, "beta": 1e4},

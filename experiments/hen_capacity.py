@@ -12,7 +12,7 @@ latents, 32x4x4) stands in for the SD-KL autoencoder, ``vqae`` (our VQ autoencod
 quantized) for vqf8 / DALL-E's dVAE; no D-VAE, vqf8 or vqf16 weights are available.
 """
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std, over_seeds
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std, over_seeds
 
 CODECS = ["pixels", "taef2", "vqae"]
 # (n_memories, beta) pairs: a beta sweep at N = 1000 and an N sweep at beta = 100
@@ -81,7 +81,7 @@ EXPERIMENT = Experiment(
     name="hen-capacity",
     title="HEN table 1 and fig. 2: encoded vs raw-pixel memories, half-masked CIFAR-10 queries",
     config={
-        "sweep": {"function": "neurodyn.encoded_protocols:hen_capacity_point"},
+        "sweep": {"function": "neurodyn.jobs.encoded_protocols:hen_capacity_point"},
         "grid": {"codec_name": CODECS, "seed": [0, 1]},
         "zip": {"point": {"n_memories": [n for n, _ in POINTS], "beta": [b for _, b in POINTS]}},
         "fixed": {"data_name": "cifar10", "n_queries": 50, "corruption": "mask:0.5,side=bottom", "model": "mchn-l2"},

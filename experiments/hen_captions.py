@@ -10,7 +10,7 @@ and non-unique captions (fig. 6: images 2k and 2k+1, k < 5, stored with one capt
 Differences: 159 COCO pairs at 64x64 (HEN: 6,000-15,000 at 28x28x3); TAEF2 for D-VAE / vqf8.
 """
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std, over_seeds
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std, over_seeds
 
 SETTINGS = {  # name: (codec, text codec, caption index, shared pairs)
     "taef2 + rendered caption": ("taef2", "render:taef2", 0, 0),
@@ -96,7 +96,7 @@ EXPERIMENT = Experiment(
     name="hen-captions",
     title="HEN table 2, figs. 5-7: caption-only recall on COCO; fig. 6: non-unique captions",
     config={
-        "sweep": {"function": "neurodyn.encoded_protocols:caption_point"},
+        "sweep": {"function": "neurodyn.jobs.encoded_protocols:caption_point"},
         "grid": {"n_memories": [20, 80, 159], "seed": [0, 1, 2]},
         "zip": zipped(list(SETTINGS)),
         "fixed": {"model": "mchn", "beta": 100.0, "image_size": 64},

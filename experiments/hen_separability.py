@@ -7,7 +7,7 @@ top-1 rate (own memory most similar). Stand-ins: CIFAR-10 32x32 (HEN: 6,000 COCO
 VQ models and D-VAE, and ``simclr`` (a contrastive feature map, no decoder) for comparison.
 """
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std
 
 CODECS = ["pixels", "taef2", "vqae", "simclr"]
 
@@ -22,7 +22,7 @@ def figure(ds):
     import matplotlib.pyplot as plt
 
     from neurodyn import probes
-    from neurodyn import encoded_protocols as ep
+    from neurodyn.jobs import encoded_protocols as ep
 
     corr = str(ds["corruption"].values[0])
     codecs = list(ds["codec_name"].values)
@@ -60,7 +60,7 @@ EXPERIMENT = Experiment(
     name="hen-separability",
     title="HEN fig. 3: self vs cross cosine similarity of queries and memories in code space",
     config={
-        "sweep": {"function": "neurodyn.encoded_protocols:separability_point"},
+        "sweep": {"function": "neurodyn.jobs.encoded_protocols:separability_point"},
         "grid": {"corruption": ["mask:0.5,side=bottom", "mask:0.25,side=bottom"], "codec_name": CODECS,
                  "seed": [0, 1, 2]},
         "fixed": {"data_name": "cifar10", "n_memories": 1000, "metric": "cosine"},

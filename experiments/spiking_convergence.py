@@ -12,7 +12,7 @@ fluctuations of order ``1 / sqrt(r_max tau_s)``.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std, over_seeds, plot_curves
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std, over_seeds, plot_curves
 
 R_MAX = [100, 200, 400, 800, 1600, 3200, 6400]
 
@@ -69,7 +69,7 @@ EXPERIMENT = Experiment(
     name="spiking-convergence",
     title="Spiking recall converges to the rate model (Poisson memory neurons, MNIST)",
     config={
-        "sweep": {"function": "neurodyn.protocols:spiking_point"},
+        "sweep": {"function": "neurodyn.jobs.protocols:spiking_point"},
         "grid": {"r_max": R_MAX, "tau_s": [2.0, 5.0, 10.0], "dt": [0.05, 0.1], "seed": [0, 1, 2]},
         "fixed": {"data": "mnist", "n_memories": 100, "corruption": "mask:0.5,side=bottom",
                   "model": "mchn-l2", "neuron": "poisson", "duration": 100.0, "n_times": 101},

@@ -6,7 +6,7 @@ figure's caption says (top half masked, softmax with beta = 100 on the normalize
 One-step retrieval, sse <= 50 on every data set, as the paper states it.
 """
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std, plot_curves
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std, plot_curves
 
 MODELS = ["uhn-manhattan", "uhn-euclidean", "uhn-dot", "uhn-kl", "uhn-reverse_kl", "uhn-js"]
 N_MEMORIES = [2, 5, 10, 20, 50, 100, 200, 300, 500, 700, 1000]
@@ -46,7 +46,7 @@ EXPERIMENT = Experiment(
     name="uhn-capacity",
     title="UHN fig. 2: capacity by similarity function",
     config={
-        "sweep": {"function": "neurodyn.protocols:one_step_point"},
+        "sweep": {"function": "neurodyn.jobs.protocols:one_step_point"},
         "grid": {"data": ["mnist", "cifar10", "tinyimagenet"], "model": MODELS, "n_memories": N_MEMORIES,
                  "seed": [0, 1, 2, 3, 4]},
         "zip": {"setting": {"corruption": ["gaussian:0.5,absolute=true", "mask:0.5,side=top"],

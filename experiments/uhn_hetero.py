@@ -7,7 +7,7 @@ classical Hopfield net (dot product, identity separation, sign read-out) on bipo
 Gaussian sigma = 1e-7, as the authors' code runs it (UHN-PROTOCOL.md). One-step retrieval.
 """
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std, plot_curves
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std, plot_curves
 
 N_MEMORIES = [2, 5, 10, 20, 30, 50, 100, 200, 300, 500, 700, 1000]
 
@@ -36,7 +36,7 @@ EXPERIMENT = Experiment(
     name="uhn-hetero",
     title="UHN appendix B: heteroassociative vs autoassociative capacity",
     config={
-        "sweep": {"function": "neurodyn.protocols:one_step_point"},
+        "sweep": {"function": "neurodyn.jobs.protocols:one_step_point"},
         "grid": {"projection": ["none", "bottom_half"], "n_memories": N_MEMORIES, "seed": [0, 1, 2, 3, 4]},
         "zip": {"network": {"model": ["uhn-dot", "hn"], "separation": ["max", "identity"],
                             "data": ["cifar10", "mnist"],

@@ -5,7 +5,7 @@ with ``n ~ Normal(0, sigma)`` and masking zeroes the bottom rows, as the authors
 (UHN-PROTOCOL.md).
 """
 
-from neurodyn.experiment import Experiment, markdown_table, over_seeds
+from neurodyn.jobs.experiment import Experiment, markdown_table, over_seeds
 
 MODELS = ["uhn-manhattan", "uhn-euclidean", "uhn-dot", "uhn-kl", "uhn-reverse_kl", "uhn-js"]
 SIGMAS = [0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5]
@@ -78,7 +78,7 @@ EXPERIMENT = Experiment(
     name="uhn-robustness",
     title="UHN fig. 4: retrieval vs noise and vs masked fraction",
     config={
-        "sweep": {"function": "neurodyn.protocols:one_step_point"},
+        "sweep": {"function": "neurodyn.jobs.protocols:one_step_point"},
         "grid": {"data": ["mnist", "cifar10", "tinyimagenet"], "model": MODELS, "seed": [0, 1, 2, 3, 4]},
         "zip": {"perturbation": perturbations(SIGMAS, FRACTIONS)},
         "fixed": {"separation": "max"},

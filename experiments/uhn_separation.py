@@ -5,7 +5,7 @@ similarity. Both are run (the ``similarity`` axis). Queries: the bottom half mas
 as the code masks it; parameter 1000 for softmax; one-step retrieval, sse <= 50.
 """
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std, plot_curves
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std, plot_curves
 
 SEPARATIONS = ["max", "softmax:1000", "polynomial:10", "polynomial:4", "polynomial:3", "polynomial:2",
                "polynomial:0.5", "identity", "log"]
@@ -48,7 +48,7 @@ EXPERIMENT = Experiment(
     name="uhn-separation",
     title="UHN fig. 3: capacity by separation function",
     config={
-        "sweep": {"function": "neurodyn.protocols:one_step_point"},
+        "sweep": {"function": "neurodyn.jobs.protocols:one_step_point"},
         "grid": {"data": ["mnist", "cifar10", "tinyimagenet"], "model": ["uhn-manhattan", "uhn-dot"],
                  "separation": SEPARATIONS, "n_memories": [5, 7, 10, 20, 50, 100, 200, 300, 500, 700, 1000],
                  "seed": [0, 1, 2, 3, 4]},

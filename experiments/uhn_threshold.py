@@ -5,7 +5,7 @@ threshold is compared with the raw sum of squared errors over the 3,072 values, 
 does (``retrieval_rate``; ``retrieval_rate_scaled`` rescales it per 784 values).
 """
 
-from neurodyn.experiment import Experiment, markdown_table, mean_std, plot_curves
+from neurodyn.jobs.experiment import Experiment, markdown_table, mean_std, plot_curves
 
 THRESHOLDS = [1, 10, 25, 50, 100, 150, 200, 300, 500]
 
@@ -29,7 +29,7 @@ EXPERIMENT = Experiment(
     name="uhn-threshold",
     title="UHN appendix G: retrieval vs error threshold (CIFAR-10)",
     config={
-        "sweep": {"function": "neurodyn.protocols:one_step_point"},
+        "sweep": {"function": "neurodyn.jobs.protocols:one_step_point"},
         "grid": {"model": ["uhn-manhattan", "uhn-euclidean", "uhn-dot"], "threshold": THRESHOLDS,
                  "seed": [0, 1, 2, 3, 4]},
         "fixed": {"data": "cifar10", "n_memories": 250, "separation": "max", "corruption": "mask:0.5,side=bottom"},

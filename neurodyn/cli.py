@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from . import analysis, data
-from .encoded import RECORD, TOP_K, default_model
+from .jobs.recall import DTYPES, model_config, run_encoded_recall, run_recall
+from .memory.encoded import RECORD, TOP_K, default_model
 from .network import PRESET_DATA, PRESETS
-from .recall import DTYPES, model_config, run_encoded_recall, run_recall
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
 from .solve import ENGINES, METHODS, Solver, SolverError, SolverWarning
 from .spiking import MODELS, PATHS, SpikingMemory, make_spiking
@@ -231,7 +231,7 @@ def cmd_codecs(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import describe_store, load_config, run_sweep
+    from .scale.sweep import describe_store, load_config, run_sweep
 
     config = load_config(args.config)
     ds = run_sweep(config, args.store, scheduler=args.scheduler, n_workers=args.workers,
@@ -241,7 +241,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from .experiment import available_experiments, load_experiment, run_experiment
+    from .jobs.experiment import available_experiments, load_experiment, run_experiment
 
     if args.name is None:
         for name in available_experiments():
@@ -257,7 +257,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     if Path(args.file).is_dir():  # a sweep's Zarr store
-        from .sweep import describe_store
+        from .scale.sweep import describe_store
 
         print(describe_store(args.file))
         return 0

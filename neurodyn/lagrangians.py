@@ -16,7 +16,7 @@ Each Lagrangian also states the facts the Lyapunov argument of UHN appendix A ne
   below its eq. 4; the tool runs them but never calls their energy decrease guaranteed.
 
 And how its activations combine when a memory bank is read in parts (tiles of
-:mod:`neurodyn.network.tiled`, shards of :mod:`neurodyn.shard`), ``combines``: ``"sum"``
+:mod:`neurodyn.network.tiled`, shards of :mod:`neurodyn.scale.shard`), ``combines``: ``"sum"``
 (elementwise: each part stands alone and the parts add up), ``"log_sum_exp"`` (softmax: the
 parts' log-sum-exps weigh them) or ``"top"`` (the ``winners`` largest units of the whole bank).
 A new separation declares it here; the tiled pass and the shards read it.

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import functools
 import json
 import math
 import os
-import platform
 import sys
 import time
 import warnings
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -27,22 +24,9 @@ from tqdm.auto import tqdm
 from . import analysis
 from .network import Cue, Cues, Network, State
 from .record import Monitor, Observables, Recorder, ZarrStore, spike_variables, spiking_monitor
+from .record.provenance import package_versions
 from .solve import EXPLICIT, IMPLICIT, STATUS_NAMES, CueStats, Integration, Solver, SolverWarning, integrate
 from .spiking import SpikingMemory, SpikingRun
-
-
-@functools.cache
-def package_versions() -> str:
-    """Versions of the packages a result depends on, as a JSON string for ``attrs`` (read once
-    per process: reading the packages' metadata costs about 5 ms)."""
-    names = ("neurodyn", "torch", "torchdiffeq", "numpy", "xarray", "scipy")
-    versions = {"python": platform.python_version()}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return json.dumps(versions, sort_keys=True)
 
 
 def _pack(state: State) -> torch.Tensor:

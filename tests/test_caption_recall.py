@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from neurodyn import analysis, data
-from neurodyn.encoded import EncodedMemory
-from neurodyn.recall import run_encoded_recall
+from neurodyn.memory.encoded import EncodedMemory
+from neurodyn.jobs.recall import run_encoded_recall
 
 DOT = {"preset": "mchn", "beta": 100.0}
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from neurodyn import analysis, data
-from neurodyn.bank import MemoryBank
+from neurodyn.memory.bank import MemoryBank
 from neurodyn.codecs import Codec, available_codecs, load_codec
-from neurodyn.encoded import EncodedMemory
+from neurodyn.memory.encoded import EncodedMemory
 
 
 class HashText(Codec):

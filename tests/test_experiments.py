@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from neurodyn.cli import main
-from neurodyn.experiment import available_experiments, load_experiment, run_experiment
+from neurodyn.jobs.experiment import available_experiments, load_experiment, run_experiment
 
 
 @pytest.fixture(scope="module")

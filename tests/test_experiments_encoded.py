@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from neurodyn.experiment import run_experiment
+from neurodyn.jobs.experiment import run_experiment
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,15 @@ def test_every_public_name_has_a_home():
 @pytest.mark.parametrize(("old", "new", "names"), [
     ("neurodyn.stepper", "neurodyn.solve", ("PerCueSolve", "CueStats", "STATUS_NAMES", "STEADY")),
     ("neurodyn.integrate", "neurodyn.solve", ("Solver", "SolverError", "Block", "SolverStats")),
-    ("neurodyn.fused", "neurodyn.network.tiled", ("stream_memories", "streamable", "MemoryPass", "TILE_ELEMENTS"))])
+    ("neurodyn.fused", "neurodyn.network.tiled", ("stream_memories", "streamable", "MemoryPass", "TILE_ELEMENTS")),
+    ("neurodyn.recall", "neurodyn.jobs.recall", ("run_recall", "prepare_memory", "model_config")),
+    ("neurodyn.protocols", "neurodyn.jobs.protocols", ("one_step_point", "spiking_point")),
+    ("neurodyn.encoded_protocols", "neurodyn.jobs.encoded_protocols", ("hen_capacity_point", "code_cache")),
+    ("neurodyn.experiment", "neurodyn.jobs.experiment", ("run_experiment", "load_experiment")),
+    ("neurodyn.sweep", "neurodyn.scale.sweep", ("run_sweep", "Grid", "resolve_function")),
+    ("neurodyn.shard", "neurodyn.scale.shard", ("shard_network", "shard_bounds", "Shards")),
+    ("neurodyn.bank", "neurodyn.memory.bank", ("MemoryBank",)),
+    ("neurodyn.encoded", "neurodyn.memory.encoded", ("EncodedMemory", "default_model"))])
 def test_moved_modules_keep_their_names_for_one_release_and_say_so(old, new, names):
     """Modules moved into the packages by stage (issue 16): the old module paths still resolve to
     the same objects, with a DeprecationWarning naming the new home."""

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from neurodyn import analysis
-from neurodyn.recall import run_encoded_recall
+from neurodyn.jobs.recall import run_encoded_recall
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import torch
 from neurodyn import Monitor, Solver, simulate
 from neurodyn.analysis import lyapunov_check
 from neurodyn.network import PRESETS
-from neurodyn.recall import model_config, prepare_memory
+from neurodyn.jobs.recall import model_config, prepare_memory
 from neurodyn.similarity import SIMILARITIES
 from neurodyn.solve import FINISHED, STEADY
 

@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from neurodyn import Monitor, Network, Solver, from_preset, load_netcdf, save_netcdf, simulate
 from neurodyn.network import tiled as tiling
 from neurodyn.data import load_digits
-from neurodyn.shard import shard_bounds, shard_network
+from neurodyn.scale.shard import shard_bounds, shard_network
 
 MONITOR = Monitor(("v", "energy", "f", "h", "speed"), n_times=11, top_k=4)
 SOLVER = Solver(rtol=1e-7, atol=1e-9, steady_tol=1e-6)
@@ -119,7 +119,7 @@ def test_sharding_needs_a_process_group():
 
 def test_the_old_sharded_network_class_still_builds_one_for_a_release():
     """``ShardedNetwork`` (a subclass until issue 16) now builds a Network with Shards, warning."""
-    from neurodyn.shard import ShardedNetwork
+    from neurodyn.scale.shard import ShardedNetwork
 
     net, _ = problem("random-softmax")
     with pytest.warns(DeprecationWarning, match="ShardedNetwork"), pytest.raises(ValueError, match="process group"):

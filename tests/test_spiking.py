@@ -13,7 +13,7 @@ from scipy import stats
 from neurodyn import analysis
 from neurodyn.network import Network
 from neurodyn.record import Monitor, load_netcdf, save_netcdf
-from neurodyn.recall import model_config, prepare_memory
+from neurodyn.jobs.recall import model_config, prepare_memory
 from neurodyn.rng import counter_uniform
 from neurodyn.simulation import simulate
 from neurodyn.spiking import (LIF, Poisson, Rate, SpikingMemory, lif_drive, make_spiking, poisson_counts,
@@ -345,7 +345,7 @@ def test_bad_spiking_runs_are_clear_errors():
 def test_spiking_convergence_experiment_quick(tmp_path):
     import os
 
-    from neurodyn.experiment import run_experiment
+    from neurodyn.jobs.experiment import run_experiment
     if not os.environ.get("NEURODYN_DATA"):
         pytest.skip("NEURODYN_DATA is not set: the experiment reads MNIST")
     result = run_experiment("spiking-convergence", quick=True, out=tmp_path, n_workers=0, progress=False)
@@ -385,7 +385,7 @@ def json_model(ds) -> dict:
 # ----------------------------------------------------------------------------- wherever a rate population is
 def test_spiking_recall_through_a_codec_and_with_overlaps():
     from neurodyn import data
-    from neurodyn.encoded import EncodedMemory, default_monitor
+    from neurodyn.memory.encoded import EncodedMemory, default_monitor
 
     digits = data.load_digits().images[:30]
     memory = EncodedMemory.hen(digits, "pixels")

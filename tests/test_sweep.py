@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import pytest
 import xarray as xr
 
 from neurodyn.cli import main
-from neurodyn.sweep import Grid, recall_point, run_sweep
+from neurodyn.jobs.recall import recall_point
+from neurodyn.scale.sweep import Grid, run_sweep
 
 TESTS = Path(__file__).parent
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")
@@ -163,3 +165,16 @@ def test_a_store_from_another_grid_is_refused(tmp_path):
     config["grid"]["x"] = [1.0, 2.0]
     with pytest.raises(ValueError, match="different sweep"):
         run_sweep(config, tmp_path / "s.zarr", progress=False)
+
+
+def test_a_store_made_under_a_point_functions_old_path_resumes_under_the_new_one():
+    """Point functions moved into neurodyn.jobs (issue 16): a store records the name it was made
+    with, and names that resolve to the same function are the same sweep."""
+    from neurodyn.scale.sweep import _same_function
+
+    with warnings.catch_warnings():  # (the old path warns on first import: tests/test_facade.py)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert _same_function("neurodyn.protocols:one_step_point", "neurodyn.jobs.protocols:one_step_point")
+    assert _same_function("recall", "neurodyn.jobs.recall:recall_point")
+    assert not _same_function("neurodyn.jobs.protocols:spiking_point", "neurodyn.jobs.protocols:one_step_point")
+    assert not _same_function("nowhere:nothing", "recall")

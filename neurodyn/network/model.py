@@ -74,7 +74,7 @@ class Network:
     readout: str = "identity"
     name: str = "custom"
     # One rank's shard of a bank split across processes, and how it combines with the others
-    # (neurodyn.shard); None: this network holds the whole bank.
+    # (neurodyn.scale.shard); None: this network holds the whole bank.
     shards: Shards | None = field(default=None, repr=False)
 
     if TYPE_CHECKING:  # what the dataclass's __init__ accepts (it is generated at run time)

@@ -24,7 +24,7 @@ only. Memory is bounded by ``B x tile`` scores; when one tile holds the whole ba
 (unfused) computation runs, so small networks give the same numbers as before to the last bit.
 :func:`scan` is the pass over one part of the bank before normalization and :func:`finish`
 completes it; a sharded bank scans its shard and combines the parts across ranks in between
-(:meth:`neurodyn.shard.Shards.memory_pass`).
+(:meth:`neurodyn.scale.shard.Shards.memory_pass`).
 On CUDA the Manhattan and Euclidean distances of a tile come from the Triton kernel of
 :mod:`neurodyn.triton_distance` (see :mod:`neurodyn.similarity`); dot and squared-L2 scores are
 matrix products, already at the device's matmul speed.
