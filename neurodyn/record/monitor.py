@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -14,25 +14,42 @@ if TYPE_CHECKING:
 
 VARIABLES = ("v", "g", "h", "f", "energy", "overlap", "speed", "spikes", "rate")
 
-LONG_NAMES = {
-    "v": "value neuron state v",
-    "g": "value neuron activation g = dL_v/dv",
-    "h": "memory neuron state h",
-    "f": "memory neuron activation f = dL_h/dh (separation)",
-    "energy": "energy E (UHN eq. 3; eq. 4 for fast memory neurons)",
-    "energy_value": "value population energy v.g - L_v(v)",
-    "energy_memory": "memory population energy h.f - L_h(h) (reduced: -L_h(sim(M, g)))",
-    "energy_interaction": "interaction energy -sum_mu f_mu sim(M_mu, g)",
-    "energy_input": "input energy -I.g",
-    "overlap": "cosine overlap of g with stored pattern P_mu",
-    "speed": "max over units of |dx/dt| (value and memory neurons)",
-    "memory_index": "index of the k-th most active memory neuron (by f)",
-    "rate": "firing rate of memory neuron in the bin ending at the time",
-    "population_rate": "firing rate of the memory population (all neurons) in the bin ending at the time",
-    "spike_time": "spike time",
-    "spike_cue": "cue (trial) of the spike",
-    "spike_unit": "memory neuron that fired",
+class Recorded(NamedTuple):
+    """One recorded variable: its dimensions, its CF ``long_name`` and ``units``. Dimension names
+    in capitals are decided by the monitor: ``UNIT`` (``unit``, or ``unit_subset`` for a subset of
+    value units) and ``MEMORY`` (``memory``, or ``rank`` for the top-k memories)."""
+
+    dims: tuple[str, ...]
+    long_name: str
+    units: str = "1"
+
+
+#: Every variable a run can record, one row each: a new variable is one row here and the lines
+#: that compute it (:class:`~neurodyn.record.observables.Observables`, or the spiking record).
+RECORDED = {
+    "v": Recorded(("time", "cue", "UNIT"), "value neuron state v"),
+    "g": Recorded(("time", "cue", "UNIT"), "value neuron activation g = dL_v/dv"),
+    "h": Recorded(("time", "cue", "MEMORY"), "memory neuron state h"),
+    "f": Recorded(("time", "cue", "MEMORY"), "memory neuron activation f = dL_h/dh (separation)"),
+    "memory_index": Recorded(("time", "cue", "MEMORY"), "index of the k-th most active memory neuron (by f)"),
+    "energy": Recorded(("time", "cue"), "energy E (UHN eq. 3; eq. 4 for fast memory neurons)"),
+    "energy_value": Recorded(("time", "cue"), "value population energy v.g - L_v(v)"),
+    "energy_memory": Recorded(("time", "cue"), "memory population energy h.f - L_h(h) (reduced: -L_h(sim(M, g)))"),
+    "energy_interaction": Recorded(("time", "cue"), "interaction energy -sum_mu f_mu sim(M_mu, g)"),
+    "energy_input": Recorded(("time", "cue"), "input energy -I.g"),
+    "overlap": Recorded(("time", "cue", "pattern"), "cosine overlap of g with stored pattern P_mu"),
+    "speed": Recorded(("time", "cue"), "max over units of |dx/dt| (value and memory neurons)"),
+    "rate": Recorded(("time", "cue", "spiking_unit"), "firing rate of memory neuron in the bin ending at the time",
+                     "Hz"),
+    "population_rate": Recorded(("time", "cue"),
+                                "firing rate of the memory population (all neurons) in the bin ending at the time",
+                                "Hz"),
+    "spike_time": Recorded(("spike",), "spike time", "ms"),
+    "spike_cue": Recorded(("spike",), "cue (trial) of the spike"),
+    "spike_unit": Recorded(("spike",), "memory neuron that fired"),
 }
+#: The variables' long names (from :data:`RECORDED`).
+LONG_NAMES = {name: row.long_name for name, row in RECORDED.items()}
 
 
 @dataclass(frozen=True)

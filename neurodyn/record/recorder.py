@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .monitor import LONG_NAMES
+from .monitor import RECORDED
 from .netcdf import netcdf_attr
 from .observables import Observables
 
@@ -104,13 +104,12 @@ class Recorder:
         mem_dim = "rank" if obs.top_k is not None else "memory"
         mem_idx = (np.arange(obs.top_k) if obs.top_k is not None else
                    np.arange(obs.network.n_memories) if obs.memories is None else obs.memories.numpy())
-        # Each variable's dimensions after (time, cue): the unit, memory or pattern they run over.
-        third = {"v": unit_dim, "g": unit_dim, "h": mem_dim, "f": mem_dim, "memory_index": mem_dim,
-                 "overlap": "pattern"}
+        named = {"UNIT": unit_dim, "MEMORY": mem_dim}
         data_vars = {}
         for name, chunks in self._store.items():
-            dims = ("time", "cue") + ((third[name],) if name in third else ())
-            data_vars[name] = (dims, np.concatenate(chunks, axis=0), {"long_name": LONG_NAMES[name], "units": "1"})
+            row = RECORDED[name]
+            dims = tuple(named.get(d, d) for d in row.dims)
+            data_vars[name] = (dims, np.concatenate(chunks, axis=0), {"long_name": row.long_name, "units": row.units})
         if any(name in data_vars for name in ("v", "g")):
             coords[unit_dim] = (unit_dim, units_idx, {"long_name": "value neuron index", "units": "1"})
         if any(name in data_vars for name in ("h", "f")):

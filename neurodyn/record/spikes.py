@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .monitor import LONG_NAMES
+from .monitor import RECORDED
 
 if TYPE_CHECKING:
     from ..spiking import SpikingRun
@@ -23,18 +23,18 @@ def spike_variables(times: np.ndarray, run: SpikingRun, events: bool = True) -> 
         rates = torch.stack(counts).numpy() / (width if counts[0].ndim == 1 else width[..., None])
         return np.concatenate([np.full_like(rates[:1], np.nan), rates])
 
-    out: dict[str, tuple] = {}
+    values: dict[str, np.ndarray] = {}
     if run.counts:
-        out["population_rate"] = (("time", "cue"), per_second(run.counts),
-                                  {"long_name": LONG_NAMES["population_rate"], "units": "Hz"})
+        values["population_rate"] = per_second(run.counts)
     if run.unit_counts and run.count_units is not None:
-        out["rate"] = (("time", "cue", "spiking_unit"), per_second(run.unit_counts),
-                       {"long_name": LONG_NAMES["rate"], "units": "Hz"})
-        out["spiking_unit"] = ("spiking_unit", run.count_units.cpu().numpy(),
-                               {"long_name": "memory neuron index", "units": "1"})
+        values["rate"] = per_second(run.unit_counts)
     if events:
         t, cue, unit = run.spike_events()
-        out["spike_time"] = ("spike", t.numpy(), {"long_name": LONG_NAMES["spike_time"], "units": "ms"})
-        out["spike_cue"] = ("spike", cue.numpy(), {"long_name": LONG_NAMES["spike_cue"], "units": "1"})
-        out["spike_unit"] = ("spike", unit.numpy(), {"long_name": LONG_NAMES["spike_unit"], "units": "1"})
+        values.update(spike_time=t.numpy(), spike_cue=cue.numpy(), spike_unit=unit.numpy())
+    out: dict[str, tuple] = {name: (RECORDED[name].dims, value, {"long_name": RECORDED[name].long_name,
+                                                                 "units": RECORDED[name].units})
+                             for name, value in values.items()}
+    if "rate" in values and run.count_units is not None:
+        out["spiking_unit"] = ("spiking_unit", run.count_units.cpu().numpy(),
+                               {"long_name": "memory neuron index", "units": "1"})
     return out
