@@ -3,7 +3,10 @@
 import os
 import time
 
+from neurodyn.scale.points import point_function
 
+
+@point_function("y", "x_plus_seed")
 def slow_square(x: float, seed: int = 0, delay: float = 0.0, fail_at: float = -1.0) -> dict[str, float]:
     """x^2 + seed after ``delay`` seconds; logs each computation to $SWEEP_TEST_LOG; fails at ``fail_at``."""
     log = os.environ.get("SWEEP_TEST_LOG")
@@ -16,9 +19,7 @@ def slow_square(x: float, seed: int = 0, delay: float = 0.0, fail_at: float = -1
     return {"y": x * x + seed, "x_plus_seed": x + seed}
 
 
-slow_square.outputs = ("y", "x_plus_seed")
-
-
+@point_function("on_gpu_worker")
 def worker_name(x: float) -> dict[str, float]:
     """1 where the point ran on the worker named "gpu-worker" (the one with the GPU resource)."""
     from distributed import get_worker
@@ -26,4 +27,3 @@ def worker_name(x: float) -> dict[str, float]:
     return {"on_gpu_worker": float(get_worker().name == "gpu-worker")}
 
 
-worker_name.outputs = ("on_gpu_worker",)

@@ -30,6 +30,7 @@ from .. import analysis, data, probes
 from ..codecs import Codec, load_codec
 from ..memory.bank import MemoryBank
 from ..memory.encoded import EncodedMemory
+from ..scale.points import point_function
 from ..solve import Solver
 
 HELD_OUT = {"cifar10", "mnist"}
@@ -141,6 +142,7 @@ def nearest_index(x: Tensor, patterns: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- feature-space paper
+@point_function("wrong", "seconds_per_query", "wall_time", "code_size")
 def semantic_table_point(data_name: str = "cifar10", n_memories: int = 1000, corruption: str = "rotate:random",
                          codec_name: str = "simclr", similarity: str = "cosine", beta: float = 1e4,
                          seed: int = 0, batch_size: int = 100, data_root: str | None = None) -> dict[str, float]:
@@ -167,9 +169,7 @@ def semantic_table_point(data_name: str = "cifar10", n_memories: int = 1000, cor
             "code_size": float(bank.n_features)}
 
 
-semantic_table_point.outputs = ("wrong", "seconds_per_query", "wall_time", "code_size")
-
-
+@point_function("identity", "top1", "mse", "mse_vs_decoded", "participation")
 def fully_semantic_point(n_memories: int = 1000, n_queries: int = 20, similarity: str = "cosine",
                          beta: float = 100.0, corruption: str = "gaussian:0.447", codec_name: str = "mnist-ae12",
                          seed: int = 0, data_root: str | None = None) -> dict[str, float]:
@@ -203,10 +203,8 @@ def fully_semantic_point(n_memories: int = 1000, n_queries: int = 20, similarity
             "participation": float(analysis.participation_ratio(f).mean())}
 
 
-fully_semantic_point.outputs = ("identity", "top1", "mse", "mse_vs_decoded", "participation")
-
-
 # ----------------------------------------------------------------------------- HEN
+@point_function("mse", "one_minus_ssim", "mse_vs_image", "accuracy", "mixture", "spurious", "nfe", "wall_time")
 def hen_capacity_point(data_name: str = "cifar10", n_memories: int = 1000, n_queries: int = 100,
                        codec_name: str = "taef2", corruption: str = "mask:0.5,side=bottom",
                        model: str = "mchn-l2", beta: float = 100.0, duration: float = 20.0, seed: int = 0,
@@ -235,10 +233,7 @@ def hen_capacity_point(data_name: str = "cifar10", n_memories: int = 1000, n_que
             "spurious": float((state == "spurious").mean()), "nfe": float(ds.attrs["nfe"]), "wall_time": wall}
 
 
-hen_capacity_point.outputs = ("mse", "one_minus_ssim", "mse_vs_image", "accuracy", "mixture", "spurious", "nfe",
-                              "wall_time")
-
-
+@point_function("self_mean", "self_std", "cross_mean", "cross_std", "d_prime", "auroc", "top1")
 def separability_point(data_name: str = "cifar10", n_memories: int = 1000, codec_name: str = "taef2",
                        corruption: str = "mask:0.5,side=bottom", metric: str = "cosine", seed: int = 0,
                        data_root: str | None = None) -> dict[str, float]:
@@ -248,9 +243,6 @@ def separability_point(data_name: str = "cifar10", n_memories: int = 1000, codec
     memories, cues = separability_codes(data_name, codec_name, index, queries, data_root)
     sep = probes.separability(cues, memories, metric=metric)
     return {key: float(sep.attrs[key]) for key in separability_point.outputs}
-
-
-separability_point.outputs = ("self_mean", "self_std", "cross_mean", "cross_std", "d_prime", "auroc", "top1")
 
 
 def separability_codes(data_name: str, codec_name: str, index: Tensor, queries: Tensor,
@@ -277,6 +269,8 @@ def caption_bank(index: Tensor, codec_name: str, text_codec: str, captions: list
                             "text": (text_codec, texts, list(captions))}, root)
 
 
+@point_function("accuracy", "mse", "one_minus_ssim", "shared_pr_initial", "shared_pr_final", "shared_mixture_time",
+                "shared_one_of_two", "shared_blend_nearer", "wall_time")
 def caption_point(n_memories: int = 159, codec_name: str = "taef2", text_codec: str = "render:taef2",
                   caption_index: int = 0, shared_pairs: int = 0, model: str = "mchn", beta: float = 100.0,
                   image_size: int = 64, duration: float = 20.0, seed: int = 0,
@@ -343,5 +337,3 @@ def caption_point(n_memories: int = 159, codec_name: str = "taef2", text_codec: 
     return {**out, **shared, "wall_time": wall}
 
 
-caption_point.outputs = ("accuracy", "mse", "one_minus_ssim", "shared_pr_initial", "shared_pr_final",
-                         "shared_mixture_time", "shared_one_of_two", "shared_blend_nearer", "wall_time")

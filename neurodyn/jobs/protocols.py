@@ -16,6 +16,7 @@ import time
 import torch
 
 from ..analysis import MNIST_SIZE, UHN_THRESHOLD
+from ..scale.points import point_function
 from .recall import model_config, prepare_memory
 
 
@@ -47,6 +48,8 @@ def retrieval_scores(output: torch.Tensor, targets: torch.Tensor, threshold: flo
     }
 
 
+@point_function("retrieval_rate", "retrieval_rate_scaled", "identity_rate", "mse", "sse_median", "mean_pattern_rate",
+                "wall_time")
 def one_step_point(data: str = "mnist", n_memories: int = 100, corruption: str = "gaussian:0.5,absolute=true",
                    model: str = "uhn-manhattan", similarity: str | None = None, separation: str | None = None,
                    beta: float | None = None, degree: float | None = None, projection: str | None = None,
@@ -67,10 +70,8 @@ def one_step_point(data: str = "mnist", n_memories: int = 100, corruption: str =
     return {**retrieval_scores(output, net.P, threshold), "wall_time": wall}
 
 
-one_step_point.outputs = ("retrieval_rate", "retrieval_rate_scaled", "identity_rate", "mse", "sse_median",
-                          "mean_pattern_rate", "wall_time")
-
-
+@point_function("retrieval_rate", "identity_rate", "rate_retrieval_rate", "recalled_fraction", "recall_time",
+                "distance_to_rate", "population_rate", "wall_time")
 def spiking_point(data: str = "mnist", n_memories: int = 100, corruption: str = "mask:0.25,side=bottom",
                   model: str = "mchn-l2", beta: float | None = None, neuron: str = "poisson",
                   r_max: float = 400.0, dt: float = 0.1, tau_s: float = 5.0, tau_v: float = 10.0,
@@ -120,5 +121,3 @@ def spiking_point(data: str = "mnist", n_memories: int = 100, corruption: str = 
     }
 
 
-spiking_point.outputs = ("retrieval_rate", "identity_rate", "rate_retrieval_rate", "recalled_fraction",
-                         "recall_time", "distance_to_rate", "population_rate", "wall_time")

@@ -18,6 +18,7 @@ from ..memory.bank import MemoryBank
 from ..memory.encoded import EncodedMemory
 from ..network import Cues, Network, from_config
 from ..record import Monitor
+from ..scale.points import point_function
 from ..simulation import simulate
 from ..solve import Solver
 from ..spiking import SpikingMemory
@@ -200,6 +201,8 @@ def recall_summary(ds: xr.Dataset, threshold: float = analysis.UHN_THRESHOLD) ->
     return out
 
 
+@point_function("retrieval_rate", "mse", "converged_fraction", "nfe", "wall_time", "energy_monotone",
+                "energy_worst_ratio")
 def recall_point(data: str = "digits", n_memories: int = 100, corruption: str = "mask:0.25,side=bottom",
                  model: str = "mchn-l2", similarity: str | None = None, separation: str | None = None,
                  beta: float | None = None, dynamics: str | None = None, value_lagrangian: str | None = None,
@@ -215,5 +218,3 @@ def recall_point(data: str = "digits", n_memories: int = 100, corruption: str = 
     return recall_summary(ds, threshold)
 
 
-recall_point.outputs = ("retrieval_rate", "mse", "converged_fraction", "nfe", "wall_time", "energy_monotone",
-                        "energy_worst_ratio")

@@ -35,6 +35,7 @@ import xarray as xr
 import zarr
 
 from ..record.provenance import package_versions
+from .points import PointFunction
 
 MISSING, DONE, FAILED = 0, 1, 2
 ERROR_LENGTH = 200
@@ -45,7 +46,7 @@ ERROR_LENGTH = 200
 POINT_FUNCTIONS: dict[str, str] = {"recall": "neurodyn.jobs.recall:recall_point"}
 
 
-def resolve_function(spec: str) -> Callable[..., dict[str, float]]:
+def resolve_function(spec: str) -> PointFunction:
     """A point function by name (:data:`POINT_FUNCTIONS`) or as ``"module:function"`` with an
     ``outputs`` attribute naming the scalars it returns."""
     module, _, name = POINT_FUNCTIONS.get(spec, spec).partition(":")
