@@ -75,7 +75,8 @@ class ResNetCifar(Codec):
         self.linear = nn.Linear(64, 10)
 
     def _encode(self, x: Tensor) -> Tensor:
-        x = torch.relu(self.bn1(self.conv1((x - self.mean) / self.std)))
+        mean, std = self.get_buffer("mean"), self.get_buffer("std")
+        x = torch.relu(self.bn1(self.conv1((x - mean) / std)))
         return self.layer3(self.layer2(self.layer1(x))).mean(dim=(2, 3))
 
     def classify(self, x: Tensor, *, batch_size: int = 256) -> Tensor:

@@ -63,7 +63,7 @@ class MLPAutoencoder(TrainedCodec):
         return self.encoder(x.flatten(1))
 
     def _decode(self, z: Tensor) -> Tensor:
-        return self.decoder(z).reshape(-1, *self.stimulus_shape)
+        return self.decoder(z).reshape(-1, *(self.stimulus_shape or ()))
 
 
 def _mlp(widths: Sequence[int]) -> nn.Sequential:

@@ -21,6 +21,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -82,6 +83,8 @@ def load_experiment(name: str) -> Experiment:
                              f"checkout (git clone, pip install -e .) or set ${EXPERIMENTS_ENV}")
         raise ValueError(f"unknown experiment {name!r}; known: {', '.join(available_experiments())}")
     spec = importlib.util.spec_from_file_location(f"neurodyn_experiments.{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"cannot load the experiment script {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     experiment = getattr(module, "EXPERIMENT", None)
@@ -146,9 +149,9 @@ def plot_curves(ds: xr.Dataset, variable: str, x: str, hue: str, panel: str | No
     pattern would score."""
     panels = list(ds[panel].values) if panel else [None]
     if axes is None:
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-        axes = axes[0]
-    fig = axes[0].figure
+        _, grid = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+        axes = list(grid[0])
+    fig = cast(plt.Figure, axes[0].figure)
     for ax, value in zip(axes, panels):
         sub = ds[variable] if value is None else ds[variable].sel({panel: value})
         mean, std = over_seeds(sub)

@@ -14,8 +14,9 @@ import torch
 import xarray as xr
 
 from .. import analysis, data
+from ..codecs.base import Stimuli
 from ..memory.bank import MemoryBank
-from ..memory.encoded import EncodedMemory
+from ..memory.encoded import EncodedMemory, Readout
 from ..network import Cues, Network, from_config
 from ..record import Monitor
 from ..scale.points import point_function
@@ -77,17 +78,17 @@ def prepare_memory(data_name: str, n_memories: int, corruption: str, model: dict
         raise ValueError(f"unknown projection {projection!r}; known: none, bottom_half")
     chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root)
     stored, queries = chosen.flat(), corrupted.reshape(len(chosen), -1)
-    place = dict(device=torch.device(device), dtype=DTYPES[dtype])
-    net: Network = from_config(model or model_config(), stored.to(**place))
+    dev, dt = torch.device(device), DTYPES[dtype]
+    net: Network = from_config(model or model_config(), stored.to(device=dev, dtype=dt))
     # Classical nets work on bipolar or binary patterns: convert both memories and cues.
     convert = {"sign": data.to_bipolar, "binary": data.binarize}.get(net.readout)
     if convert is not None:
         stored, queries = convert(stored), convert(queries)
-        net = dataclasses.replace(net, memories=stored.to(**place))
+        net = dataclasses.replace(net, memories=stored.to(device=dev, dtype=dt))
     if projection == "bottom_half":
         h = chosen.shape[1]
         bottom = stored.reshape(len(chosen), *chosen.shape)[:, :, h // 2:].reshape(len(chosen), -1)
-        net = dataclasses.replace(net, projection=bottom.to(**place))
+        net = dataclasses.replace(net, projection=bottom.to(device=dev, dtype=dt))
     return chosen, net, stored, queries
 
 
@@ -131,7 +132,7 @@ def run_encoded_recall(
     codec: str = "taef2",
     model: dict | None = None,
     *,
-    readout: str = "auto",
+    readout: Readout = "auto",
     text_codec: str | None = None,
     captions: list[str] | None = None,
     caption_index: int = 0,
@@ -159,9 +160,10 @@ def run_encoded_recall(
     """
     chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root, image_size)
     n = len(chosen) if n_cues is None else min(n_cues, len(chosen))
-    stimuli: dict[str, object] = {"image": chosen.images}
+    stimuli: dict[str, Stimuli] = {"image": chosen.images}
     codecs = {"image": codec}
     target_index: torch.Tensor | None = torch.arange(n)
+    queries: dict[str, Stimuli]
     if text_codec is None:
         queries, clamp = {"image": corrupted[:n]}, False
     else:

@@ -116,6 +116,8 @@ class EncodedMemory:
         if self.readout == "decode":
             return self.bank.decode(v, self.output)
         values = self.bank.stimuli[self.output]
+        if not isinstance(values, torch.Tensor):
+            raise ValueError(f"the {self.output} slot holds text, which has no values to weigh; use readout='decode'")
         with torch.no_grad():
             f = self.network.separate(self.network.scores(self.network.activation(v)))
         flat = values.reshape(len(values), -1).to(f)
@@ -160,7 +162,7 @@ class EncodedMemory:
         dims = ("cue", "channel", "row", "col")
         ds["output"] = (dims, output.cpu().numpy(), {"long_name": f"recalled {self.output}, read out by "
                                                     f"{self.readout}", "units": "1"})
-        if target_index is not None:
+        if targets is not None and target_index is not None:
             ds["output_target"] = (dims, self.read_out(targets).cpu().numpy(),
                                    {"long_name": f"target memory's {self.output}, read out the same way",
                                     "units": "1"})
