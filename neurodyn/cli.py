@@ -56,6 +56,17 @@ def _csv(text: str) -> tuple[str, ...]:
 def _recall_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recall", help="store patterns, corrupt them, recall them through the dynamics",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _data_options(p)
+    _codec_options(p)
+    _model_options(p)
+    _solver_options(p)
+    _spiking_options(p)
+    _output_options(p)
+    p.set_defaults(run=cmd_recall)
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    """The data and how queries are made from it."""
     g = p.add_argument_group("data")
     g.add_argument("--data", "--dataset", default=None,
                    help=f"a data set ({', '.join(data.DATASETS)}), an .npz file or an image folder (default: "
@@ -67,6 +78,10 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--corruption", default="mask:0.25,side=bottom",
                    help="how queries are made from stored patterns: none, mask:F, mask_random:P, "
                         "gaussian:SIGMA, salt_pepper:P, inpaint:F (options as name=value)")
+
+
+def _codec_options(p: argparse.ArgumentParser) -> None:
+    """Recall through codecs (Hopfield Encoding Networks, semantic memories)."""
     g = p.add_argument_group("codecs (Hopfield Encoding Networks, semantic memories)")
     g.add_argument("--codec", default=None,
                    help="store codes of this image codec instead of pixels (taef2, resnet20, mnist-ae12, "
@@ -84,6 +99,10 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--image-size", type=int, default=None,
                    help="resize the chosen images to this many pixels square (e.g. 64 for cheaper COCO codes)")
     g.add_argument("--no-balance", action="store_true", help="keep raw codes (default: unit mean norm per modality)")
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """The network."""
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None,
                    help=f"preset: {', '.join(PRESETS)} (default mchn-l2; with --text-codec mchn, whose dot "
@@ -99,6 +118,10 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--value", default=None, help="value Lagrangian (identity, tanh, sigmoid, ...)")
     g.add_argument("--tau-h", type=float, default=None, help="memory time constant (default: fast memory)")
     g.add_argument("--cue-mode", choices=("initial", "current", "both"), default="initial")
+
+
+def _solver_options(p: argparse.ArgumentParser) -> None:
+    """The solver and the recording grid."""
     g = p.add_argument_group("solver")
     g.add_argument("--solver", choices=METHODS, default="auto",
                    help="auto: dopri5, switching each cue that turns out stiff to the implicit rosenbrock23")
@@ -115,6 +138,10 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--duration", type=float, default=20.0, help="time span (units of tau_v)")
     g.add_argument("--n-times", type=int, default=101, help="recording times")
     g.add_argument("--max-steps", type=int, default=100_000)
+
+
+def _spiking_options(p: argparse.ArgumentParser) -> None:
+    """Spiking memory neurons."""
     g = p.add_argument_group("spiking memory neurons (times in ms, rates in Hz)")
     g.add_argument("--spiking", choices=MODELS, default=None,
                    help="make the memory population spike: poisson (rate r_max * f), lif (E%%-max "
@@ -136,6 +163,10 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
         g.add_argument(f"--{name}", type=float, default=None, help=help_text)
     g.add_argument("--spiking-path", choices=PATHS, default=None,
                    help="dense, memory (event-driven, dot similarities) or auto (default)")
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    """What is recorded, and where it goes."""
     g = p.add_argument_group("recording and output")
     g.add_argument("--record", type=_csv, default=None,
                    help=f"comma-separated, from: {', '.join(VARIABLES)} (default {','.join(PIXEL_RECORD)}; "
@@ -150,7 +181,6 @@ def _recall_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--output", default="runs/recall.nc", help="NetCDF result file")
     g.add_argument("--figure", default=None, help="PNG figure (default: next to the output)")
     g.add_argument("--no-figure", action="store_true")
-    p.set_defaults(run=cmd_recall)
 
 
 def cmd_recall(args: argparse.Namespace) -> int:

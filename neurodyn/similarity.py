@@ -280,6 +280,23 @@ def make_similarity(spec: str | Similarity, *, form: str | None = None, normaliz
         raise ValueError(f"a similarity is a name, got {type(spec).__name__}")
     name, _, opts = spec.partition(":")
     name = name.strip().lower()
+    form, normalized, smooth = _options(spec, opts, form, normalized, smooth)
+    if name not in SIMILARITIES:
+        raise ValueError(f"unknown similarity {name!r}; known: {', '.join(SIMILARITIES)}")
+    if smooth and name != "manhattan":
+        raise ValueError(f"smoothing applies to the manhattan similarity, not {name!r}")
+    if not (eps > 0 and math.isfinite(eps)):
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if name in ("dot", "biased_dot", "normalized_dot", "cosine"):
+        if form is not None:
+            raise ValueError(f"{name!r} is not a distance; the forms {_FORMS} do not apply")
+        return _inner_product(name, bool(normalized), eps)
+    return _distance_similarity(name, form or "negative", bool(normalized), eps, smooth)
+
+
+def _options(spec: str, opts: str, form: str | None, normalized: bool | None,
+             smooth: float) -> tuple[str | None, bool | None, float]:
+    """The form, normalization and smoothing that a spec's options (after its colon) set."""
     for opt in filter(None, (o.strip().lower() for o in opts.split(","))):
         if opt in _FORMS:
             form = opt
@@ -295,30 +312,26 @@ def make_similarity(spec: str | Similarity, *, form: str | None = None, normaliz
         else:
             raise ValueError(f"unknown similarity option {opt!r} in {spec!r}; options: "
                              f"{', '.join(_FORMS)}, normalized, smooth=TEMPERATURE (manhattan)")
-    if name not in SIMILARITIES:
-        raise ValueError(f"unknown similarity {name!r}; known: {', '.join(SIMILARITIES)}")
-    if smooth and name != "manhattan":
-        raise ValueError(f"smoothing applies to the manhattan similarity, not {name!r}")
-    if not (eps > 0 and math.isfinite(eps)):
-        raise ValueError(f"eps must be > 0, got {eps}")
-    normalized = bool(normalized)
+    return form, normalized, smooth
 
-    if name in ("dot", "biased_dot", "normalized_dot", "cosine"):
-        if form is not None:
-            raise ValueError(f"{name!r} is not a distance; the forms {_FORMS} do not apply")
-        if name in ("dot", "biased_dot"):
-            # Both have gradient M_mu: sum f dsim/dg = M'f, so projection = gradient dynamics.
-            return Similarity(name + (":normalized" if normalized else ""), _dot if name == "dot" else _biased_dot,
-                              normalized, bilinear=not normalized, closed_gradient=_dot_gradient,
-                              scale_invariant=normalized and name == "dot", grows=not normalized)
-        if name == "cosine":
-            return Similarity("cosine" + (":normalized" if normalized else ""),
-                              lambda m, g: _cosine(m, g, eps), normalized, scale_invariant=True)
-        # The eps floor of the sum-normalization is a kink at entries <= eps.
-        return Similarity("normalized_dot", lambda m, g: _normalized_dot(m, g, eps), normalized=True, smooth=False,
-                          scale_invariant=True)
 
-    form = form or "negative"
+def _inner_product(name: str, normalized: bool, eps: float) -> Similarity:
+    """The dot product, biased dot product, cosine or normalized dot product."""
+    if name in ("dot", "biased_dot"):
+        # Both have gradient M_mu: sum f dsim/dg = M'f, so projection = gradient dynamics.
+        return Similarity(name + (":normalized" if normalized else ""), _dot if name == "dot" else _biased_dot,
+                          normalized, bilinear=not normalized, closed_gradient=_dot_gradient,
+                          scale_invariant=normalized and name == "dot", grows=not normalized)
+    if name == "cosine":
+        return Similarity("cosine" + (":normalized" if normalized else ""),
+                          lambda m, g: _cosine(m, g, eps), normalized, scale_invariant=True)
+    # The eps floor of the sum-normalization is a kink at entries <= eps.
+    return Similarity("normalized_dot", lambda m, g: _normalized_dot(m, g, eps), normalized=True, smooth=False,
+                      scale_invariant=True)
+
+
+def _distance_similarity(name: str, form: str, normalized: bool, eps: float, smooth: float) -> Similarity:
+    """A distance or divergence as a similarity: its negative or its inverse (``form``)."""
     if form not in _FORMS:
         raise ValueError(f"unknown distance form {form!r}; known: {', '.join(_FORMS)}")
     distance: Distance = {
