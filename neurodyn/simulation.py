@@ -103,7 +103,8 @@ LEGACY_KEYWORDS = {"solver": "method", "spiking": "method", "block_size": "metho
 def _from_legacy(cues: Cues | torch.Tensor, duration: float, method: Solver | SpikingMemory | str,
                  monitor: Monitor | None,
                  store: ZarrStore | str | os.PathLike | None,
-                 legacy: dict[str, Any]) -> tuple[Cues, Solver | SpikingMemory | str, Monitor | None, ZarrStore | None]:
+                 legacy: dict[str, Any]
+                 ) -> tuple[Cues, Solver | SpikingMemory | str, Monitor | None, ZarrStore | str | os.PathLike | None]:
     """The objects that neurodyn 0.x's keywords describe (with a DeprecationWarning naming them)."""
     unknown = set(legacy) - set(LEGACY_KEYWORDS)
     if unknown:
@@ -128,8 +129,6 @@ def _from_legacy(cues: Cues | torch.Tensor, duration: float, method: Solver | Sp
         monitor = dataclasses.replace(base, **{k: legacy[k] for k in ("time_units", "recall_overlap") if k in legacy})
     if legacy.get("zarr_store") is not None:
         store = ZarrStore(legacy["zarr_store"], legacy.get("chunk_times", 64))
-    elif isinstance(store, (str, os.PathLike)):
-        store = ZarrStore(store)
     return cues, method, monitor, store
 
 

@@ -147,7 +147,7 @@ def scan(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: b
     if sim.normalized:  # first pass: |sum over all memories| of the raw scores (UHN appendix E)
         total = functools.reduce(torch.add, (sim.score(M[lo:hi], g).sum(-1, keepdim=True) for lo, hi in bounds))
         total = total if reduce_sum is None else reduce_sum(total)
-        scale = total.abs()
+        scale = torch.where(total == 0, 1.0, total.abs())  # (once: an all-zero row stays zero)
     softmax, hard_max = sep.combines == "log_sum_exp", sep.combines == "top"
     out = Partial()
     if softmax:
@@ -170,7 +170,7 @@ def scan(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: b
             s_graph = sim.score(M[lo:hi], g_in)
         s = s_graph.detach()
         if scale is not None:
-            s = divide_nonzero(s, scale)
+            s = s / scale
         if top_k is not None:
             out.top = _top_merge(out.top, s, offset + lo, top_k)
         if hard_max:

@@ -118,7 +118,7 @@ class SpikingRun:
     def _spike_weight(self) -> float:
         """What one spike adds to the synaptic input (times ``P_mu``)."""
         neuron = self.spiking.neuron
-        rate = neuron.r_max if isinstance(neuron, Poisson) else getattr(neuron, "readout_rate", None)
+        rate = neuron.r_max if isinstance(neuron, Poisson) else neuron.readout_rate if isinstance(neuron, LIF) else None
         return 1.0 if rate is None else 1e3 / (rate * self.spiking.tau_s)
 
     def _setup(self) -> None:
