@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from . import analysis, data
-from .jobs.recall import DTYPES, model_config, run_encoded_recall, run_recall
+from .jobs.recall import DTYPES, CodedMemory, MemoryKind, PixelMemory, Selection, model_config, recall
 from .memory.encoded import RECORD, TOP_K, default_model
 from .network import PRESET_DATA, PRESETS
 from .record import VARIABLES, Monitor, load_netcdf, save_netcdf
@@ -78,6 +78,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--corruption", default="mask:0.25,side=bottom",
                    help="how queries are made from stored patterns: none, mask:F, mask_random:P, "
                         "gaussian:SIGMA, salt_pepper:P, inpaint:F (options as name=value)")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="resize the chosen images to this many pixels square (e.g. 64 for cheaper COCO codes)")
 
 
 def _codec_options(p: argparse.ArgumentParser) -> None:
@@ -96,8 +98,6 @@ def _codec_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--readout", choices=("auto", "decode", "values"), default="auto",
                    help="decode the recalled code, or read out stored pixels by the final activations "
                         "(semantic memory); auto: decode when the codec can")
-    g.add_argument("--image-size", type=int, default=None,
-                   help="resize the chosen images to this many pixels square (e.g. 64 for cheaper COCO codes)")
     g.add_argument("--no-balance", action="store_true", help="keep raw codes (default: unit mean norm per modality)")
 
 
@@ -197,23 +197,22 @@ def cmd_recall(args: argparse.Namespace) -> int:
     spiking = _spiking(args)
     solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
                     max_steps=args.max_steps, steady_tol=args.steady_tol or None, engine=args.engine)
+    selection = Selection(args.data, args.n_memories, args.corruption, args.seed, args.n_cues, args.image_size,
+                          args.data_root)
+    memory: MemoryKind
     if encoded:
         if args.dtype != "float32":
             raise ValueError("runs through a codec are float32 (codes are float32); drop --dtype")
         monitor = Monitor(variables=args.record or _record(RECORD, spiking), n_times=args.n_times,
                           top_k=args.top_k if args.record or args.top_k else min(TOP_K, args.n_memories))
-        return _finish_recall(args, run_encoded_recall(
-            args.data, args.n_memories, args.corruption, args.codec or "pixels", model, readout=args.readout,
-            text_codec=args.text_codec, captions=args.caption, caption_index=args.caption_index,
-            scale=None if args.no_balance else "balance", image_size=args.image_size, n_cues=args.n_cues,
-            seed=args.seed, duration=args.duration, solver=solver, monitor=monitor, cue_mode=args.cue_mode,
-            data_root=args.data_root, device=args.device, progress=None, spiking=spiking))
-    monitor = Monitor(variables=args.record or _record(PIXEL_RECORD, spiking), n_times=args.n_times, top_k=args.top_k)
-    ds = run_recall(args.data, args.n_memories, args.corruption, model, n_cues=args.n_cues, seed=args.seed,
-                    duration=args.duration, solver=solver, monitor=monitor, cue_mode=args.cue_mode,
-                    data_root=args.data_root, device=args.device, dtype=args.dtype, progress=None,
-                    spiking=spiking)
-    return _finish_recall(args, ds)
+        memory = CodedMemory(args.codec or "pixels", model, args.readout, None if args.no_balance else "balance",
+                             args.text_codec, tuple(args.caption) if args.caption else None, args.caption_index)
+    else:
+        monitor = Monitor(variables=args.record or _record(PIXEL_RECORD, spiking), n_times=args.n_times,
+                          top_k=args.top_k)
+        memory = PixelMemory(model, dtype=args.dtype)
+    return _finish_recall(args, recall(selection, memory, args.duration, method=spiking or solver, monitor=monitor,
+                                       cue_mode=args.cue_mode, device=args.device, progress=None))
 
 
 def _finish_recall(args: argparse.Namespace, ds) -> int:

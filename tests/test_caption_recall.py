@@ -9,7 +9,7 @@ import torch
 
 from neurodyn import analysis, data
 from neurodyn.memory.encoded import EncodedMemory
-from neurodyn.jobs.recall import run_encoded_recall
+from neurodyn.jobs.recall import CodedMemory, Selection, recall
 
 DOT = {"preset": "mchn", "beta": 100.0}
 
@@ -17,8 +17,8 @@ DOT = {"preset": "mchn", "beta": 100.0}
 def test_a_rendered_hashed_caption_recalls_its_image_among_100_pairs(real_root: Path) -> None:
     """HEN's protocol: captions hashed with SHA-256, rendered to pixels, through the same TAEF2
     encoder as the images; the query is the caption alone. Measured 100% of 159 pairs."""
-    ds = run_encoded_recall("coco", 100, "none", "taef2", DOT, text_codec="render:taef2", image_size=64,
-                            data_root=str(real_root))
+    ds = recall(Selection("coco", 100, "none", image_size=64, root=str(real_root)),
+                CodedMemory("taef2", DOT, text_codec="render:taef2"))
     assert ds.sizes["cue"] == 100
     assert ds.attrs["accuracy"] >= 0.95
     assert (ds["recalled_text"].values == ds["query_text"].values).mean() >= 0.95
@@ -28,8 +28,8 @@ def test_another_human_caption_recalls_the_image_through_a_sentence_encoder(real
     """Stored with caption 0, queried with caption 1 of the same image (a paraphrase by another
     annotator) through MiniLM: measured 74% of 159 pairs (chance 0.6%)."""
     pytest.importorskip("sentence_transformers")
-    ds = run_encoded_recall("coco", 100, "none", "taef2", DOT, text_codec="minilm", caption_index=1,
-                            image_size=64, data_root=str(real_root))
+    ds = recall(Selection("coco", 100, "none", image_size=64, root=str(real_root)),
+                CodedMemory("taef2", DOT, text_codec="minilm", caption_index=1))
     assert ds.attrs["accuracy"] >= 0.5
 
 

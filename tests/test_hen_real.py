@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from neurodyn import analysis
-from neurodyn.jobs.recall import run_encoded_recall
+from neurodyn.jobs.recall import CodedMemory, Selection, recall
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def runs() -> dict:
     root = os.environ.get("NEURODYN_DATA")
     if not root:
         pytest.skip("NEURODYN_DATA is not set: point it at the shared data folder to run this")
-    return {codec: run_encoded_recall("cifar10", 100, "mask:0.5,side=bottom", codec, data_root=root)
+    return {codec: recall(Selection("cifar10", 100, "mask:0.5,side=bottom", root=root), CodedMemory(codec))
             for codec in ("pixels", "taef2")}
 
 
@@ -66,7 +66,7 @@ def test_semantic_memory_beats_pixels_on_rotation_and_colour(real_root: Path, co
     """Salvatori et al. (2023): similarity on features of a contrastive encoder trained with
     these corruptions as augmentations, stored pixels read out. Measured on 100 CIFAR-10 images:
     rotate:1 100% (simclr) vs 11% (pixels); color:red 90% vs 26%."""
-    acc = {codec: run_encoded_recall("cifar10", 100, corruption, codec, data_root=str(real_root)).attrs["accuracy"]
+    acc = {codec: recall(Selection("cifar10", 100, corruption, root=str(real_root)), CodedMemory(codec)).attrs["accuracy"]
            for codec in ("pixels", "simclr")}
     assert acc["simclr"] >= acc["pixels"] + 0.4
 
@@ -75,8 +75,8 @@ def test_fully_semantic_memory_stores_12_d_codes_and_decodes_digits(real_root: P
     """Salvatori et al.'s fully semantic memory: store phi(x) of the 784-64-32-16-12 autoencoder,
     decode with psi. Clean cues come back as their own digit (measured 100 of 100, beta 1000);
     beta 100 is too soft for 12-d codes of unit norm (all mixtures)."""
-    ds = run_encoded_recall("mnist", 100, "none", "mnist-ae12", {"preset": "mchn-l2", "beta": 1000.0},
-                            data_root=str(real_root))
+    ds = recall(Selection("mnist", 100, "none", root=str(real_root)),
+                CodedMemory("mnist-ae12", {"preset": "mchn-l2", "beta": 1000.0}))
     assert ds["output"].shape == (100, 1, 28, 28) and ds["v_final"].shape == (100, 12)
     assert ds.attrs["accuracy"] >= 0.95
 

@@ -1,6 +1,10 @@
 """The recall job end to end: stimuli -> corruption -> cues -> network + solver -> Dataset.
 
-One function serves ``neurodyn recall`` and every point of a sweep (:mod:`neurodyn.sweep`).
+One pipeline, :func:`recall`, serves ``neurodyn recall`` and every point of a sweep
+(:mod:`neurodyn.scale.sweep`). It takes a :class:`Selection` (which stimuli, which queries) and a
+memory kind: :class:`PixelMemory` (the pixels as they are, any dtype, classical nets and UHN's
+heteroassociative projection) or :class:`CodedMemory` (codes of a codec, ``"pixels"`` included:
+HEN, the semantic memory, captions). docs/decisions.md says why pixels keep a kind of their own.
 """
 
 from __future__ import annotations
@@ -8,15 +12,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import xarray as xr
 
 from .. import analysis, data
-from ..codecs.base import Stimuli
-from ..memory.bank import MemoryBank
-from ..memory.encoded import EncodedMemory, Readout
+from ..codecs.base import Codec, Stimuli
+from ..data import ImageSet
+from ..memory.bank import MemoryBank, Scale
+from ..memory.encoded import EncodedMemory, Readout, default_monitor
 from ..network import Cues, Network, from_config
 from ..record import Monitor
 from ..scale.points import point_function
@@ -45,146 +54,246 @@ def model_config(model: str = "mchn-l2", model_file: str | None = None, **overri
     return config
 
 
-def choose_and_corrupt(data_name: str, n_memories: int, corruption: str, seed: int,
-                       data_root: str | None = None, image_size: int | None = None
-                       ) -> tuple[data.ImageSet, torch.Tensor]:
-    """``n_memories`` stimuli chosen by a seeded permutation (resized to ``image_size`` pixels
-    square when given), and each one corrupted into its query with the same seed's generator."""
-    images = data.load_dataset(data_name, root=data_root)
-    if not 1 <= n_memories <= len(images):
-        raise ValueError(f"n_memories must be between 1 and {len(images)} for {images.name}, got {n_memories}")
-    gen = torch.Generator().manual_seed(seed)
-    chosen = images.subset(torch.randperm(len(images), generator=gen)[:n_memories])
-    if image_size is not None:
-        chosen = chosen.resized(image_size)
-    name, params = data.parse_corruption(corruption)
-    return chosen, data.corrupt(chosen.images, name, generator=gen, **params)
+@dataclass(frozen=True)
+class Selection:
+    """Which stimuli are stored and how each becomes its query.
+
+    ``n_memories`` images of the data set ``data`` chosen by a seeded permutation (resized to
+    ``image_size`` pixels square when given), each corrupted into its query with the same seed's
+    generator (``corruption``: :func:`neurodyn.data.parse_corruption`). The first ``n_cues``
+    queries are recalled (all when None). ``root``: the data root (default ``NEURODYN_DATA``).
+    """
+
+    data: str = "digits"
+    n_memories: int = 100
+    corruption: str = "mask:0.25,side=bottom"
+    seed: int = 0
+    n_cues: int | None = None
+    image_size: int | None = None
+    root: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("n_cues", "image_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 (or None), got {value}")
+
+    def draw(self) -> tuple[ImageSet, torch.Tensor]:
+        """The chosen stimuli and all their queries (one per stimulus)."""
+        images = data.load_dataset(self.data, root=self.root)
+        if not 1 <= self.n_memories <= len(images):
+            raise ValueError(f"n_memories must be between 1 and {len(images)} for {images.name}, "
+                             f"got {self.n_memories}")
+        gen = torch.Generator().manual_seed(self.seed)
+        chosen = images.subset(torch.randperm(len(images), generator=gen)[:self.n_memories])
+        if self.image_size is not None:
+            chosen = chosen.resized(self.image_size)
+        name, params = data.parse_corruption(self.corruption)
+        return chosen, data.corrupt(chosen.images, name, generator=gen, **params)
+
+    def recalled(self, n_stored: int) -> int:
+        """How many of the queries are recalled."""
+        return n_stored if self.n_cues is None else min(self.n_cues, n_stored)
 
 
-def prepare_memory(data_name: str, n_memories: int, corruption: str, model: dict | None = None, *,
-                   projection: str | None = None, seed: int = 0, data_root: str | None = None,
-                   device: str = "cpu", dtype: str = "float32"
-                   ) -> tuple[data.ImageSet, Network, torch.Tensor, torch.Tensor]:
-    """The chosen stimuli, the network storing them, the stored patterns (flat) and the queries.
+class Prepared(NamedTuple):
+    """A memory kind's part of a recall: the network, the cues, the monitor (None: simulate's
+    default) and what completes the recorded Dataset."""
 
-    Classical nets (sign or binary read-out) get bipolar or binary patterns and queries.
+    network: Network
+    cues: Cues
+    monitor: Monitor | None
+    finish: Callable[[xr.Dataset], xr.Dataset]
+
+
+@dataclass(frozen=True)
+class PixelMemory:
+    """The stimuli's pixels stored as they are: UHN's setting, in float32 or float64.
+
+    ``model``: a declarative model dict (:func:`model_config`; default ``mchn-l2``). Classical
+    nets (sign or binary read-out) get bipolar or binary patterns and queries.
     ``projection="bottom_half"`` makes the network heteroassociative (UHN section 3.5, appendix
     B): the memories are the whole images and the projection ``P`` their bottom halves (all
     channels), so a query recalls only the bottom half.
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
-    if projection not in (None, "none", "bottom_half"):
-        raise ValueError(f"unknown projection {projection!r}; known: none, bottom_half")
-    chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root)
-    stored, queries = chosen.flat(), corrupted.reshape(len(chosen), -1)
-    dev, dt = torch.device(device), DTYPES[dtype]
-    net: Network = from_config(model or model_config(), stored.to(device=dev, dtype=dt))
-    # Classical nets work on bipolar or binary patterns: convert both memories and cues.
-    convert = {"sign": data.to_bipolar, "binary": data.binarize}.get(net.readout)
-    if convert is not None:
-        stored, queries = convert(stored), convert(queries)
-        net = dataclasses.replace(net, memories=stored.to(device=dev, dtype=dt))
-    if projection == "bottom_half":
-        h = chosen.shape[1]
-        bottom = stored.reshape(len(chosen), *chosen.shape)[:, :, h // 2:].reshape(len(chosen), -1)
-        net = dataclasses.replace(net, projection=bottom.to(device=dev, dtype=dt))
-    return chosen, net, stored, queries
+
+    model: Mapping | None = None
+    projection: str | None = None
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; known: {', '.join(DTYPES)}")
+        if self.projection not in (None, "none", "bottom_half"):
+            raise ValueError(f"unknown projection {self.projection!r}; known: none, bottom_half")
+
+    def network(self, chosen: ImageSet, queries: torch.Tensor, device: str = "cpu"
+                ) -> tuple[Network, torch.Tensor, torch.Tensor]:
+        """The network storing ``chosen``, the stored patterns (flat) and the queries (flat)."""
+        stored, queries = chosen.flat(), queries.reshape(len(queries), -1)
+        dev, dt = torch.device(device), DTYPES[self.dtype]
+        net: Network = from_config(dict(self.model or model_config()), stored.to(device=dev, dtype=dt))
+        # Classical nets work on bipolar or binary patterns: convert both memories and cues.
+        convert = {"sign": data.to_bipolar, "binary": data.binarize}.get(net.readout)
+        if convert is not None:
+            stored, queries = convert(stored), convert(queries)
+            net = dataclasses.replace(net, memories=stored.to(device=dev, dtype=dt))
+        if self.projection == "bottom_half":
+            h = chosen.shape[1]
+            bottom = stored.reshape(len(chosen), *chosen.shape)[:, :, h // 2:].reshape(len(chosen), -1)
+            net = dataclasses.replace(net, projection=bottom.to(device=dev, dtype=dt))
+        return net, stored, queries
+
+    def prepare(self, chosen: ImageSet, queries: torch.Tensor, cue_mode: str, device: str,
+                root: str | None) -> Prepared:
+        """The network and the cues, each query's target the memory it was made from."""
+        net, stored, queries = self.network(chosen, queries, device)
+        n = len(queries)
+        cues = Cues(queries, cue_mode, targets=stored[:n], target_index=torch.arange(n))
+        shape = json.dumps(list(chosen.shape))
+
+        def finish(ds: xr.Dataset) -> xr.Dataset:
+            ds.attrs.update(image_shape=shape)
+            return ds
+
+        return Prepared(net, cues, None, finish)
 
 
-def run_recall(
-    data_name: str = "digits",
-    n_memories: int = 100,
-    corruption: str = "mask:0.25,side=bottom",
-    model: dict | None = None,
-    *,
-    n_cues: int | None = None,
-    seed: int = 0,
-    duration: float = 20.0,
-    solver: Solver | None = None,
-    monitor: Monitor | None = None,
-    cue_mode: str = "initial",
-    data_root: str | None = None,
-    device: str = "cpu",
-    dtype: str = "float32",
-    progress: bool | None = False,
-    spiking: SpikingMemory | None = None,
-) -> xr.Dataset:
-    """Store ``n_memories`` stimuli chosen by a seeded permutation, corrupt each into its cue
-    (the same seed), recall them and return the recorded Dataset.
+@dataclass(frozen=True)
+class CodedMemory:
+    """The stimuli stored as codes (:class:`~neurodyn.memory.bank.MemoryBank`): HEN, the
+    semantic memory, captions (:class:`~neurodyn.memory.encoded.EncodedMemory`).
 
-    Classical nets (sign or binary read-out) get bipolar or binary patterns and cues.
-    ``spiking``: make the memory population spike (:mod:`neurodyn.spiking`).
+    ``codec`` encodes the images (``"pixels"``: the identity); ``scale`` balances the slots.
+    ``model`` defaults to :func:`~neurodyn.memory.encoded.default_model`. ``readout="values"``
+    makes the semantic memory (pixels weighted by the final activations). With ``text_codec``
+    every memory is ``[image code; text code of its caption number 0]`` and the queries are text
+    only (zeros in the image slot, the text clamped): the stored images' captions number
+    ``caption_index`` (0: the stored caption, as HEN queries; 1-4: another human caption of the
+    same image), or the user's ``captions`` (no target then).
     """
-    chosen, net, stored, queries = prepare_memory(data_name, n_memories, corruption, model, seed=seed,
-                                                  data_root=data_root, device=device, dtype=dtype)
-    n = len(queries) if n_cues is None else min(n_cues, len(queries))
-    ds = simulate(net, Cues(queries[:n], cue_mode, targets=stored[:n], target_index=torch.arange(n)), duration,
-                  method=spiking or solver or Solver(), monitor=monitor, seed=seed, progress=progress)
-    ds.attrs.update(data=chosen.name, corruption=corruption, image_shape=json.dumps(list(chosen.shape)))
-    return ds
 
+    codec: str = "taef2"
+    model: Mapping | None = None
+    readout: Readout = "auto"
+    scale: Scale = "balance"
+    text_codec: str | None = None
+    captions: tuple[str, ...] | None = None
+    caption_index: int = 0
 
-def run_encoded_recall(
-    data_name: str = "cifar10",
-    n_memories: int = 100,
-    corruption: str = "mask:0.5,side=bottom",
-    codec: str = "taef2",
-    model: dict | None = None,
-    *,
-    readout: Readout = "auto",
-    text_codec: str | None = None,
-    captions: list[str] | None = None,
-    caption_index: int = 0,
-    scale: str | None = "balance",
-    image_size: int | None = None,
-    n_cues: int | None = None,
-    seed: int = 0,
-    duration: float = 20.0,
-    solver: Solver | None = None,
-    monitor: Monitor | None = None,
-    cue_mode: str = "initial",
-    data_root: str | None = None,
-    device: str = "cpu",
-    progress: bool | None = False,
-    spiking: SpikingMemory | None = None,
-) -> xr.Dataset:
-    """Recall through a codec (HEN, semantic memory): store ``n_memories`` chosen images as
-    codes and recall them from corrupted images, or from captions when ``text_codec`` is given.
+    def prepare(self, chosen: ImageSet, queries: torch.Tensor, cue_mode: str, device: str,
+                root: str | None) -> Prepared:
+        """The memory bank's network and the encoded cues; the read-out completes the Dataset."""
+        asked, target_index = self._queries(chosen, queries)
+        stimuli: dict[str, Stimuli] = {"image": chosen.images}
+        codecs: dict[str, Codec | str] = {"image": self.codec}
+        if self.text_codec is not None:
+            assert chosen.captions is not None  # _queries refused a data set without captions
+            stimuli["text"], codecs["text"] = [c[0] for c in chosen.captions], self.text_codec
+        bank = MemoryBank.build(stimuli, codecs, scale=self.scale, device=device, root=root)
+        memory = EncodedMemory(bank, self.model, readout=self.readout)
+        cues = memory.recall_cues(asked, clamp_given=self.text_codec is not None, target_index=target_index,
+                                  mode=cue_mode)
 
-    With ``text_codec`` every memory is ``[image code; text code of its caption number 0]`` and
-    the queries are text only (zeros in the image slot, the text clamped): the stored images'
-    captions number ``caption_index`` (0: the stored caption, as HEN queries; 1-4: another
-    human caption of the same image), or the user's ``captions`` (no target then).
-    ``readout="values"`` makes the semantic memory (pixels weighted by the final activations).
-    """
-    chosen, corrupted = choose_and_corrupt(data_name, n_memories, corruption, seed, data_root, image_size)
-    n = len(chosen) if n_cues is None else min(n_cues, len(chosen))
-    stimuli: dict[str, Stimuli] = {"image": chosen.images}
-    codecs = {"image": codec}
-    target_index: torch.Tensor | None = torch.arange(n)
-    queries: dict[str, Stimuli]
-    if text_codec is None:
-        queries, clamp = {"image": corrupted[:n]}, False
-    else:
+        def finish(ds: xr.Dataset) -> xr.Dataset:
+            ds = memory.describe(ds, asked, cues)
+            ds.attrs.update(codec=self.codec, text_codec=self.text_codec or "", caption_index=self.caption_index,
+                            image_shape=json.dumps(list(ds["output"].shape[1:])))
+            if self.text_codec is not None:
+                ds.attrs["corruption"] = "none (caption query)"
+            return ds
+
+        return Prepared(memory.network, cues, default_monitor(bank.n_memories), finish)
+
+    def _queries(self, chosen: ImageSet, queries: torch.Tensor
+                 ) -> tuple[dict[str, Stimuli], torch.Tensor | None]:
+        """The queries by slot and the memory each should recall (None: the user's captions)."""
+        n = len(queries)
+        if self.text_codec is None:
+            return {"image": queries}, torch.arange(n)
         if chosen.captions is None:
             raise ValueError(f"data set {chosen.name} has no captions; caption recall needs one (coco)")
-        if captions:
-            asked, target_index = list(captions), None
-        elif all(len(c) > caption_index for c in chosen.captions[:n]):
-            asked = [c[caption_index] for c in chosen.captions[:n]]
-        else:
-            raise ValueError(f"caption_index {caption_index} is out of range for some images")
-        stimuli["text"], codecs["text"] = [c[0] for c in chosen.captions], text_codec
-        queries, clamp = {"text": asked}, True
-    bank = MemoryBank.build(stimuli, codecs, scale=scale, device=device, root=data_root)
-    ds = EncodedMemory(bank, model, readout=readout).recall(
-        queries, duration, clamp_given=clamp, target_index=target_index, monitor=monitor,
-        solver=solver or Solver(), cue_mode=cue_mode, seed=seed, progress=progress, spiking=spiking)
-    ds.attrs.update(data=chosen.name, corruption=corruption if text_codec is None else "none (caption query)",
-                    codec=codec, text_codec=text_codec or "", caption_index=caption_index,
-                    image_shape=json.dumps(list(ds["output"].shape[1:])))
-    return ds
+        if self.captions:
+            return {"text": list(self.captions)}, None
+        if not all(len(c) > self.caption_index for c in chosen.captions[:n]):
+            raise ValueError(f"caption_index {self.caption_index} is out of range for some images")
+        return {"text": [c[self.caption_index] for c in chosen.captions[:n]]}, torch.arange(n)
+
+
+MemoryKind = PixelMemory | CodedMemory
+
+
+def recall(selection: Selection = Selection(), memory: MemoryKind = PixelMemory(), duration: float = 20.0, *,
+           method: Solver | SpikingMemory | None = None, monitor: Monitor | None = None,
+           cue_mode: str = "initial", device: str = "cpu", progress: bool | None = False) -> xr.Dataset:
+    """The recall job: store the selected stimuli (as pixels or as codes), corrupt each into its
+    query, recall the first ``selection.n_cues`` and return the recorded Dataset.
+
+    ``method``: a :class:`~neurodyn.solve.Solver` (default ``Solver()``) or a
+    :class:`~neurodyn.spiking.SpikingMemory` (the memory population spikes). ``monitor``: what
+    is recorded (default: simulate's for pixels, ``v``, energy, speed and the top ``f`` through
+    a codec). ``cue_mode``: how the queries drive the network (:class:`~neurodyn.network.Cues`).
+    """
+    chosen, corrupted = selection.draw()
+    prepared = memory.prepare(chosen, corrupted[:selection.recalled(len(chosen))], cue_mode, device,
+                              selection.root)
+    ds = simulate(prepared.network, prepared.cues, duration, method=method or Solver(),
+                  monitor=monitor or prepared.monitor, seed=selection.seed, progress=progress)
+    ds.attrs.update(data=chosen.name, corruption=selection.corruption)
+    return prepared.finish(ds)
+
+
+def choose_and_corrupt(data_name: str, n_memories: int, corruption: str, seed: int,
+                       data_root: str | None = None, image_size: int | None = None
+                       ) -> tuple[ImageSet, torch.Tensor]:
+    """``n_memories`` stimuli chosen by a seeded permutation and their queries
+    (:meth:`Selection.draw`)."""
+    return Selection(data_name, n_memories, corruption, seed, image_size=image_size, root=data_root).draw()
+
+
+def prepare_memory(data_name: str, n_memories: int, corruption: str, model: Mapping | None = None, *,
+                   projection: str | None = None, seed: int = 0, data_root: str | None = None,
+                   device: str = "cpu", dtype: str = "float32"
+                   ) -> tuple[ImageSet, Network, torch.Tensor, torch.Tensor]:
+    """The chosen stimuli, the network storing their pixels, the stored patterns (flat) and the
+    queries (:meth:`Selection.draw`, :meth:`PixelMemory.network`)."""
+    memory = PixelMemory(model, projection, dtype)
+    chosen, corrupted = Selection(data_name, n_memories, corruption, seed, root=data_root).draw()
+    return (chosen, *memory.network(chosen, corrupted, device))
+
+
+def run_recall(data_name: str = "digits", n_memories: int = 100, corruption: str = "mask:0.25,side=bottom",
+               model: Mapping | None = None, *, n_cues: int | None = None, seed: int = 0, duration: float = 20.0,
+               solver: Solver | None = None, monitor: Monitor | None = None, cue_mode: str = "initial",
+               data_root: str | None = None, device: str = "cpu", dtype: str = "float32",
+               progress: bool | None = False, spiking: SpikingMemory | None = None) -> xr.Dataset:
+    """Deprecated: ``recall(Selection(...), PixelMemory(model, dtype=...), duration, ...)``."""
+    _deprecated("run_recall", "recall(Selection(...), PixelMemory(...), ...)")
+    return recall(Selection(data_name, n_memories, corruption, seed, n_cues, root=data_root),
+                  PixelMemory(model, dtype=dtype), duration, method=spiking or solver, monitor=monitor,
+                  cue_mode=cue_mode, device=device, progress=progress)
+
+
+def run_encoded_recall(data_name: str = "cifar10", n_memories: int = 100, corruption: str = "mask:0.5,side=bottom",
+                       codec: str = "taef2", model: Mapping | None = None, *, readout: Readout = "auto",
+                       text_codec: str | None = None, captions: list[str] | None = None, caption_index: int = 0,
+                       scale: Scale = "balance", image_size: int | None = None, n_cues: int | None = None,
+                       seed: int = 0, duration: float = 20.0, solver: Solver | None = None,
+                       monitor: Monitor | None = None, cue_mode: str = "initial", data_root: str | None = None,
+                       device: str = "cpu", progress: bool | None = False,
+                       spiking: SpikingMemory | None = None) -> xr.Dataset:
+    """Deprecated: ``recall(Selection(...), CodedMemory(codec, ...), duration, ...)``."""
+    _deprecated("run_encoded_recall", "recall(Selection(...), CodedMemory(...), ...)")
+    memory = CodedMemory(codec, model, readout, scale, text_codec, tuple(captions) if captions else None,
+                         caption_index)
+    return recall(Selection(data_name, n_memories, corruption, seed, n_cues, image_size, data_root), memory,
+                  duration, method=spiking or solver, monitor=monitor, cue_mode=cue_mode, device=device,
+                  progress=progress)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated and goes in the next release; use neurodyn.jobs.recall.{new}",
+                  DeprecationWarning, stacklevel=3)
 
 
 def recall_summary(ds: xr.Dataset, threshold: float = analysis.UHN_THRESHOLD) -> dict[str, float]:
@@ -211,12 +320,12 @@ def recall_point(data: str = "digits", n_memories: int = 100, corruption: str = 
                  tau_h: float | None = None, seed: int = 0, duration: float = 20.0, method: str = "dopri5",
                  rtol: float = 1e-5, atol: float = 1e-7, steady_tol: float = 1e-4, threshold: float = 50.0,
                  n_cues: int | None = None, device: str = "cpu", dtype: str = "float32") -> dict[str, float]:
-    """One recall run (:func:`neurodyn.jobs.recall.run_recall`) reduced to its summary scalars."""
+    """One recall run (:func:`recall` of pixels) reduced to its summary scalars."""
     model_dict = model_config(model, beta=beta, similarity=similarity, separation=separation, dynamics=dynamics,
                               value_lagrangian=value_lagrangian, tau_h=tau_h)
-    ds = run_recall(data, n_memories, corruption, model_dict, n_cues=n_cues, seed=seed, duration=duration,
-                    solver=Solver(method, rtol=rtol, atol=atol, steady_tol=steady_tol),
-                    monitor=Monitor(("energy",), n_times=51), device=device, dtype=dtype)
+    ds = recall(Selection(data, n_memories, corruption, seed, n_cues), PixelMemory(model_dict, dtype=dtype), duration,
+                method=Solver(method, rtol=rtol, atol=atol, steady_tol=steady_tol),
+                monitor=Monitor(("energy",), n_times=51), device=device)
     return recall_summary(ds, threshold)
 
 

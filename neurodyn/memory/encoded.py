@@ -135,14 +135,18 @@ class EncodedMemory:
         ``monitor`` defaults to :func:`default_monitor`; ``cue_mode`` as in
         :meth:`~neurodyn.network.Network.make_cue`; ``spiking`` makes the memory population spike.
 
-        The Dataset is :func:`~neurodyn.simulation.simulate`'s plus ``output`` (the read-out
-        images, dims cue, channel, row, col), ``output_target`` (the target memories read out
-        the same way, when ``target_index`` is given), the final-state classification of
-        :func:`neurodyn.analysis.final_states` (with ``mixture_time`` when ``f`` is recorded, as
-        it is by default) and ``correct`` (nearest memory == target).
+        The Dataset is :func:`~neurodyn.simulation.simulate`'s plus what :meth:`describe` adds.
         """
+        cues = self.recall_cues(queries, clamp_given=clamp_given, target_index=target_index, mode=cue_mode)
+        ds = simulate(self.network, cues, duration, method=spiking or solver,
+                      monitor=monitor or default_monitor(self.bank.n_memories), seed=seed, progress=progress)
+        return self.describe(ds, queries, cues, mixture_ratio)
+
+    def recall_cues(self, queries: Mapping[str, Stimuli], *, clamp_given: bool = False,
+                    target_index: Tensor | None = None, mode: str = "initial") -> Cues:
+        """The encoded queries as :class:`~neurodyn.network.Cues` (see :meth:`recall`), with the
+        target memories when ``target_index`` is given."""
         cues = self.cues(queries)
-        monitor = monitor or default_monitor(self.bank.n_memories)
         clamp = self.bank.given_mask(queries) if clamp_given else None
         targets = None
         if target_index is not None:
@@ -152,23 +156,21 @@ class EncodedMemory:
                 raise ValueError(f"target_index must hold one stored-memory index (0..{self.bank.n_memories - 1}) "
                                  f"per query ({len(cues)}), got {target_index.tolist()}")
             targets = self.bank.memories[target_index]
-        ds = simulate(self.network, Cues(cues, cue_mode, clamp=clamp, targets=targets, target_index=target_index),
-                      duration, method=spiking or solver, monitor=monitor, seed=seed, progress=progress)
+        return Cues(cues, mode, clamp=clamp, targets=targets, target_index=target_index)
+
+    def describe(self, ds: xr.Dataset, queries: Mapping[str, Stimuli], cues: Cues,
+                 mixture_ratio: float = 1.5) -> xr.Dataset:
+        """A recall's Dataset plus its read-out: ``output`` (the read-out images, dims cue,
+        channel, row, col), ``output_target`` (the target memories read out the same way, when
+        the cues have targets), the final-state classification of
+        :func:`neurodyn.analysis.final_states` (with ``mixture_time`` when ``f`` is recorded, as
+        it is by default), ``correct`` (nearest memory == target), the queries and, for text
+        slots, what the recalled memory was stored with."""
         states = analysis.final_states(ds, self.network, mixture_ratio=mixture_ratio,
-                                       units=None if clamp is None else ~clamp)
+                                       units=None if cues.clamp is None else ~cues.clamp)
         ds = ds.merge(states.rename({"nearest": "nearest_memory", "distance": "memory_distance"}))
         ds.attrs.update({f"state_{key}": value for key, value in states.attrs.items()})
-        output = self.read_out(torch.as_tensor(ds["v_final"].transpose("cue", "unit").values))
-        dims = ("cue", "channel", "row", "col")
-        ds["output"] = (dims, output.cpu().numpy(), {"long_name": f"recalled {self.output}, read out by "
-                                                    f"{self.readout}", "units": "1"})
-        if targets is not None and target_index is not None:
-            ds["output_target"] = (dims, self.read_out(targets).cpu().numpy(),
-                                   {"long_name": f"target memory's {self.output}, read out the same way",
-                                    "units": "1"})
-            ds["correct"] = ("cue", (ds["nearest_memory"].values == target_index.numpy()),
-                             {"long_name": "the final state is nearest the target memory", "units": "1"})
-            ds.attrs["accuracy"] = float(ds["correct"].mean())
+        self._record_outputs(ds, cues)
         for name, items in queries.items():
             if isinstance(items, Tensor):
                 ds[f"query_{name}"] = (("cue", f"{name}_channel", f"{name}_row", f"{name}_col"),
@@ -183,5 +185,19 @@ class EncodedMemory:
                 ds[f"recalled_{name}"] = ("cue", [str(stored[i]) for i in nearest],
                                           {"long_name": f"{name} stored with the memory nearest the final state"})
         ds.attrs.update(bank=self.bank.describe(), readout=self.readout, output_slot=self.output,
-                        queried=json.dumps(sorted(queries)), clamp_given=int(clamp_given))
+                        queried=json.dumps(sorted(queries)), clamp_given=int(cues.clamp is not None))
         return ds
+
+    def _record_outputs(self, ds: xr.Dataset, cues: Cues) -> None:
+        """``output``, and with targets ``output_target``, ``correct`` and the ``accuracy``."""
+        output = self.read_out(torch.as_tensor(ds["v_final"].transpose("cue", "unit").values))
+        dims = ("cue", "channel", "row", "col")
+        ds["output"] = (dims, output.cpu().numpy(), {"long_name": f"recalled {self.output}, read out by "
+                                                    f"{self.readout}", "units": "1"})
+        if cues.targets is not None and cues.target_index is not None:
+            ds["output_target"] = (dims, self.read_out(cues.targets).cpu().numpy(),
+                                   {"long_name": f"target memory's {self.output}, read out the same way",
+                                    "units": "1"})
+            ds["correct"] = ("cue", (ds["nearest_memory"].values == cues.target_index.numpy()),
+                             {"long_name": "the final state is nearest the target memory", "units": "1"})
+            ds.attrs["accuracy"] = float(ds["correct"].mean())

@@ -38,7 +38,9 @@ class SpikingMemory:
 
     def __post_init__(self) -> None:
         if not isinstance(self.neuron, (Poisson, LIF, Rate)):
-            raise ValueError(f"unknown neuron model {self.neuron!r}; known: {', '.join(MODELS)}")
+            hint = (f"; make_spiking({self.neuron!r}, ...) builds one from a name" if self.neuron in MODELS
+                    else f"; known models: {', '.join(MODELS)}")
+            raise ValueError(f"neuron must be a Poisson, LIF or Rate parameter set, got {self.neuron!r}{hint}")
         self.neuron.check()
         check_positive("dt (ms)", self.dt)
         check_positive("tau_s (ms)", self.tau_s)
