@@ -5,7 +5,7 @@ docs/performance.md (between the ``bench_performance`` markers). Run by hand, no
 
 1. One right-hand side ``softmax(beta sim(M, g)) @ M`` for dot, squared-L2 and L1 similarities:
    plain PyTorch (the B x N score matrix, ``torch.cdist(p=1)`` for L1) against the tiled pass of
-   ``neurodyn.fused`` (with the Triton L1 kernel on CUDA). Throughput counts 4 B N I operations;
+   ``neurodyn.network.tiled`` (with the Triton L1 kernel on CUDA). Throughput counts 4 B N I operations;
    memory is the peak allocated on CUDA, and on the CPU the scores held at once (B x N or B x tile).
 2. How the tiled step's cost grows with N, B and I.
 3. Solvers on the reduced MCHN with half-masked cues (dopri5, rtol 1e-4, atol 1e-6): torchdiffeq,
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from neurodyn import Monitor, Network, Solver, fused, from_preset, simulate, triton_distance
-from neurodyn.network import State
+from neurodyn import Monitor, Network, Solver, from_preset, simulate, triton_distance
+from neurodyn.network import State, tiled
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -88,11 +88,11 @@ def kernel_rows(device: str, sizes: list[tuple[int, int, int]]) -> list[str]:
         g = torch.rand(b, i, generator=gen).to(device)
         for sim in ("dot", "sq_euclidean", "manhattan"):
             net = Network(memories, similarity=sim, separation="softmax:5", dynamics="projection")
-            tile = fused.tile_size(b, n)
+            tile = tiled.tile_size(b, n)
             plain = timed(lambda: plain_step(net, g), device)
-            ours = timed(lambda: fused.stream_memories(net, g, lagrangian=False), device)
+            ours = timed(lambda: tiled.stream_memories(net.bank(), g, lagrangian=False), device)
             mem = (peak_bytes(lambda: plain_step(net, g), device),
-                   peak_bytes(lambda: fused.stream_memories(net, g, lagrangian=False), device))
+                   peak_bytes(lambda: tiled.stream_memories(net.bank(), g, lagrangian=False), device))
             rate = 4 * b * n * i / ours / 1e9
             rows.append(f"| {sim} | {b} | {n} | {i} | {plain * 1e3:.1f} ms | {ours * 1e3:.1f} ms | "
                         f"{plain / ours:.2f}x | {rate:.1f} | {rate * 1e9 / peak:.0%} | {b * n:,} / {b * tile:,} | "
@@ -129,7 +129,8 @@ def l1_score_rows(device: str, sizes: list[tuple[int, int, int]]) -> list[str]:
 # one, so the peak read after the step is the step's own (values in kB).
 PEAK_CHILD = """
 import sys, torch
-from neurodyn import Network, fused
+from neurodyn import Network
+from neurodyn.network import tiled
 b, n, i, how = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 gen = torch.Generator().manual_seed(0)
 net = Network(torch.rand(n, i, generator=gen), similarity="dot", separation="softmax:5", dynamics="projection")
@@ -141,7 +142,7 @@ base = status("VmRSS:")
 if how == "plain":
     net.project(net.separate(net.scores(g)))
 else:
-    fused.stream_memories(net, g)
+    tiled.stream_memories(net.bank(), g)
 print(status("VmHWM:") - base)
 """
 
@@ -171,7 +172,7 @@ def scaling_rows(device: str, base: tuple[int, int, int], factors: tuple[int, ..
             net = Network(torch.rand(n, i, generator=gen).to(device), similarity="manhattan",
                           separation="softmax:5", dynamics="projection")
             g = torch.rand(b, i, generator=gen).to(device)
-            sec = timed(lambda: fused.stream_memories(net, g, lagrangian=False), device, repeat=2)
+            sec = timed(lambda: tiled.stream_memories(net.bank(), g, lagrangian=False), device, repeat=2)
             per = sec / (b * n * i)
             first = first or per
             rows.append(f"| {axis} | {b} | {n} | {i} | {sec * 1e3:.1f} ms | {per / first:.2f} |")

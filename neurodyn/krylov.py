@@ -57,32 +57,48 @@ def gmres(apply: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor, tol:
             w = apply(basis[j].to(rhs.dtype)).to(work)
             total += 1
             used += open_
-            for i, v in enumerate(basis):  # modified Gram-Schmidt
-                hess[:, i, j] = (w * v).sum(-1)
-                w = w - hess[:, i, j, None] * v
-            norm = w.norm(dim=-1)
-            hess[:, j + 1, j] = norm
-            basis.append(w / norm.clamp_min(tiny)[:, None])
-            for i in range(j):  # the earlier rotations on the new column
-                a, b = hess[:, i, j].clone(), hess[:, i + 1, j].clone()
-                hess[:, i, j], hess[:, i + 1, j] = cos[:, i] * a + sin[:, i] * b, -sin[:, i] * a + cos[:, i] * b
-            a, b = hess[:, j, j], hess[:, j + 1, j]
-            radius = torch.hypot(a, b)
-            # A system already solved (a zero column) keeps an identity rotation.
-            cos[:, j] = torch.where(radius > 0, a / radius.clamp_min(tiny), 1.0)
-            sin[:, j] = torch.where(radius > 0, b / radius.clamp_min(tiny), 0.0)
-            hess[:, j, j], hess[:, j + 1, j] = torch.where(radius > 0, radius, 1.0), 0.0
-            g[:, j + 1] = -sin[:, j] * g[:, j]
-            g[:, j] = cos[:, j] * g[:, j]
+            _orthogonalize(w, basis, hess, j, tiny)
+            _rotate(hess, cos, sin, g, j, tiny)
             done = j + 1
             open_ = open_ & (g[:, j + 1].abs() > tol)
             if not bool(open_.any()):
                 break
-        # The cycle's update: the triangular system R y = g, then x += V y.
-        coeff = torch.linalg.solve_triangular(hess[:, :done, :done], g[:, :done, None], upper=True).squeeze(-1)
-        update = torch.einsum("bk,kbd->bd", coeff, torch.stack(basis[:done]))
-        x = x + update.to(rhs.dtype)
+        x = x + _cycle_update(hess, g, basis, done).to(rhs.dtype)
         residual = rhs - apply(x)  # the true residual (rounding and finite differences drift)
         total += 1
         used += cycle
     return x, used
+
+
+def _orthogonalize(w: torch.Tensor, basis: list[torch.Tensor], hess: torch.Tensor, j: int, tiny: float) -> None:
+    """Arnoldi step: ``w = A v_j`` made orthogonal to ``basis`` (modified Gram-Schmidt), its
+    coefficients and norm written to column ``j`` of ``hess``, its direction appended to ``basis``."""
+    for i, v in enumerate(basis):
+        hess[:, i, j] = (w * v).sum(-1)
+        w = w - hess[:, i, j, None] * v
+    norm = w.norm(dim=-1)
+    hess[:, j + 1, j] = norm
+    basis.append(w / norm.clamp_min(tiny)[:, None])
+
+
+def _rotate(hess: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, g: torch.Tensor, j: int, tiny: float) -> None:
+    """Givens step on column ``j`` of ``hess``, in place: the earlier rotations, then a new one
+    (``cos[:, j]``, ``sin[:, j]``) that zeroes its subdiagonal, also applied to ``g``, whose entry
+    ``j + 1`` is then each system's residual norm."""
+    for i in range(j):  # the earlier rotations on the new column
+        a, b = hess[:, i, j].clone(), hess[:, i + 1, j].clone()
+        hess[:, i, j], hess[:, i + 1, j] = cos[:, i] * a + sin[:, i] * b, -sin[:, i] * a + cos[:, i] * b
+    a, b = hess[:, j, j], hess[:, j + 1, j]
+    radius = torch.hypot(a, b)
+    # A system already solved (a zero column) keeps an identity rotation.
+    cos[:, j] = torch.where(radius > 0, a / radius.clamp_min(tiny), 1.0)
+    sin[:, j] = torch.where(radius > 0, b / radius.clamp_min(tiny), 0.0)
+    hess[:, j, j], hess[:, j + 1, j] = torch.where(radius > 0, radius, 1.0), 0.0
+    g[:, j + 1] = -sin[:, j] * g[:, j]
+    g[:, j] = cos[:, j] * g[:, j]
+
+
+def _cycle_update(hess: torch.Tensor, g: torch.Tensor, basis: list[torch.Tensor], done: int) -> torch.Tensor:
+    """A cycle's correction to ``x`` after ``done`` products: the triangular system R y = g, then V y."""
+    coeff = torch.linalg.solve_triangular(hess[:, :done, :done], g[:, :done, None], upper=True).squeeze(-1)
+    return torch.einsum("bk,kbd->bd", coeff, torch.stack(basis[:done]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Sequence
+from typing import cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -31,8 +32,10 @@ def plot_energy(ds: xr.Dataset, ax: plt.Axes | None = None, max_cues: int = 50) 
     ax = ax or plt.gca()
     energy = ds["energy"]
     for cue in energy["cue"].values[:max_cues]:
-        energy.sel(cue=cue).plot(ax=ax, color="0.6", lw=0.6, alpha=0.6, add_legend=False)
-    energy.mean("cue").plot(ax=ax, color="C3", lw=2, label="mean over cues")
+        # ignore[call-arg] (here, below and in plot_metastability): xarray declares DataArray.plot's
+        # __call__ through functools.wraps, which mypy reads as needing another self
+        energy.sel(cue=cue).plot(ax=ax, color="0.6", lw=0.6, alpha=0.6, add_legend=False)  # type: ignore[call-arg]
+    energy.mean("cue").plot(ax=ax, color="C3", lw=2, label="mean over cues")  # type: ignore[call-arg]
     ax.set_title("energy")
     ax.legend(loc="upper right", fontsize="small")
     return ax
@@ -92,7 +95,7 @@ def plot_encoded_recall(ds: xr.Dataset, cues: Sequence[int] | None = None) -> pl
     fig = plt.figure(figsize=(1.8 * len(columns) + 0.5, 1.8 * rows + 0.4), constrained_layout=True)
     grid = fig.add_gridspec(rows, len(columns))
     for r, cue in enumerate(cues):
-        panels: list[object] = [ds[q].sel(cue=cue).values for q in queries]
+        panels: list[np.ndarray] = [ds[q].sel(cue=cue).values for q in queries]
         panels += [ds["output"].sel(cue=cue).values]
         panels += [ds["output_target"].sel(cue=cue).values] if "output_target" in ds else []
         for c, (title, value) in enumerate(zip(columns, panels)):
@@ -168,8 +171,8 @@ def plot_separability(res: xr.Dataset, ax: plt.Axes | None = None, bins: int = 4
     ax = ax or plt.gca()
     own, cross = res["self"].values, res["cross"].values
     edges = np.histogram_bin_edges(np.concatenate([own, cross]), bins=bins)
-    ax.hist(cross, bins=edges, density=True, alpha=0.5, color="C0", label=f"cross (n={cross.size})")
-    ax.hist(own, bins=edges, density=True, alpha=0.5, color="C3", label=f"self (n={own.size})")
+    ax.hist(cross, bins=edges.tolist(), density=True, alpha=0.5, color="C0", label=f"cross (n={cross.size})")
+    ax.hist(own, bins=edges.tolist(), density=True, alpha=0.5, color="C3", label=f"self (n={own.size})")
     ax.set_xlabel(f"{res.attrs.get('similarity', res.attrs.get('metric', 'similarity'))} [1]")
     ax.set_ylabel("density")
     ax.set_title(f"separability: d'={res.attrs.get('d_prime', float('nan')):.3g}, "
@@ -209,8 +212,10 @@ def plot_metastability(ds: xr.Dataset, cues: Sequence[int] | None = None, max_cu
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6.4, 5.2), constrained_layout=True)
     for i, cue in enumerate(cues):
         color = f"C{i % 10}"
-        met["participation_ratio"].sel(cue=cue).plot(ax=top, color=color, lw=1, add_legend=False)
-        met["entropy"].sel(cue=cue).plot(ax=bottom, color=color, lw=1, add_legend=False)
+        # ignore[call-arg]: DataArray.plot's __call__ is typed through functools.wraps (see plot_energy)
+        met["participation_ratio"].sel(cue=cue).plot(ax=top, color=color, lw=1,  # type: ignore[call-arg]
+                                                     add_legend=False)
+        met["entropy"].sel(cue=cue).plot(ax=bottom, color=color, lw=1, add_legend=False)  # type: ignore[call-arg]
     ratio = float(met.attrs.get("mixture_ratio", 1.5))
     top.axhline(ratio, color="0.3", ls=":", lw=1, label=f"mixture (ratio >= {ratio:g})")
     bottom.axhline(float(np.log(2.0)), color="0.3", ls=":", lw=1, label="log 2: even mixture of two")
@@ -228,7 +233,9 @@ def _shown_cues(ds: xr.Dataset, cues: int | Sequence[int] | None, max_cues: int)
     """The cue labels to draw: the given one(s), or the first ``max_cues``."""
     if cues is None:
         return list(ds["cue"].values[:max_cues])
-    return [cues] if np.ndim(cues) == 0 else list(cues)
+    if np.ndim(cues) == 0:  # an int, a numpy integer or a 0-d array: isinstance(cues, int) would miss some
+        return [cues]
+    return list(cast("Sequence[int]", cues))
 
 
 def plot_raster(ds: xr.Dataset, cues: int | Sequence[int] | None = None, ax: plt.Axes | None = None,

@@ -41,10 +41,10 @@ def test_tiles_give_the_plain_drive_lagrangian_and_top_k(bank, project):
     memories, _, g = bank
     checked = 0
     for net in _networks(memories):
-        if not tiled.streamable(net, project):
+        if not net.bank(project).streamable():
             assert net.similarity.normalized and net.dynamics == "gradient" and not project
             continue
-        out = tiled.stream_memories(net, g, tile=7, top_k=4, project=project)  # 50 = 7 x 7 + 1
+        out = tiled.stream_memories(net.bank(project), g, tile=7, top_k=4)  # 50 = 7 x 7 + 1
         h = net.scores(g)
         f = net.separate(h)
         want = net.project(f) if project else net.drive(g, f)
@@ -62,7 +62,7 @@ def test_ties_go_to_the_lower_index_across_tiles():
     memories = torch.zeros(10, 3, dtype=torch.float64)
     memories[[2, 5, 9]] = 1.0  # three equal best memories in different tiles
     net = Network(memories, similarity="dot", separation="max", dynamics="projection")
-    out = tiled.stream_memories(net, torch.ones(2, 3, dtype=torch.float64), tile=3, top_k=3)
+    out = tiled.stream_memories(net.bank(), torch.ones(2, 3, dtype=torch.float64), tile=3, top_k=3)
     assert out.indices.tolist() == [[2, 5, 9], [2, 5, 9]]
     torch.testing.assert_close(out.drive, memories[[2, 2]])
 
@@ -72,7 +72,7 @@ def test_tiles_never_score_more_than_a_tile(bank):
     seen = []
     manhattan = make_similarity("manhattan")
     spy = dataclasses.replace(manhattan, score=lambda m, x: seen.append(m.shape[0]) or manhattan.score(m, x))
-    tiled.stream_memories(Network(memories, similarity=spy, separation="softmax:2"), g, tile=8)
+    tiled.stream_memories(Network(memories, similarity=spy, separation="softmax:2").bank(), g, tile=8)
     assert max(seen) == 8 and sum(seen) == memories.shape[0]
 
 
@@ -119,14 +119,25 @@ def test_a_run_records_the_same_when_streamed(bank, monkeypatch):
 def test_unstreamable_networks_are_refused_by_name(bank):
     memories, _, g = bank
     with pytest.raises(ValueError, match="topk"):
-        tiled.stream_memories(Network(memories, separation="topk:2"), g)
+        tiled.stream_memories(Network(memories, separation="topk:2").bank(), g)
     with pytest.raises(ValueError, match="normalized"):
-        tiled.stream_memories(Network(memories, similarity="manhattan:inverse,normalized"), g)
+        tiled.stream_memories(Network(memories, similarity="manhattan:inverse,normalized").bank(), g)
 
 
 def test_heteroassociative_projection_streams(bank):
     memories, projection, g = bank
     net = Network(memories, projection=projection, similarity="manhattan", separation="softmax:5",
                   dynamics="projection")
-    out = tiled.stream_memories(net, g, tile=6)
+    out = tiled.stream_memories(net.bank(), g, tile=6)
     torch.testing.assert_close(out.drive, net.project(net.separate(net.scores(g))), rtol=1e-10, atol=1e-10)
+
+
+def test_a_network_in_place_of_a_bank_still_streams_for_one_release(bank):
+    memories, _, g = bank
+    net = Network(memories, similarity="manhattan", separation="softmax:3")
+    with pytest.warns(DeprecationWarning, match="takes a Bank"):
+        old = tiled.stream_memories(net, g, tile=7, project=True)
+    new = tiled.stream_memories(net.bank(project=True), g, tile=7)
+    assert torch.equal(old.drive, new.drive) and torch.equal(old.lagrangian, new.lagrangian)
+    with pytest.warns(DeprecationWarning, match="takes a Bank"):
+        assert not tiled.streamable(Network(memories, tau_h=1.0))  # slow memory neurons do not stream

@@ -37,7 +37,7 @@ def test_the_tiled_pass_matches_the_plain_one(bank, sim):
     memories, cues = bank
     net = Network(memories, similarity=sim, separation="softmax:0.05" if sim != "dot" else "softmax:0.01",
                   dynamics="projection")
-    out = tiled.stream_memories(net, cues, tile=1024, top_k=5)
+    out = tiled.stream_memories(net.bank(), cues, tile=1024, top_k=5)
     h = net.scores(cues)
     torch.testing.assert_close(out.drive, net.project(net.separate(h)), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(out.lagrangian, net.memory_lagrangian(h), rtol=1e-5, atol=1e-3)

@@ -178,3 +178,10 @@ def test_a_store_made_under_a_point_functions_old_path_resumes_under_the_new_one
     assert _same_function("recall", "neurodyn.jobs.recall:recall_point")
     assert not _same_function("neurodyn.jobs.protocols:spiking_point", "neurodyn.jobs.protocols:one_step_point")
     assert not _same_function("nowhere:nothing", "recall")
+
+
+def test_a_sweep_of_fixed_values_only_is_one_point(tmp_path):
+    """No grid axes: a zero-dimensional store (reading it back once failed on a numpy scalar)."""
+    config = {"sweep": {"function": "sweep_points:slow_square"}, "fixed": {"x": 3.0, "seed": 1}}
+    ds = run_sweep(config, tmp_path / "one.zarr", n_workers=0, progress=False).load()
+    assert ds["status"].shape == () and int(ds["status"]) == 1 and float(ds["y"]) == 10.0

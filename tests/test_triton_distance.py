@@ -122,7 +122,8 @@ def test_bad_inputs_raise(q, m, p, kwargs, message, monkeypatch):
 
 NETWORK_CHILD = """
 import torch
-from neurodyn import Network, fused, triton_distance
+from neurodyn import Network, triton_distance
+from neurodyn.network import tiled
 calls = []
 kernel = triton_distance.pairwise_distance
 triton_distance.pairwise_distance = lambda q, m, p: calls.append(p) or kernel(q, m, p, block_b=16, block_n=16)
@@ -131,7 +132,7 @@ memories, cues = torch.rand(40, 12, generator=g), torch.rand(5, 12, generator=g)
 out = {}
 for sim in ("manhattan", "euclidean"):
     net = Network(memories, similarity=sim, separation="softmax:4", dynamics="projection")
-    streamed = fused.stream_memories(net, cues, tile=16)
+    streamed = tiled.stream_memories(net.bank(), cues, tile=16)
     net64 = net.to(dtype=torch.float64)
     plain = net64.project(net64.separate(net64.scores(cues.double())))
     out[sim] = (streamed.drive.double(), plain, streamed.lagrangian.double(),

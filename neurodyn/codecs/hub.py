@@ -21,10 +21,10 @@ import importlib
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -76,7 +76,7 @@ def _check_sides(shape: Sequence[int], factor: int, name: str) -> tuple[int, int
     if len(shape) != 3 or shape[0] not in (1, 3) or shape[1] % factor or shape[2] % factor:
         raise ValueError(f"codec {name!r} takes images of shape (C, H, W) with C = 3 (or 1, grayscale) "
                          f"and H, W divisible by {factor}, got {tuple(shape)}")
-    return tuple(int(s) for s in shape)
+    return int(shape[0]), int(shape[1]), int(shape[2])
 
 
 # -- CLIP ---------------------------------------------------------------------------------------
@@ -91,7 +91,10 @@ class ClipImage(Codec):
     a memory storing these codes reads its recall out as the stored images (the value read-out).
     """
 
-    def __init__(self, vision_model: nn.Module, projection: nn.Module, image_size: int) -> None:
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, vision_model: nn.Module, projection: nn.Linear, image_size: int) -> None:
         super().__init__("clip-image", (projection.out_features,))
         self.vision_model, self.projection, self.image_size = vision_model, projection, image_size
         self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -119,8 +122,8 @@ class ClipText(Codec):
 
     modality = "text"
 
-    def __init__(self, text_model: nn.Module, projection: nn.Module, tokenizer: object,
-                 max_length: int) -> None:
+    def __init__(self, text_model: nn.Module, projection: nn.Linear,
+                 tokenizer: Callable[..., Mapping[str, Tensor]], max_length: int) -> None:
         super().__init__("clip-text", (projection.out_features,))
         self.text_model, self.projection = text_model, projection
         self.tokenizer, self.max_length = tokenizer, max_length
@@ -132,7 +135,8 @@ class ClipText(Codec):
         return F.normalize(self.projection(self.text_model(**tokens).pooler_output), dim=-1)
 
 
-def _clip(root: PathLike | None, path: PathLike | None, name: str) -> tuple[nn.Module, Path]:
+def _clip(root: PathLike | None, path: PathLike | None, name: str) -> tuple[Any, Path]:
+    """A ``transformers`` CLIPModel (untyped here: transformers is an optional extra) and its folder."""
     transformers = _extra("transformers")
     folder = _local(path, root, name, "a CLIP model saved by transformers (config.json and weights)")
     return transformers.CLIPModel.from_pretrained(folder, local_files_only=True, dtype=torch.float32), folder
@@ -173,11 +177,13 @@ class SDAutoencoder(Codec):
       codebook vectors before the decoder, and a stored code decodes exactly as VQ-GAN does.
     """
 
+    model: Any  # a diffusers AutoencoderKL or VQModel (untyped here: diffusers is an optional extra)
+
     def __init__(self, model: nn.Module, kind: Literal["kl", "vq"]) -> None:
         super().__init__(f"sd-{kind}", None)
         self.model, self.kind = model, kind
         self.discrete = kind == "vq"
-        self.factor = 2 ** (len(model.config.block_out_channels) - 1)
+        self.factor = 2 ** (len(self.model.config.block_out_channels) - 1)
 
     def code_shape_for(self, stimulus_shape: Sequence[int] | None = None) -> tuple[int, ...]:
         if stimulus_shape is None:
@@ -278,8 +284,9 @@ def dvae_encoder(n_hid: int = 256, n_blk_per_group: int = 2, vocab_size: int = 8
     layers: list[tuple[str, nn.Module]] = [("input", _Conv(3, n_hid, 7))]
     for g in range(DVAE_GROUPS):
         out = n_hid * 2 ** g
-        group = [(f"block_{i + 1}", _Block(width if i == 0 else out, out, (3, 3, 3, 1), gain))
-                 for i in range(n_blk_per_group)]
+        group: list[tuple[str, nn.Module]] = [
+            (f"block_{i + 1}", _Block(width if i == 0 else out, out, (3, 3, 3, 1), gain))
+            for i in range(n_blk_per_group)]
         if g < DVAE_GROUPS - 1:
             group.append(("pool", nn.MaxPool2d(2)))
         layers.append((f"group_{g + 1}", nn.Sequential(OrderedDict(group))))
@@ -297,8 +304,9 @@ def dvae_decoder(n_hid: int = 256, n_blk_per_group: int = 2, vocab_size: int = 8
     layers: list[tuple[str, nn.Module]] = [("input", _Conv(vocab_size, n_init, 1))]
     for g in range(DVAE_GROUPS):
         out = n_hid * 2 ** (DVAE_GROUPS - 1 - g)
-        group = [(f"block_{i + 1}", _Block(width if i == 0 else out, out, (1, 3, 3, 3), gain))
-                 for i in range(n_blk_per_group)]
+        group: list[tuple[str, nn.Module]] = [
+            (f"block_{i + 1}", _Block(width if i == 0 else out, out, (1, 3, 3, 3), gain))
+            for i in range(n_blk_per_group)]
         if g < DVAE_GROUPS - 1:
             group.append(("upsample", nn.Upsample(scale_factor=2, mode="nearest")))
         layers.append((f"group_{g + 1}", nn.Sequential(OrderedDict(group))))
@@ -337,8 +345,8 @@ class DalleDVAE(Codec):
     @property
     def codebook(self) -> Tensor:
         """(vocab_size, n_init): the vector the decoder's input layer makes of each token."""
-        conv = self.decoder.blocks.input
-        return conv.w[:, :, 0, 0].T + conv.b
+        conv = self.decoder.get_submodule("blocks.input")
+        return conv.get_parameter("w")[:, :, 0, 0].T + conv.get_parameter("b")
 
     def code_shape_for(self, stimulus_shape: Sequence[int] | None = None) -> tuple[int, ...]:
         if stimulus_shape is None:
@@ -360,7 +368,9 @@ class DalleDVAE(Codec):
         flat = z.permute(0, 2, 3, 1).reshape(-1, codebook.shape[1])
         tokens = torch.cat([torch.cdist(part, codebook).argmin(dim=1) for part in flat.split(4096)])
         tokens = tokens.view(z.shape[0], *z.shape[2:])
-        stats = self.decoder.blocks[1:](F.embedding(tokens, codebook).permute(0, 3, 1, 2))
+        blocks = self.decoder.get_submodule("blocks")
+        assert isinstance(blocks, nn.Sequential)  # as dvae_decoder builds it: input, groups, output
+        stats = blocks[1:](F.embedding(tokens, codebook).permute(0, 3, 1, 2))
         return ((torch.sigmoid(stats[:, :3]) - DVAE_EPS) / (1 - 2 * DVAE_EPS)).clamp(0.0, 1.0)
 
 

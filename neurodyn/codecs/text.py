@@ -23,11 +23,12 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torch import Tensor, nn
+from torch import Tensor
 
 from neurodyn.codecs import checkpoint_dirs, load_codec
 from neurodyn.codecs.base import Codec
@@ -90,7 +91,8 @@ class MiniLM(Codec):
             sentence_transformers = importlib.import_module("sentence_transformers")
         except ImportError as err:
             raise ImportError(f"the MiniLM codec needs sentence-transformers: {_INSTALL}") from err
-        self.model: nn.Module = sentence_transformers.SentenceTransformer(
+        # a sentence_transformers.SentenceTransformer (an nn.Module; untyped here: an optional extra)
+        self.model: Any = sentence_transformers.SentenceTransformer(
             str(minilm_folder()), device=str(device or "cpu"), local_files_only=True)
 
     def _encode_text(self, texts: list[str]) -> Tensor:
@@ -136,7 +138,8 @@ def render_text(texts: str | Sequence[str], size: Sequence[int] = RENDER_SIZE, h
     channels, height, width = (int(s) for s in size)
     texts = [texts] if isinstance(texts, str) else list(texts)
     font = getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
-    cell = font.getbbox("0")[2:]
+    _, _, cell_width, cell_height = font.getbbox("0")
+    cell = (int(cell_width), int(cell_height))  # a bitmap font: whole pixels already
     images = []
     for text in texts:
         if hashed:
@@ -147,7 +150,10 @@ def render_text(texts: str | Sequence[str], size: Sequence[int] = RENDER_SIZE, h
         draw = ImageDraw.Draw(canvas)
         for row, line in enumerate(lines):
             draw.text((0, row * cell[1]), line, fill=0, font=font)
-        pixels = np.asarray(canvas.resize((width, height), Image.BILINEAR), dtype=np.float32) / 255
+        # Pillow's annotations omit the module-level constants it still sets at runtime; Image.Resampling
+        # would need pillow >= 9.1
+        bilinear = Image.BILINEAR  # type: ignore[attr-defined]
+        pixels = np.asarray(canvas.resize((width, height), bilinear), dtype=np.float32) / 255
         images.append(torch.from_numpy(pixels))
     return torch.stack(images)[:, None].expand(-1, channels, -1, -1).contiguous()
 
@@ -175,7 +181,7 @@ class RenderedText(Codec):
 
 
 def rendered(root: str | os.PathLike[str] | None = None, image_codec: Codec | str = "pixels",
-             size: Sequence[int] = RENDER_SIZE, hashed: bool = True, **options: object) -> RenderedText:
+             size: Sequence[int] = RENDER_SIZE, hashed: bool = True, **options: Any) -> RenderedText:
     """Factory for ``load_codec("render:<image codec>")`` (default ``pixels``); ``root`` and
     ``options`` go to :func:`~neurodyn.codecs.load_codec` for the image codec."""
     return RenderedText(load_codec(image_codec, root=root, **options), size, hashed)

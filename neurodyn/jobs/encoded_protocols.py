@@ -24,10 +24,12 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+import xarray as xr
 from torch import Tensor
 
 from .. import analysis, data, probes
 from ..codecs import Codec, load_codec
+from ..codecs.base import Stimuli
 from ..memory.bank import MemoryBank
 from ..memory.encoded import EncodedMemory
 from ..scale.points import point_function
@@ -79,7 +81,7 @@ def codec(spec: str, root: str | None = None) -> Codec:
 _CODES: dict[tuple, Tensor] = {}
 
 
-def code_cache(spec: str, key: tuple, stimuli: object, root: str | None = None) -> Tensor:
+def code_cache(spec: str, key: tuple, stimuli: Stimuli, root: str | None = None) -> Tensor:
     """The codes (n, *code_shape) of a fixed set of stimuli named by ``key``, encoded once."""
     full = (spec, root) + key
     if full not in _CODES:
@@ -87,7 +89,7 @@ def code_cache(spec: str, key: tuple, stimuli: object, root: str | None = None) 
     return _CODES[full]
 
 
-def bank_from_codes(parts: dict[str, tuple[str, Tensor, object]], root: str | None = None,
+def bank_from_codes(parts: dict[str, tuple[str, Tensor, Stimuli]], root: str | None = None,
                     scale: str | None = "balance") -> MemoryBank:
     """A :class:`MemoryBank` from precomputed codes: modality -> (codec spec, codes, stimuli)
     (:meth:`MemoryBank.from_codes` with the process's cached codecs)."""
@@ -113,6 +115,8 @@ def pool_codes(data_name: str, spec: str, index: Tensor, root: str | None = None
         codes[missing] = new
         done[missing] = True
         _POOL_CODES[key] = (codes, done)
+    if codes is None:  # nothing asked for and nothing encoded yet: not even the code shape is known
+        raise ValueError(f"pool_codes needs at least one image index, got {index.tolist()}")
     return codes[index]
 
 
@@ -164,6 +168,7 @@ def semantic_table_point(data_name: str = "cifar10", n_memories: int = 1000, cor
                          for i in range(0, len(queries), batch_size)])
     wall = time.perf_counter() - start
     stored = bank.stimuli["image"]
+    assert isinstance(stored, Tensor)  # image_bank stores the images themselves
     wrong = (nearest_index(out, stored) != torch.arange(len(out))).double().mean()
     return {"wrong": float(wrong), "seconds_per_query": wall / len(queries), "wall_time": wall,
             "code_size": float(bank.n_features)}
@@ -296,14 +301,7 @@ def caption_point(n_memories: int = 159, codec_name: str = "taef2", text_codec: 
         raise ValueError(f"n_memories must be between 1 and {len(coco)} for coco, got {n_memories}")
     if not 0 <= 2 * shared_pairs <= n_memories:
         raise ValueError(f"shared_pairs must be between 0 and n_memories / 2, got {shared_pairs}")
-    gen = torch.Generator().manual_seed(seed)
-    index = torch.randperm(len(coco), generator=gen)[:n_memories]
-    stored = [coco.captions[int(i)][0] for i in index]
-    for k in range(shared_pairs):
-        stored[2 * k + 1] = stored[2 * k]
-    asked = [coco.captions[int(i)][caption_index] for i in index]
-    for k in range(shared_pairs):
-        asked[2 * k + 1] = asked[2 * k] = stored[2 * k]
+    index, stored, asked = _caption_pairs(coco, n_memories, caption_index, shared_pairs, seed)
     bank = caption_bank(index, codec_name, text_codec, stored, data_root, image_size)
     memory = EncodedMemory(bank, {"preset": model, "beta": beta})
     start = time.perf_counter()
@@ -314,26 +312,46 @@ def caption_point(n_memories: int = 159, codec_name: str = "taef2", text_codec: 
     out = {"accuracy": float(ds["correct"].values[unique].mean()) if len(unique) else math.nan,
            **(image_errors(ds["output"].values[unique], ds["output_target"].values[unique]) if len(unique)
               else {"mse": math.nan, "one_minus_ssim": math.nan})}
-    nan = math.nan
-    shared = {"shared_pr_initial": nan, "shared_pr_final": nan, "shared_mixture_time": nan,
-              "shared_one_of_two": nan, "shared_blend_nearer": nan}
-    if shared_pairs:
-        first = np.arange(0, 2 * shared_pairs, 2)
-        cues = memory.cues({"text": [asked[i] for i in first]})
-        with torch.no_grad():
-            f0 = memory.network.separate(memory.network.scores(memory.network.activation(cues)))
-            one_shot = memory.read_out(memory.network.retrieve(cues))
-            pair_codes = bank.memories[:2 * shared_pairs].reshape(shared_pairs, 2, -1)
-            blend = memory.read_out(pair_codes.mean(1))
-            a, b = memory.read_out(pair_codes[:, 0]), memory.read_out(pair_codes[:, 1])
-        dist = lambda x, y: ((x - y) ** 2).flatten(1).mean(1)  # noqa: E731
-        nearest = ds["nearest_memory"].values[first]
-        shared = {"shared_pr_initial": float(analysis.participation_ratio(f0).mean()),
-                  "shared_pr_final": float(ds["participation_ratio"].values[first].mean()),
-                  "shared_mixture_time": float(ds["mixture_time"].values[first].mean()),
-                  "shared_one_of_two": float(((nearest == first) | (nearest == first + 1)).mean()),
-                  "shared_blend_nearer": float((dist(one_shot, blend) < torch.minimum(
-                      dist(one_shot, a), dist(one_shot, b))).double().mean())}
+    shared = _shared_caption_scores(memory, bank, ds, asked, shared_pairs)
     return {**out, **shared, "wall_time": wall}
 
 
+def _caption_pairs(coco: data.ImageSet, n_memories: int, caption_index: int, shared_pairs: int,
+                   seed: int) -> tuple[Tensor, list[str], list[str]]:
+    """:func:`caption_point`'s seeded images, the caption each is stored with and the one that asks for it."""
+    captions = coco.captions
+    assert captions is not None  # load_coco gives every image its captions
+    gen = torch.Generator().manual_seed(seed)
+    index = torch.randperm(len(coco), generator=gen)[:n_memories]
+    stored = [captions[int(i)][0] for i in index]
+    for k in range(shared_pairs):
+        stored[2 * k + 1] = stored[2 * k]
+    asked = [captions[int(i)][caption_index] for i in index]
+    for k in range(shared_pairs):
+        asked[2 * k + 1] = asked[2 * k] = stored[2 * k]
+    return index, stored, asked
+
+
+def _shared_caption_scores(memory: EncodedMemory, bank: MemoryBank, ds: xr.Dataset, asked: list[str],
+                           shared_pairs: int) -> dict[str, float]:
+    """:func:`caption_point`'s ``shared_*`` scores of the image pairs stored with one caption (NaN without)."""
+    nan = math.nan
+    if not shared_pairs:
+        return {"shared_pr_initial": nan, "shared_pr_final": nan, "shared_mixture_time": nan,
+                "shared_one_of_two": nan, "shared_blend_nearer": nan}
+    first = np.arange(0, 2 * shared_pairs, 2)
+    cues = memory.cues({"text": [asked[i] for i in first]})
+    with torch.no_grad():
+        f0 = memory.network.separate(memory.network.scores(memory.network.activation(cues)))
+        one_shot = memory.read_out(memory.network.retrieve(cues))
+        pair_codes = bank.memories[:2 * shared_pairs].reshape(shared_pairs, 2, -1)
+        blend = memory.read_out(pair_codes.mean(1))
+        a, b = memory.read_out(pair_codes[:, 0]), memory.read_out(pair_codes[:, 1])
+    dist = lambda x, y: ((x - y) ** 2).flatten(1).mean(1)  # noqa: E731
+    nearest = ds["nearest_memory"].values[first]
+    return {"shared_pr_initial": float(analysis.participation_ratio(f0).mean()),
+            "shared_pr_final": float(ds["participation_ratio"].values[first].mean()),
+            "shared_mixture_time": float(ds["mixture_time"].values[first].mean()),
+            "shared_one_of_two": float(((nearest == first) | (nearest == first + 1)).mean()),
+            "shared_blend_nearer": float((dist(one_shot, blend) < torch.minimum(
+                dist(one_shot, a), dist(one_shot, b))).double().mean())}

@@ -240,19 +240,34 @@ class Network:
             return grad if self.shards is None else self.shards.sum(grad)
         return self.project(f)
 
+    def bank(self, project: bool = False) -> tiled.Bank:
+        """What the tiled pass over the memories needs (:class:`neurodyn.network.tiled.Bank`).
+        ``project``: the drive is ``P' f`` whatever the dynamics (feedforward retrieval)."""
+        return tiled.Bank(self.similarity, self.separation, self.memories, self.P,
+                          project or self.dynamics == "projection", self.normalize_separation)
+
+    def can_stream(self, project: bool = False) -> bool:
+        """Whether the memory population may be read in tiles: fast memory neurons, and a bank
+        the pass handles (:meth:`neurodyn.network.tiled.Bank.streamable`)."""
+        return self.fast_memory and self.bank(project).streamable()
+
     def streams(self, batch: int, project: bool = False) -> bool:
         """Whether a fast memory population is read in tiles (:mod:`neurodyn.network.tiled`): when
         the B x N scores would not fit one tile and the separation streams."""
         if self.shards is not None:
             return self.shards.streams(self, batch, project)
-        return tiled.tile_size(batch, self.n_memories) < self.n_memories and tiled.streamable(self, project)
+        return tiled.tile_size(batch, self.n_memories) < self.n_memories and self.can_stream(project)
 
-    def memory_pass(self, g: torch.Tensor, **options) -> tiled.MemoryPass:
+    def memory_pass(self, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True, top_k: int | None = None,
+                    project: bool = False, tile: int | None = None) -> tiled.MemoryPass:
         """The tiled pass over the bank (:func:`neurodyn.network.tiled.stream_memories`; on a
-        shard, combined with the others')."""
+        shard, combined with the others'). ``project``: the drive is ``P' f`` whatever the
+        dynamics."""
         if self.shards is not None:
-            return self.shards.memory_pass(self, g, **options)
-        return tiled.stream_memories(self, g, **options)
+            return self.shards.memory_pass(self, g, drive=drive, lagrangian=lagrangian, top_k=top_k,
+                                           project=project, tile=tile)
+        return tiled.stream_memories(self.bank(project), g, drive=drive, lagrangian=lagrangian, top_k=top_k,
+                                     tile=tile)
 
     def memory_lagrangian(self, h: torch.Tensor) -> torch.Tensor:
         """``L_h(h)`` summed over the memory population, shape (B,)."""

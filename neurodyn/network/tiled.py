@@ -22,9 +22,12 @@ Normalized similarities (the UHN presets' ``1/d`` scaled to sum 1) take a first 
 sum of raw scores; their gradient couples all memories, so they stream with projection dynamics
 only. Memory is bounded by ``B x tile`` scores; when one tile holds the whole bank the plain
 (unfused) computation runs, so small networks give the same numbers as before to the last bit.
-:func:`scan` is the pass over one part of the bank before normalization and :func:`finish`
-completes it; a sharded bank scans its shard and combines the parts across ranks in between
-(:meth:`neurodyn.scale.shard.Shards.memory_pass`).
+
+The pass knows no network: it takes a :class:`Bank` (the similarity; the separation, whose
+Lagrangian says how it combines over parts of the bank; the memories and what they drive),
+which :meth:`neurodyn.network.Network.bank` makes. :func:`scan` is the pass over one part of
+the bank before normalization and :func:`finish` completes it; a sharded bank scans its shard
+and combines the parts across ranks in between (:meth:`neurodyn.scale.shard.Shards.memory_pass`).
 On CUDA the Manhattan and Euclidean distances of a tile come from the Triton kernel of
 :mod:`neurodyn.triton_distance` (see :mod:`neurodyn.similarity`); dot and squared-L2 scores are
 matrix products, already at the device's matmul speed.
@@ -33,16 +36,16 @@ matrix products, already at the device's matmul speed.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
+from ..lagrangians import Lagrangian
 from ..numerics import divide_nonzero
-
-if TYPE_CHECKING:
-    from .model import Network
+from ..similarity import Similarity
 
 #: Scores held at once per pass (B x tile values): 2^22 is 16 MB of float32.
 TILE_ELEMENTS = 2**22
@@ -70,15 +73,50 @@ class MemoryPass:
         return self.lagrangian
 
 
-def streamable(network: Network, project: bool = False) -> bool:
-    """Whether :func:`stream_memories` handles this network's separation and similarity (with
-    ``project``: the projection ``P' f`` whatever the dynamics, as feedforward retrieval needs)."""
-    sep = network.separation
-    if not network.fast_memory or sep.winners > 1:  # (a running top-k of f is not implemented)
-        return False
-    if network.similarity.normalized and network.dynamics == "gradient" and not project:
-        return False
-    return sep.combines in ("log_sum_exp", "top") or sep.elementwise
+@dataclass(frozen=True)
+class Bank:
+    """What a pass over the memories needs, and nothing of the network around them.
+
+    ``similarity`` scores the memories ``M`` (N, I) against the value activations;
+    ``separation`` is the memory Lagrangian, which says how its activation combines over parts
+    of the bank (``combines``, ``winners``). ``project``: the memories drive through ``outputs``
+    ``P`` (N, O) as ``P' f`` (projection dynamics, feedforward retrieval), otherwise through the
+    similarity's gradient ``sum_mu f_mu dsim_mu/dg`` (gradient dynamics, UHN eq. 2).
+    ``normalize``: ``f`` is divided by its sum before the drive (UHN appendix E).
+    """
+
+    similarity: Similarity
+    separation: Lagrangian
+    memories: torch.Tensor
+    outputs: torch.Tensor
+    project: bool = False
+    normalize: bool = False
+
+    def streamable(self) -> bool:
+        """Whether the pass handles this separation and similarity: a separation that combines
+        over parts (softmax, max, elementwise; a running top-k of ``f`` is not implemented), and a
+        normalized similarity only when projecting (its gradient couples all memories)."""
+        sep = self.separation
+        if sep.winners > 1 or (self.similarity.normalized and not self.project):
+            return False
+        return sep.combines in ("log_sum_exp", "top") or sep.elementwise
+
+
+def _bank(source: Any, project: bool, name: str) -> Bank:
+    """``source`` if it is a :class:`Bank`; a network's (deprecated: a Network in place of a Bank)."""
+    if isinstance(source, Bank):
+        return source
+    warnings.warn(f"tiled.{name} takes a Bank (network.bank(project)) instead of a Network; a Network is "
+                  "accepted until the next release", DeprecationWarning, stacklevel=3)
+    return source.bank(project)
+
+
+def streamable(bank: Bank, project: bool = False) -> bool:
+    """Whether :func:`stream_memories` handles this bank (:meth:`Bank.streamable`). ``project``
+    is read only when a (deprecated) Network is given in place of the bank."""
+    if isinstance(bank, Bank):
+        return bank.streamable()
+    return _bank(bank, project, "streamable").streamable() and bank.fast_memory
 
 
 def tile_size(batch: int, n_memories: int, budget: int | None = None) -> int:
@@ -102,15 +140,15 @@ def _weight(lse: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isneginf(lse), 0.0, torch.exp(lse - total))
 
 
-def _winner_drive(network: Network, g: torch.Tensor, index: torch.Tensor, project: bool) -> torch.Tensor:
+def _winner_drive(bank: Bank, g: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """The drive of one memory per cue (a max separation): ``P[index]`` or ``dsim(M_index, g)/dg``."""
-    if project:
-        return network.P[index]
-    chosen = network.memories[index]  # (B, I): cue b's winner in row b
+    if bank.project:
+        return bank.outputs[index]
+    chosen = bank.memories[index]  # (B, I): cue b's winner in row b
     rows = []
     for lo in range(0, g.shape[0], 64):  # f = identity over a block of cues: row b takes memory b
         gb, mb = g[lo:lo + 64], chosen[lo:lo + 64]
-        rows.append(network.similarity.gradient(mb, gb, torch.eye(len(gb), dtype=g.dtype, device=g.device)))
+        rows.append(bank.similarity.gradient(mb, gb, torch.eye(len(gb), dtype=g.dtype, device=g.device)))
     return torch.cat(rows)
 
 
@@ -130,16 +168,16 @@ class Partial:
     top: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-def scan(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
-         top_k: int | None = None, project: bool = False, tile: int | None = None, offset: int = 0,
+def scan(bank: Bank, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+         top_k: int | None = None, tile: int | None = None, offset: int = 0,
          reduce_sum: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Partial:
-    """One pass over ``network.memories`` in tiles; the memories are global indices ``offset`` on.
+    """One pass over ``bank.memories`` in tiles; the memories are global indices ``offset`` on.
     ``reduce_sum`` completes a normalized similarity's sum of raw scores over the whole bank
     (a sharded bank all-reduces it)."""
-    if not streamable(network, project):
-        raise ValueError(f"cannot stream {network.separation.describe()} with {network.similarity.name} "
-                         f"({network.dynamics} dynamics, tau_h={network.tau_h})")
-    sim, sep, M, P = network.similarity, network.separation, network.memories, network.P
+    if not bank.streamable():
+        raise ValueError(f"cannot stream {bank.separation.describe()} with {bank.similarity.name} "
+                         f"({'a projection' if bank.project else 'a gradient'} drive)")
+    sim, M = bank.similarity, bank.memories
     n, batch = M.shape[0], g.shape[0]
     tile = tile or tile_size(batch, n)
     bounds = [(lo, min(n, lo + tile)) for lo in range(0, n, tile)]
@@ -148,23 +186,13 @@ def scan(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: b
         total = functools.reduce(torch.add, (sim.score(M[lo:hi], g).sum(-1, keepdim=True) for lo, hi in bounds))
         total = total if reduce_sum is None else reduce_sum(total)
         scale = torch.where(total == 0, 1.0, total.abs())  # (once: an all-zero row stays zero)
-    softmax, hard_max = sep.combines == "log_sum_exp", sep.combines == "top"
     out = Partial()
-    if softmax:
+    if bank.separation.combines == "log_sum_exp":
         out.lse = torch.full((batch, 1), -torch.inf, dtype=g.dtype, device=g.device)
-    project = project or network.dynamics == "projection"
 
     # An autograd gradient reuses the tile's score graph instead of scoring the tile again.
-    graph = drive and not project and sim.closed_gradient is None
+    graph = drive and not bank.project and sim.closed_gradient is None
     g_in = g.detach().requires_grad_(True) if graph else g
-
-    def contribution(lo: int, hi: int, w: torch.Tensor) -> torch.Tensor:
-        if project:
-            return w @ P[lo:hi]
-        if graph:
-            return torch.autograd.grad(s_graph, g_in, grad_outputs=w)[0]
-        return sim.gradient(M[lo:hi], g, w)
-
     for lo, hi in bounds:
         with torch.set_grad_enabled(graph):
             s_graph = sim.score(M[lo:hi], g_in)
@@ -173,53 +201,70 @@ def scan(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: b
             s = s / scale
         if top_k is not None:
             out.top = _top_merge(out.top, s, offset + lo, top_k)
-        if hard_max:
-            out.best = _top_merge(out.best, s, offset + lo, 1)
-            continue
-        if softmax:
-            # Per tile torch's fused softmax, and the tile's log-sum-exp from its largest weight
-            # (as lagrangians.log_sum_exp, which says why).
-            z = sep.beta * s
-            weights = torch.softmax(z, -1)
-            peak = z.argmax(-1, keepdim=True)
-            tile_lse = z.gather(-1, peak) - torch.log(weights.gather(-1, peak))
-            assert out.lse is not None  # (set above for a softmax)
-            new_lse = torch.logaddexp(out.lse, tile_lse)
-            if drive:
-                part = contribution(lo, hi, weights)
-                out.drive = part if out.drive is None else (out.drive * _weight(out.lse, new_lse)
-                                                            + part * _weight(tile_lse, new_lse))
-            out.lse = new_lse
-            continue
-        f = sep.activation(s)
-        if drive:
-            part = contribution(lo, hi, f)
-            out.drive = part if out.drive is None else out.drive + part
-            if network.normalize_separation:
-                out.f_sum = f.sum(-1, keepdim=True) + (0 if out.f_sum is None else out.f_sum)
-        if lagrangian:
-            value = sep.value(s)
-            out.lagrangian = value if out.lagrangian is None else out.lagrangian + value
+
+        def contribution(w: torch.Tensor, lo: int = lo, hi: int = hi, s_graph: torch.Tensor = s_graph) -> torch.Tensor:
+            """The tile's drive for weights ``w``: ``w P_t``, or ``sum_mu w_mu dsim_mu/dg``."""
+            if bank.project:
+                return w @ bank.outputs[lo:hi]
+            if graph:
+                return torch.autograd.grad(s_graph, g_in, grad_outputs=w)[0]
+            return sim.gradient(M[lo:hi], g, w)
+
+        _add_tile(bank, out, s, offset + lo, contribution if drive else None, lagrangian)
     return out
 
 
-def finish(network: Network, g: torch.Tensor, part: Partial, *, drive: bool = True, lagrangian: bool = True,
-           project: bool = False, local: torch.Tensor | None = None) -> MemoryPass:
+def _add_tile(bank: Bank, out: Partial, s: torch.Tensor, start: int,
+              contribution: Callable[[torch.Tensor], torch.Tensor] | None, lagrangian: bool) -> None:
+    """Fold one tile's scores ``s`` (memories ``start`` on) into the running :class:`Partial`, as
+    the separation combines: a running best (max), an online log-sum-exp (softmax) or sums
+    (elementwise). ``contribution``: the tile's drive for given weights, None when no drive."""
+    sep = bank.separation
+    if sep.combines == "top":
+        out.best = _top_merge(out.best, s, start, 1)
+        return
+    if sep.combines == "log_sum_exp":
+        # Per tile torch's fused softmax, and the tile's log-sum-exp from its largest weight
+        # (as lagrangians.log_sum_exp, which says why).
+        z = sep.beta * s
+        weights = torch.softmax(z, -1)
+        peak = z.argmax(-1, keepdim=True)
+        tile_lse = z.gather(-1, peak) - torch.log(weights.gather(-1, peak))
+        assert out.lse is not None  # (set by scan for a softmax)
+        new_lse = torch.logaddexp(out.lse, tile_lse)
+        if contribution is not None:
+            part = contribution(weights)
+            out.drive = part if out.drive is None else (out.drive * _weight(out.lse, new_lse)
+                                                        + part * _weight(tile_lse, new_lse))
+        out.lse = new_lse
+        return
+    f = sep.activation(s)
+    if contribution is not None:
+        part = contribution(f)
+        out.drive = part if out.drive is None else out.drive + part
+        if bank.normalize:
+            out.f_sum = f.sum(-1, keepdim=True) + (0 if out.f_sum is None else out.f_sum)
+    if lagrangian:
+        value = sep.value(s)
+        out.lagrangian = value if out.lagrangian is None else out.lagrangian + value
+
+
+def finish(bank: Bank, g: torch.Tensor, part: Partial, *, drive: bool = True, lagrangian: bool = True,
+           local: torch.Tensor | None = None) -> MemoryPass:
     """The drive and Lagrangian from a whole bank's :class:`Partial` (combined across shards
     first, where the bank is sharded). ``local``: for a max separation, each cue's winner as an
-    index into ``network.memories``, or -1 where another shard holds it (its drive is then 0)."""
-    project = project or network.dynamics == "projection"
+    index into ``bank.memories``, or -1 where another shard holds it (its drive is then 0)."""
     acc, lag = part.drive, part.lagrangian
-    if network.separation.combines == "top":  # one winner (streamable)
+    if bank.separation.combines == "top":  # one winner (streamable)
         assert part.best is not None  # (a max separation's scan keeps its best)
         winner = part.best[1][:, 0] if local is None else local
         if drive:
-            acc = _winner_drive(network, g, winner.clamp(min=0), project)
+            acc = _winner_drive(bank, g, winner.clamp(min=0))
             acc = acc if local is None else acc * (local >= 0)[:, None]
         lag = part.best[0][:, 0]
-    elif network.separation.combines == "log_sum_exp":
+    elif bank.separation.combines == "log_sum_exp":
         assert part.lse is not None  # (a softmax's scan keeps its log-sum-exp)
-        lag = part.lse.squeeze(-1) / network.separation.beta
+        lag = part.lse.squeeze(-1) / bank.separation.beta
     elif drive and part.f_sum is not None and acc is not None:
         acc = divide_nonzero(acc, part.f_sum)
     top = part.top
@@ -227,10 +272,11 @@ def finish(network: Network, g: torch.Tensor, part: Partial, *, drive: bool = Tr
                       None if top is None else top[0], None if top is None else top[1])
 
 
-def stream_memories(network: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
-                    top_k: int | None = None, project: bool = False, tile: int | None = None) -> MemoryPass:
+def stream_memories(bank: Bank, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
+                    top_k: int | None = None, tile: int | None = None, project: bool = False) -> MemoryPass:
     """The memory population's drive and Lagrangian for value activations ``g`` (B, I), in tiles of
-    ``tile`` memories (default: :func:`tile_size`). ``project``: the drive is ``P' f`` whatever
-    the dynamics. Needs :func:`streamable`."""
-    part = scan(network, g, drive=drive, lagrangian=lagrangian, top_k=top_k, project=project, tile=tile)
-    return finish(network, g, part, drive=drive, lagrangian=lagrangian, project=project)
+    ``tile`` memories (default: :func:`tile_size`). Needs :meth:`Bank.streamable`. ``project``
+    is read only when a (deprecated) Network is given in place of the bank."""
+    bank = _bank(bank, project, "stream_memories")
+    part = scan(bank, g, drive=drive, lagrangian=lagrangian, top_k=top_k, tile=tile)
+    return finish(bank, g, part, drive=drive, lagrangian=lagrangian)

@@ -89,13 +89,7 @@ def probe_levels(network: Network, patterns: object, levels: np.ndarray, level_d
     k = probes.patterns.shape[0]
     generator, seed = seeded_generator(seed)
     clean = probes.patterns.repeat_interleave(n_probes, dim=0)  # (K * P, I), probes of a pattern together
-    cues, given = [], []
-    for level in levels:
-        c, g = make(clean, float(level), generator)
-        cues.append(c)
-        given.append(g)
-    cues_t = torch.cat(cues)  # (L * K * P, I)
-    given_t = torch.cat(given)
+    cues_t, given_t = _level_cues(clean, levels, make, generator)  # (L * K * P, I)
     recalled = recall_cues(network, cues_t, mode, clamp=given_t if clamp_given else None, **recall)
     which = torch.arange(k).repeat_interleave(n_probes).repeat(len(levels))
     scores = score(probes, recalled, which, criterion, threshold, reference_size)
@@ -125,6 +119,28 @@ def probe_levels(network: Network, patterns: object, levels: np.ndarray, level_d
         "target_index": ("memory", probes.target_index.numpy(),
                          {"long_name": "stored memory each pattern should recall", "units": "1"}),
     }, coords={"memory": np.arange(k), level_dim: levels, "probe": np.arange(n_probes)})
+    _add_means(out)
+    out.attrs.update(mode=mode, criterion=criterion, sse_limit=float(scores["sse_limit"]),
+                     n_probes=n_probes, seed=seed,
+                     model=json.dumps(network.describe(), sort_keys=True))
+    if mode == "dynamics":
+        out.attrs["duration"] = float(recall.get("duration", 20.0))
+    return out
+
+
+def _level_cues(clean: torch.Tensor, levels: np.ndarray, make: MakeCues,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cues made of ``clean`` at every level, one level after another, and the units each gives."""
+    cues, given = [], []
+    for level in levels:
+        c, g = make(clean, float(level), generator)
+        cues.append(c)
+        given.append(g)
+    return torch.cat(cues), torch.cat(given)
+
+
+def _add_means(out: xr.Dataset) -> None:
+    """Add the averages to ``out``: each memory's success rate, and the success and overlaps over all cues."""
     out["success_rate"] = out["success"].mean("probe").assign_attrs(
         long_name="fraction of probes recalled", units="1")
     out["mean_success"] = out["success_rate"].mean("memory").assign_attrs(
@@ -133,12 +149,6 @@ def probe_levels(network: Network, patterns: object, levels: np.ndarray, level_d
         long_name="mean cosine overlap of the output with the target", units="1")
     out["mean_cue_overlap"] = out["cue_overlap"].mean(("memory", "probe")).assign_attrs(
         long_name="mean cosine overlap of the cue with the clean pattern", units="1")
-    out.attrs.update(mode=mode, criterion=criterion, sse_limit=float(scores["sse_limit"]),
-                     n_probes=n_probes, seed=seed,
-                     model=json.dumps(network.describe(), sort_keys=True))
-    if mode == "dynamics":
-        out.attrs["duration"] = float(recall.get("duration", 20.0))
-    return out
 
 
 def random_units(shape: tuple[int, ...], count: int, generator: torch.Generator) -> torch.Tensor:

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from ..solve import Solver
 
 
+_OVERLAP_NAMES = {"correlation": "correlation", "cosine": "cosine overlap", "dot": "dot product",
+                  "euclidean": "minus Euclidean distance"}
+"""How the overlap of each similarity metric is named in the labels."""
+
+
 def pattern_separation(network: Network, patterns: object = None, *, n_pairs: int = 100, method: str = "morph",
                        noise: float = 1.0, cues: tuple[object, object] | None = None, metric: str = "correlation",
                        bins: int | object = 10, seed: int | None = 0, mode: str = "dynamics",
@@ -55,17 +60,8 @@ def pattern_separation(network: Network, patterns: object = None, *, n_pairs: in
     x_ov = paired_similarity(xa, xb, metric).numpy()
     y_ov = paired_similarity(ya, yb, metric).numpy()
     nearest = torch.cdist(recalled, probes.outputs).argmin(1)
-    edges = _bin_edges(x_ov, bins)
-    finite = np.isfinite(x_ov)
-    where = np.clip(np.searchsorted(edges, x_ov, side="right") - 1, 0, len(edges) - 2)
-    where[~finite | (x_ov < edges[0]) | (x_ov > edges[-1])] = -1
-    count = np.array([(where == i).sum() for i in range(len(edges) - 1)])
-
-    def binned(values: np.ndarray) -> np.ndarray:
-        return np.array([np.nanmean(values[where == i]) if count[i] else np.nan for i in range(len(edges) - 1)])
-
-    name = {"correlation": "correlation", "cosine": "cosine overlap", "dot": "dot product",
-            "euclidean": "minus Euclidean distance"}[metric]
+    name = _OVERLAP_NAMES[metric]
+    curve, bin_coords = _binned_curve(x_ov, y_ov, bins, name)
     out = xr.Dataset({
         "input_overlap": ("pair", x_ov, {"long_name": f"input {name} of the two cues", "units": "1"}),
         "output_overlap": ("pair", y_ov, {"long_name": f"output {name} of the two recalled patterns", "units": "1"}),
@@ -78,18 +74,46 @@ def pattern_separation(network: Network, patterns: object = None, *, n_pairs: in
                                             "units": "1"}),
         "position_b": ("pair", sb.numpy(), {"long_name": "morph position or noise level of the second cue",
                                             "units": "1"}),
-        "binned_input_overlap": ("bin", binned(x_ov), {"long_name": f"mean input {name}", "units": "1"}),
-        "binned_output_overlap": ("bin", binned(y_ov), {"long_name": f"mean output {name}", "units": "1"}),
-        "count": ("bin", count, {"long_name": "pairs in the bin", "units": "1"}),
-    }, coords={"pair": np.arange(n),
-               "bin": ("bin", (edges[:-1] + edges[1:]) / 2, {"long_name": f"input {name} (bin centre)", "units": "1"}),
-               "bin_edge": ("bin_edge", edges, {"long_name": f"input {name} bin edges", "units": "1"})})
+        **curve,
+    }, coords={"pair": np.arange(n), **bin_coords})
     both = np.isfinite(x_ov) & np.isfinite(y_ov)
     out.attrs.update(method="given" if cues is not None else method, metric=metric, mode=mode,
                      seed=seed,
                      separation_index=float(np.mean(x_ov[both] - y_ov[both])) if both.any() else math.nan,
                      model=json.dumps(network.describe(), sort_keys=True))
     return out
+
+
+def _binned_curve(x_ov: np.ndarray, y_ov: np.ndarray, bins: int | object,
+                  name: str) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """The separation curve: mean input and output overlaps and counts over bins of input overlap
+    (data variables over ``bin``), and the bins' centres and edges (coordinates)."""
+    edges = _bin_edges(x_ov, bins)
+    where, count = _bin_members(x_ov, edges)
+    variables = {
+        "binned_input_overlap": ("bin", _binned_mean(x_ov, where, count),
+                                 {"long_name": f"mean input {name}", "units": "1"}),
+        "binned_output_overlap": ("bin", _binned_mean(y_ov, where, count),
+                                  {"long_name": f"mean output {name}", "units": "1"}),
+        "count": ("bin", count, {"long_name": "pairs in the bin", "units": "1"}),
+    }
+    coords = {"bin": ("bin", (edges[:-1] + edges[1:]) / 2, {"long_name": f"input {name} (bin centre)", "units": "1"}),
+              "bin_edge": ("bin_edge", edges, {"long_name": f"input {name} bin edges", "units": "1"})}
+    return variables, coords
+
+
+def _bin_members(x_ov: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's bin of input overlap (-1: NaN or outside the edges) and the number of pairs in each bin."""
+    finite = np.isfinite(x_ov)
+    where = np.clip(np.searchsorted(edges, x_ov, side="right") - 1, 0, len(edges) - 2)
+    where[~finite | (x_ov < edges[0]) | (x_ov > edges[-1])] = -1
+    count = np.array([(where == i).sum() for i in range(len(edges) - 1)])
+    return where, count
+
+
+def _binned_mean(values: np.ndarray, where: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` over the pairs of each bin (NaN for an empty bin)."""
+    return np.array([np.nanmean(values[where == i]) if count[i] else np.nan for i in range(len(count))])
 
 
 Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]

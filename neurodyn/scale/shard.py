@@ -114,15 +114,16 @@ class Shards:
         """Tiles when the largest shard's scores would not fit one: every rank decides alike,
         so all take the same collectives."""
         largest = -(-self.n_total // dist.get_world_size(self.group))
-        return tiled.tile_size(batch, largest) < largest and tiled.streamable(net, project)
+        return tiled.tile_size(batch, largest) < largest and net.can_stream(project)
 
     def memory_pass(self, net: Network, g: torch.Tensor, *, drive: bool = True, lagrangian: bool = True,
-                    top_k: int | None = None, project: bool = False) -> MemoryPass:
+                    top_k: int | None = None, project: bool = False, tile: int | None = None) -> MemoryPass:
         """The tiled pass over this shard, combined across ranks: softmax parts re-weighted by
         ``exp(lse_rank - lse)`` with the global log-sum-exp from B values per rank, elementwise
         sums all-reduced, max and top-k candidates merged (B x k per rank)."""
-        part = tiled.scan(net, g, drive=drive, lagrangian=lagrangian, top_k=top_k, project=project,
-                          offset=self.offset, reduce_sum=self.sum)
+        bank = net.bank(project)
+        part = tiled.scan(bank, g, drive=drive, lagrangian=lagrangian, top_k=top_k, tile=tile, offset=self.offset,
+                          reduce_sum=self.sum)
         local = None
         if part.lse is not None:
             lse = self.global_lse(part.lse)
@@ -141,7 +142,7 @@ class Shards:
         if part.top is not None and top_k is not None:
             top, _, index = self.merge(part.top[0], part.top[0], part.top[1], top_k)
             part.top = top, index
-        out = tiled.finish(net, g, part, drive=drive, lagrangian=lagrangian, project=project, local=local)
+        out = tiled.finish(bank, g, part, drive=drive, lagrangian=lagrangian, local=local)
         if out.drive is not None and local is not None:
             out.drive = self.sum(out.drive)  # the winner's drive, from the rank that holds it
         return out

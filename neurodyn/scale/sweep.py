@@ -145,7 +145,8 @@ def _coordinate(values: list) -> np.ndarray:
 def create_store(path: Path, grid: Grid, function: str, outputs: tuple[str, ...]) -> None:
     """Lay the store out: every variable filled with its 'not done' value, one chunk per point."""
     shape, dims = grid.shape, grid.dims
-    data_vars = {name: (dims, np.full(shape, np.nan), {"long_name": name, "units": "1"}) for name in outputs}
+    data_vars: dict[str, tuple[tuple[str, ...], np.ndarray, dict[str, object]]] = {
+        name: (dims, np.full(shape, np.nan), {"long_name": name, "units": "1"}) for name in outputs}
     data_vars["compute_time"] = (dims, np.full(shape, np.nan), {"long_name": "task wall time", "units": "s"})
     data_vars["status"] = (dims, np.zeros(shape, np.int8),
                            {"long_name": "point status", "flag_values": [0, 1, 2], "units": "1",
@@ -194,6 +195,19 @@ def open_or_create(path: Path, grid: Grid, function: str, outputs: tuple[str, ..
     return zarr.open_group(str(path), mode="r+", zarr_format=2)
 
 
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    """The variable ``name`` of a sweep store: a Zarr array (a store holds no subgroups)."""
+    array = group[name]
+    if not isinstance(array, zarr.Array):
+        raise ValueError(f"{name!r} in the sweep store is a group, not an array")
+    return array
+
+
+def _read(group: zarr.Group, name: str) -> np.ndarray:
+    """All of the variable ``name`` of a sweep store, in memory."""
+    return np.asarray(_array(group, name)[...])
+
+
 def _evaluate_each(function: str, block: list[tuple[tuple[int, ...], dict]], threads: int) -> Iterator[tuple]:
     """Run points one by one, yielding ``(index, result)``; never raises, so a failure is
     recorded and the sweep goes on."""
@@ -220,7 +234,7 @@ class _Results:
 
     def __init__(self, group: zarr.Group, outputs: tuple[str, ...], flush_seconds: float) -> None:
         self.group, self.outputs, self.flush_seconds = group, outputs, flush_seconds
-        self.arrays = {name: group[name][...] for name in (*outputs, "compute_time", "error", "status")}
+        self.arrays = {name: _read(group, name) for name in (*outputs, "compute_time", "error", "status")}
         self.last_flush, self.dirty = time.monotonic(), False
 
     def add(self, index: tuple[int, ...], result: dict) -> None:
@@ -236,7 +250,7 @@ class _Results:
     def flush(self) -> None:
         if self.dirty:
             for name, array in self.arrays.items():  # status last: done only once all is written
-                self.group[name][...] = array
+                _array(self.group, name)[...] = array
         self.last_flush, self.dirty = time.monotonic(), False
 
 
@@ -273,7 +287,7 @@ def run_sweep(config: dict, store: str | Path | None = None, *, scheduler: str |
     check_parameters(fn, grid)
     path = Path(store or settings.get("store", "runs/sweep.zarr"))
     group = open_or_create(path, grid, function, fn.outputs)
-    status = group["status"][...]
+    status = _read(group, "status")
     wanted = (MISSING, FAILED) if retry_failed else (MISSING,)
     todo = [(index, params) for index, params in grid.points() if status[index] in wanted]
     if todo and scheduler is None and n_workers == 0:  # in this process, one point after another
