@@ -33,6 +33,8 @@ from .retrieval import (
     participation_over_time,
     participation_ratio,
     retrieval,
+    retrieval_scores,
+    sse_limit,
 )
 from .spikes import (
     SPIKING_UNIT,
@@ -79,11 +81,13 @@ __all__ = [
     "psth",
     "recall_time",
     "retrieval",
+    "retrieval_scores",
     "similarity_matrix",
     "SIMILARITY_METRICS",
     "spike_counts",
     "spike_events",
     "spike_train_statistics",
+    "sse_limit",
     "SpikeEvents",
     "SPIKING_UNIT",
     "summarize",

@@ -28,6 +28,13 @@ def _targets(ds: xr.Dataset, targets: np.ndarray | torch.Tensor | None) -> xr.Da
     return ds["target"]
 
 
+def sse_limit(threshold: float, size: int, reference_size: int | None = MNIST_SIZE) -> float:
+    """UHN's criterion on patterns of ``size`` values: a recalled pattern counts when its sum of
+    squared errors is at most ``threshold * size / reference_size`` (``threshold`` itself with
+    ``reference_size=None``)."""
+    return threshold if reference_size is None else threshold * size / reference_size
+
+
 def retrieval(ds: xr.Dataset, threshold: float = UHN_THRESHOLD, reference_size: int | None = MNIST_SIZE,
               targets: np.ndarray | torch.Tensor | None = None) -> xr.Dataset:
     """Per-cue retrieval metrics of the recalled patterns (UHN appendix E).
@@ -43,7 +50,7 @@ def retrieval(ds: xr.Dataset, threshold: float = UHN_THRESHOLD, reference_size: 
         raise ValueError(f"threshold must be > 0, got {threshold}")
     err = (ds["recalled"] - _targets(ds, targets)) ** 2
     sse = err.sum("unit")
-    limit = threshold if reference_size is None else threshold * ds.sizes["unit"] / reference_size
+    limit = sse_limit(threshold, ds.sizes["unit"], reference_size)
     success = sse <= limit
     out = xr.Dataset({
         "sse": sse.assign_attrs(long_name="sum of squared errors of the recalled pattern", units="1"),
@@ -52,6 +59,35 @@ def retrieval(ds: xr.Dataset, threshold: float = UHN_THRESHOLD, reference_size: 
     })
     out.attrs.update(threshold=float(threshold), sse_limit=float(limit), rate=float(success.mean()))
     return out
+
+
+def retrieval_scores(output: torch.Tensor, targets: torch.Tensor, threshold: float = UHN_THRESHOLD
+                     ) -> dict[str, float]:
+    """UHN appendix E scores of outputs (B, O) against their targets (B, O), row ``i`` of
+    ``targets`` being cue ``i``'s.
+
+    The same criterion as :func:`retrieval` (:func:`sse_limit`), for outputs that are not a
+    recorded run (the one-step update, a spiking run's rates). ``retrieval_rate``: fraction with
+    ``sse <= threshold``, the paper's criterion as written (on every data set; stricter per value
+    on larger images); ``retrieval_rate_scaled``: ``sse <= threshold * O / 784`` (the threshold
+    per MNIST image rescaled to the pattern size, as :func:`retrieval` does by default);
+    ``identity_rate``: fraction whose output is nearer its own target than any other stored one
+    (the feature-space paper's "correctly retrieved"); ``mse``, ``sse_median``; ``mean_pattern_rate``: the
+    ``retrieval_rate`` that the mean of the targets would score if output for every cue, the
+    floor below which a rate says nothing about retrieval (the blurry mean digit is within 50 of
+    many MNIST digits).
+    """
+    sse = ((output - targets) ** 2).sum(-1)
+    mean_sse = ((targets.mean(0, keepdim=True) - targets) ** 2).sum(-1)
+    nearest = torch.cdist(output.double(), targets.double()).argmin(dim=1)
+    return {
+        "retrieval_rate": float((sse <= sse_limit(threshold, output.shape[1], None)).double().mean()),
+        "retrieval_rate_scaled": float((sse <= sse_limit(threshold, output.shape[1])).double().mean()),
+        "identity_rate": float((nearest == torch.arange(len(output), device=nearest.device)).double().mean()),
+        "mse": float(sse.mean() / output.shape[1]),
+        "sse_median": float(sse.median()),
+        "mean_pattern_rate": float((mean_sse <= threshold).double().mean()),
+    }
 
 
 def nearest_pattern(ds: xr.Dataset, patterns: np.ndarray | torch.Tensor) -> xr.Dataset:

@@ -34,6 +34,7 @@ from ..memory.bank import MemoryBank
 from ..memory.encoded import EncodedMemory
 from ..scale.points import point_function
 from ..solve import Solver
+from . import recall
 
 HELD_OUT = {"cifar10", "mnist"}
 """Data sets whose codecs were trained on the other four fifths: memories come from index % 5 == 4."""
@@ -60,16 +61,11 @@ def choose(name: str, n_memories: int, corruption: str, seed: int, root: str | N
            image_size: int | None = None, first: bool = False) -> tuple[Tensor, Tensor, data.ImageSet]:
     """Indices (into :func:`held_out`) of ``n_memories`` images chosen by a seeded permutation
     (or the first ones with ``first``), and their queries corrupted with the same seed's
-    generator (as :func:`neurodyn.recall.choose_and_corrupt`). Returns (indices, queries, pool)."""
+    generator (:func:`neurodyn.jobs.recall.seeded_choice`). Returns (indices, queries, pool)."""
+    corrupt = recall.corruption(corruption)
     pool = held_out(name, root, image_size)
-    if not 1 <= n_memories <= len(pool):
-        raise ValueError(f"n_memories must be between 1 and {len(pool)} for {name} (held-out images), "
-                         f"got {n_memories}")
-    gen = torch.Generator().manual_seed(seed)
-    index = torch.arange(n_memories) if first else torch.randperm(len(pool), generator=gen)[:n_memories]
-    corr_name, params = data.parse_corruption(corruption)
-    queries = data.corrupt(pool.images[index], corr_name, generator=gen, **params)
-    return index, queries, pool
+    index, gen = recall.seeded_choice(len(pool), n_memories, seed, f"{name} (held-out images)", first)
+    return index, corrupt(pool.images[index], gen), pool
 
 
 @lru_cache(maxsize=16)
@@ -297,8 +293,6 @@ def caption_point(n_memories: int = 159, codec_name: str = "taef2", text_codec: 
     codes than either decoded code).
     """
     coco = _coco(data_root, image_size)
-    if not 1 <= n_memories <= len(coco):
-        raise ValueError(f"n_memories must be between 1 and {len(coco)} for coco, got {n_memories}")
     if not 0 <= 2 * shared_pairs <= n_memories:
         raise ValueError(f"shared_pairs must be between 0 and n_memories / 2, got {shared_pairs}")
     index, stored, asked = _caption_pairs(coco, n_memories, caption_index, shared_pairs, seed)
@@ -321,8 +315,7 @@ def _caption_pairs(coco: data.ImageSet, n_memories: int, caption_index: int, sha
     """:func:`caption_point`'s seeded images, the caption each is stored with and the one that asks for it."""
     captions = coco.captions
     assert captions is not None  # load_coco gives every image its captions
-    gen = torch.Generator().manual_seed(seed)
-    index = torch.randperm(len(coco), generator=gen)[:n_memories]
+    index, _ = recall.seeded_choice(len(coco), n_memories, seed, "coco")
     stored = [captions[int(i)][0] for i in index]
     for k in range(shared_pairs):
         stored[2 * k + 1] = stored[2 * k]

@@ -15,37 +15,9 @@ import time
 
 import torch
 
-from ..analysis import MNIST_SIZE, UHN_THRESHOLD
+from ..analysis import UHN_THRESHOLD, retrieval_scores
 from ..scale.points import point_function
 from .recall import model_config, prepare_memory
-
-
-def retrieval_scores(output: torch.Tensor, targets: torch.Tensor, threshold: float = UHN_THRESHOLD
-                     ) -> dict[str, float]:
-    """UHN appendix E scores of outputs (B, O) against their targets (B, O), row ``i`` of
-    ``targets`` being cue ``i``'s.
-
-    ``retrieval_rate``: fraction with ``sse <= threshold``, the paper's criterion as written (on
-    every data set; stricter per value on larger images); ``retrieval_rate_scaled``: ``sse <=
-    threshold * O / 784`` (the threshold per MNIST image rescaled to the pattern size, as
-    :func:`neurodyn.analysis.retrieval` does by default); ``identity_rate``: fraction whose
-    output is nearer its own target than any other stored one (the feature-space paper's
-    "correctly retrieved"); ``mse``, ``sse_median``; ``mean_pattern_rate``: the
-    ``retrieval_rate`` that the mean of the targets would score if output for every cue, the
-    floor below which a rate says nothing about retrieval (the blurry mean digit is within 50 of
-    many MNIST digits).
-    """
-    sse = ((output - targets) ** 2).sum(-1)
-    mean_sse = ((targets.mean(0, keepdim=True) - targets) ** 2).sum(-1)
-    nearest = torch.cdist(output.double(), targets.double()).argmin(dim=1)
-    return {
-        "retrieval_rate": float((sse <= threshold).double().mean()),
-        "retrieval_rate_scaled": float((sse <= threshold * output.shape[1] / MNIST_SIZE).double().mean()),
-        "identity_rate": float((nearest == torch.arange(len(output), device=nearest.device)).double().mean()),
-        "mse": float(sse.mean() / output.shape[1]),
-        "sse_median": float(sse.median()),
-        "mean_pattern_rate": float((mean_sse <= threshold).double().mean()),
-    }
 
 
 @point_function("retrieval_rate", "retrieval_rate_scaled", "identity_rate", "mse", "sse_median", "mean_pattern_rate",
@@ -57,7 +29,7 @@ def one_step_point(data: str = "mnist", n_memories: int = 100, corruption: str =
                    device: str = "cpu", dtype: str = "float32") -> dict[str, float]:
     """One UHN retrieval point: store ``n_memories`` images chosen by ``seed``, corrupt each into
     its query, apply the one-step update (:meth:`Network.retrieve`) and score every output
-    (:func:`retrieval_scores`). ``projection="bottom_half"`` is UHN appendix B's heteroassociative
+    (:func:`neurodyn.analysis.retrieval_scores`). ``projection="bottom_half"`` is UHN appendix B's heteroassociative
     task (recall the bottom half); ``wall_time`` is the update's time in seconds."""
     chosen, net, stored, queries = prepare_memory(
         data, n_memories, corruption, model_config(model, similarity=similarity, separation=separation,
@@ -83,7 +55,7 @@ def spiking_point(data: str = "mnist", n_memories: int = 100, corruption: str = 
     stepped with the same ``dt``), both for ``duration`` ms.
 
     Outputs: ``retrieval_rate`` and ``identity_rate`` of the spiking run and
-    ``rate_retrieval_rate`` of the mean field (:func:`retrieval_scores` on ``v`` at the end);
+    ``rate_retrieval_rate`` of the mean field (:func:`neurodyn.analysis.retrieval_scores` on ``v`` at the end);
     ``recalled_fraction`` and ``recall_time`` (median over the recalled cues, ms) from
     :func:`neurodyn.analysis.recall_time`; ``distance_to_rate``: the RMS over recorded times and
     cues of ``|v_spiking - v_rate| / |v_rate|``; ``population_rate`` (Hz, mean over cues and

@@ -80,20 +80,36 @@ class Selection:
 
     def draw(self) -> tuple[ImageSet, torch.Tensor]:
         """The chosen stimuli and all their queries (one per stimulus)."""
+        corrupt = corruption(self.corruption)
         images = data.load_dataset(self.data, root=self.root)
-        if not 1 <= self.n_memories <= len(images):
-            raise ValueError(f"n_memories must be between 1 and {len(images)} for {images.name}, "
-                             f"got {self.n_memories}")
-        gen = torch.Generator().manual_seed(self.seed)
-        chosen = images.subset(torch.randperm(len(images), generator=gen)[:self.n_memories])
+        index, gen = seeded_choice(len(images), self.n_memories, self.seed, images.name)
+        chosen = images.subset(index)
         if self.image_size is not None:
             chosen = chosen.resized(self.image_size)
-        name, params = data.parse_corruption(self.corruption)
-        return chosen, data.corrupt(chosen.images, name, generator=gen, **params)
+        return chosen, corrupt(chosen.images, gen)
 
     def recalled(self, n_stored: int) -> int:
         """How many of the queries are recalled."""
         return n_stored if self.n_cues is None else min(self.n_cues, n_stored)
+
+
+def seeded_choice(n_pool: int, n_memories: int, seed: int, pool: str, first: bool = False
+                  ) -> tuple[torch.Tensor, torch.Generator]:
+    """Indices of ``n_memories`` of ``n_pool`` stimuli drawn by a permutation seeded with ``seed``
+    (the first ones with ``first``), and the generator, which then corrupts them: the one draw
+    of every recall job and protocol."""
+    if not 1 <= n_memories <= n_pool:
+        raise ValueError(f"n_memories must be between 1 and {n_pool} for {pool}, got {n_memories}")
+    gen = torch.Generator().manual_seed(seed)
+    index = torch.arange(n_memories) if first else torch.randperm(n_pool, generator=gen)[:n_memories]
+    return index, gen
+
+
+def corruption(spec: str) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """The corruption ``spec`` (:func:`neurodyn.data.parse_corruption`, checked now) as a function
+    of the images and the draw's generator."""
+    name, params = data.parse_corruption(spec)
+    return lambda images, gen: data.corrupt(images, name, generator=gen, **params)
 
 
 class Prepared(NamedTuple):
