@@ -12,7 +12,8 @@ It also counts the kernels the first workload launches (torch's profiler), which
 Workloads (through the public API both versions have): ``mchn-l2`` (dot product, softmax,
 dopri5, rtol 1e-5) at N = 100, B = 32, I = 64 and at N = 1,000, B = 64, I = 784; the smoothed
 Manhattan distance (``uhn-manhattan``, the auto method: cues go implicit) at N = 100, B = 16,
-I = 64; a spiking LIF memory population (memory path) at N = 1,000, B = 16.
+I = 64; a spiking LIF memory population (memory path) at N = 1,000, B = 16; ``tiled``: the
+large ``mchn-l2`` with the bank read in 8 tiles (:mod:`neurodyn.network.tiled`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ if name.startswith("mchn-l2"):
     memories, cues = problem(n, b, dims)
     net = from_preset("mchn-l2", memories)
     run = lambda: simulate(net, cues, 20.0, solver=Solver("dopri5", rtol=1e-5, atol=1e-7), monitor=Monitor(("v",), n_times=21))
+elif name == "tiled":
+    import neurodyn.network.tiled as tiled
+    tiled.TILE_ELEMENTS = 64 * 128  # the bank of 1,000 read in 8 tiles
+    memories, cues = problem(1000, 64, 784)
+    net = from_preset("mchn-l2", memories)
+    run = lambda: simulate(net, cues, 20.0, solver=Solver("dopri5", rtol=1e-5, atol=1e-7), monitor=Monitor(("v",), n_times=21))
 elif name == "manhattan":
     memories, cues = problem(100, 16, 64)
     net = from_preset("uhn-manhattan", memories)
@@ -69,7 +76,7 @@ else:
     print(json.dumps(min(best)))
 '''
 
-NAMES = ("mchn-l2 small", "mchn-l2 large", "manhattan", "spiking")
+NAMES = ("mchn-l2 small", "mchn-l2 large", "tiled", "manhattan", "spiking")
 
 
 def measure(tree: Path, name: str, repeat: int, mode: str = "time") -> float:

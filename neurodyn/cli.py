@@ -10,14 +10,25 @@ network with the Euclidean similarity (preset ``mchn-l2``), masks the bottom qua
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
+import math
+import signal
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 import torch
+import xarray as xr
 
 from . import analysis, data
+from .devices import check_device
+from .errors import BAD_INPUT, InputFileError, NeurodynError
+from .files import claim
 from .jobs.recall import DTYPES, CodedMemory, MemoryKind, PixelMemory, Selection, model_config, recall
 from .memory.encoded import RECORD, TOP_K, default_model
 from .network import PRESET_DATA, PRESETS
@@ -53,6 +64,37 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argument type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def _number(lowest: float | None = None, *, strict: bool = True) -> Callable[[str], float]:
+    """An argument type: a finite number, above ``lowest`` (``strict``) or at least it."""
+    bound = "" if lowest is None else f" {'>' if strict else '>='} {lowest:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or (lowest is not None and (value <= lowest if strict else value < lowest)):
+            raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text!r}")
+        return value
+    return parse
+
+
+POSITIVE, NONNEGATIVE, FINITE = _number(0.0), _number(0.0, strict=False), _number()
+
+
 def _recall_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recall", help="store patterns, corrupt them, recall them through the dynamics",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -73,12 +115,12 @@ def _data_options(p: argparse.ArgumentParser) -> None:
                         f"digits; the data a --model preset is made for: "
                         f"{', '.join(f'{k} {v}' for k, v in PRESET_DATA.items())})")
     g.add_argument("--data-root", default=None, help=f"data root (default: ${data.DATA_ENV})")
-    g.add_argument("--n-memories", type=int, default=100, help="number of stored patterns")
-    g.add_argument("--n-cues", type=int, default=None, help="number of cues (default: one per memory)")
+    g.add_argument("--n-memories", type=_count(1), default=100, help="number of stored patterns")
+    g.add_argument("--n-cues", type=_count(1), default=None, help="number of cues (default: one per memory)")
     g.add_argument("--corruption", default="mask:0.25,side=bottom",
                    help="how queries are made from stored patterns: none, mask:F, mask_random:P, "
                         "gaussian:SIGMA, salt_pepper:P, inpaint:F (options as name=value)")
-    g.add_argument("--image-size", type=int, default=None,
+    g.add_argument("--image-size", type=_count(1), default=None,
                    help="resize the chosen images to this many pixels square (e.g. 64 for cheaper COCO codes)")
 
 
@@ -93,7 +135,7 @@ def _codec_options(p: argparse.ArgumentParser) -> None:
                         "and recall from captions (needs a captioned data set: coco)")
     g.add_argument("--caption", action="append", default=None,
                    help="recall from this caption (repeatable; default: the stored images' captions)")
-    g.add_argument("--caption-index", type=int, default=0,
+    g.add_argument("--caption-index", type=_count(0), default=0,
                    help="which of each image's captions queries it (0: the stored one; 1-4: another)")
     g.add_argument("--readout", choices=("auto", "decode", "values"), default="auto",
                    help="decode the recalled code, or read out stored pixels by the final activations "
@@ -111,12 +153,12 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--similarity", default=None, help="override the similarity (e.g. manhattan, dot, "
                    "euclidean:inverse,normalized, manhattan:smooth=0.02)")
     g.add_argument("--separation", default=None, help="override the separation (e.g. softmax:10, polynomial:3)")
-    g.add_argument("--beta", type=float, default=None,
+    g.add_argument("--beta", type=POSITIVE, default=None,
                    help="softmax inverse temperature (softmax presets; default: the preset's, or 100 "
                         "through a codec with no --model named: codes have unit mean norm)")
     g.add_argument("--dynamics", choices=("gradient", "projection"), default=None)
     g.add_argument("--value", default=None, help="value Lagrangian (identity, tanh, sigmoid, ...)")
-    g.add_argument("--tau-h", type=float, default=None, help="memory time constant (default: fast memory)")
+    g.add_argument("--tau-h", type=POSITIVE, default=None, help="memory time constant (default: fast memory)")
     g.add_argument("--cue-mode", choices=("initial", "current", "both"), default="initial")
 
 
@@ -129,15 +171,15 @@ def _solver_options(p: argparse.ArgumentParser) -> None:
                    help="per-cue (a step size, method and status per cue; auto, dopri5, rosenbrock23, euler, "
                         "midpoint, rk4), torchdiffeq (one step size for the batch), or auto (per-cue where it has "
                         "the method)")
-    g.add_argument("--rtol", type=float, default=1e-5)
-    g.add_argument("--atol", type=float, default=1e-7)
-    g.add_argument("--step-size", type=float, default=None, help="fixed-step methods only")
-    g.add_argument("--steady-tol", type=float, default=1e-4,
+    g.add_argument("--rtol", type=POSITIVE, default=1e-5)
+    g.add_argument("--atol", type=POSITIVE, default=1e-7)
+    g.add_argument("--step-size", type=POSITIVE, default=None, help="fixed-step methods only")
+    g.add_argument("--steady-tol", type=NONNEGATIVE, default=1e-4,
                    help="stop a cue when max |dx/dt| over its value and memory neurons falls to "
                         "steady_tol * max(1, max |x|) (0: run to the end)")
-    g.add_argument("--duration", type=float, default=20.0, help="time span (units of tau_v)")
-    g.add_argument("--n-times", type=int, default=101, help="recording times")
-    g.add_argument("--max-steps", type=int, default=100_000)
+    g.add_argument("--duration", type=POSITIVE, default=20.0, help="time span (units of tau_v)")
+    g.add_argument("--n-times", type=_count(2), default=101, help="recording times")
+    g.add_argument("--max-steps", type=_count(1), default=100_000)
 
 
 def _spiking_options(p: argparse.ArgumentParser) -> None:
@@ -146,12 +188,12 @@ def _spiking_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--spiking", choices=MODELS, default=None,
                    help="make the memory population spike: poisson (rate r_max * f), lif (E%%-max "
                         "winner-take-all) or rate (their mean field); fixed steps of --dt replace the solver")
-    g.add_argument("--tau-v", type=float, default=None,
+    g.add_argument("--tau-v", type=POSITIVE, default=None,
                    help="value neuron time constant (default 1; with --spiking 10 ms)")
-    g.add_argument("--dt", type=float, default=None, help="spiking time step (default 0.1 ms)")
-    g.add_argument("--tau-s", type=float, default=None, help="synaptic time constant (default 5 ms)")
-    g.add_argument("--r-max", type=float, default=None, help="Poisson peak rate (default 200 Hz)")
-    g.add_argument("--value-rate", type=float, default=None, help="make value neurons Poisson too, at this rate x g")
+    g.add_argument("--dt", type=POSITIVE, default=None, help="spiking time step (default 0.1 ms)")
+    g.add_argument("--tau-s", type=POSITIVE, default=None, help="synaptic time constant (default 5 ms)")
+    g.add_argument("--r-max", type=POSITIVE, default=None, help="Poisson peak rate (default 200 Hz)")
+    g.add_argument("--value-rate", type=POSITIVE, default=None, help="make value neurons Poisson too, at this rate x g")
     for name, help_text in (("tau-m", "LIF membrane time constant (default 10 ms)"),
                             ("refractory", "LIF refractory period (default 2 ms)"),
                             ("bias", "LIF drive at the mean similarity (default 0.5)"),
@@ -160,7 +202,7 @@ def _spiking_options(p: argparse.ArgumentParser) -> None:
                             ("tau-inh", "LIF inhibition time constant (default 5 ms)"),
                             ("gamma-hz", "LIF periodic (gamma) inhibition frequency (default off)"),
                             ("gamma-amplitude", "LIF gamma inhibition amplitude")):
-        g.add_argument(f"--{name}", type=float, default=None, help=help_text)
+        g.add_argument(f"--{name}", type=FINITE, default=None, help=help_text)
     g.add_argument("--spiking-path", choices=PATHS, default=None,
                    help="dense, memory (event-driven, dot similarities) or auto (default)")
 
@@ -171,8 +213,8 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--record", type=_csv, default=None,
                    help=f"comma-separated, from: {', '.join(VARIABLES)} (default {','.join(PIXEL_RECORD)}; "
                         f"through a codec {','.join(RECORD)}, f of the {TOP_K} most active memories)")
-    g.add_argument("--top-k", type=int, default=None, help="record only the k most active memories")
-    g.add_argument("--threshold", type=float, default=analysis.UHN_THRESHOLD,
+    g.add_argument("--top-k", type=_count(1), default=None, help="record only the k most active memories")
+    g.add_argument("--threshold", type=POSITIVE, default=analysis.UHN_THRESHOLD,
                    help="retrieval threshold on the squared error, per 784 pixels (UHN)")
     g.add_argument("--seed", type=int, default=0, help="one seed for the choice of memories and the corruption")
     g.add_argument("--dtype", choices=tuple(DTYPES), default="float32",
@@ -181,9 +223,30 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", default="runs/recall.nc", help="NetCDF result file")
     g.add_argument("--figure", default=None, help="PNG figure (default: next to the output)")
     g.add_argument("--no-figure", action="store_true")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse it)")
+
+
+FIGURE_FORMATS = ("png", "pdf", "svg", "svgz", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
 
 
 def cmd_recall(args: argparse.Namespace) -> int:
+    """Claim the outputs (refused before any work when they exist or another run writes them),
+    run, save, summarize."""
+    figure = None if args.no_figure else Path(args.figure or Path(args.output).with_suffix(".png"))
+    if figure is not None and figure.suffix.lstrip(".").lower() not in FIGURE_FORMATS:
+        raise ValueError(f"--figure {figure}: unknown image format {figure.suffix!r}; use one of "
+                         f"{', '.join('.' + f for f in FIGURE_FORMATS)}")
+    check_device(args.device)
+    job = _recall_job(args)
+    with contextlib.ExitStack() as held:
+        held.enter_context(claim(args.output, overwrite=args.overwrite))
+        if figure is not None:
+            held.enter_context(claim(figure, overwrite=args.overwrite))
+        return _finish_recall(args, job(), figure)
+
+
+def _recall_job(args: argparse.Namespace) -> Callable[[], xr.Dataset]:
+    """The recall the options describe, its settings built (and so checked) but not run."""
     encoded = bool(args.codec or args.text_codec)
     preset, beta = args.model or "mchn-l2", args.beta
     if encoded and args.model is None and args.model_file is None:
@@ -211,19 +274,18 @@ def cmd_recall(args: argparse.Namespace) -> int:
         monitor = Monitor(variables=args.record or _record(PIXEL_RECORD, spiking), n_times=args.n_times,
                           top_k=args.top_k)
         memory = PixelMemory(model, dtype=args.dtype)
-    return _finish_recall(args, recall(selection, memory, args.duration, method=spiking or solver, monitor=monitor,
-                                       cue_mode=args.cue_mode, device=args.device, progress=None))
+    return functools.partial(recall, selection, memory, args.duration, method=spiking or solver, monitor=monitor,
+                             cue_mode=args.cue_mode, device=args.device, progress=None)
 
 
-def _finish_recall(args: argparse.Namespace, ds) -> int:
+def _finish_recall(args: argparse.Namespace, ds: xr.Dataset, figure: Path | None) -> int:
     out = save_netcdf(ds, args.output)
     print(analysis.summarize(ds, args.threshold))
     print(f"saved: {out}")
     failures = json.loads(ds.attrs.get("solver_failures", "{}"))
-    if not args.no_figure:
+    if figure is not None:
         from .plot import plot_encoded_recall, plot_recall, plot_spiking_recall, save_figure  # matplotlib when wanted
 
-        figure = Path(args.figure) if args.figure else out.with_suffix(".png")
         if "spike_time" in ds:
             fig = plot_spiking_recall(ds)
         else:
@@ -291,13 +353,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(describe_store(args.file))
         return 0
     ds = load_netcdf(args.file)
+    if "cue" not in ds.dims or "time" not in ds.coords:
+        raise InputFileError(args.file, "is a NetCDF file but not a neurodyn run (it has no cue and time "
+                             "dimensions)", "give a file written by neurodyn recall or save_netcdf")
     print(analysis.summarize(ds, args.threshold))
     print(f"variables: {', '.join(map(str, ds.data_vars))}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurodyn", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="neurodyn", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _recall_parser(sub)
     p = sub.add_parser("sweep", help="run a parameter grid on Dask into one Zarr store (resumable)",
@@ -305,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="a TOML file with [sweep], [grid], [zip.NAME] and [fixed] tables")
     p.add_argument("--store", default=None, help="the Zarr store (default: [sweep] store, or runs/sweep.zarr)")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
-    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (0: run in this process)")
-    p.add_argument("--threads", type=int, default=1, help="threads per worker (and torch threads per task)")
+    p.add_argument("--workers", type=_count(0), default=2,
+                   help="LocalCluster worker processes (0: run in this process)")
+    p.add_argument("--threads", type=_count(1), default=1, help="threads per worker (and torch threads per task)")
     p.add_argument("--retry-failed", action="store_true", help="recompute points that failed before")
     p.set_defaults(run=cmd_sweep)
     p = sub.add_parser("experiment", help="reproduce a paper's figure or table: grid, Dataset, figure, report",
@@ -315,16 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a reduced grid that runs in seconds to minutes")
     p.add_argument("--out", default="runs", help="folder for NAME.zarr, NAME.nc, NAME.png and NAME.md")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
-    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (0: run in this process)")
-    p.add_argument("--threads", type=int, default=1, help="threads per worker (and torch threads per task)")
+    p.add_argument("--workers", type=_count(0), default=2,
+                   help="LocalCluster worker processes (0: run in this process)")
+    p.add_argument("--threads", type=_count(1), default=1, help="threads per worker (and torch threads per task)")
     p.set_defaults(run=cmd_experiment)
     p = sub.add_parser("train-codec", help="train one of the project's codecs on real data, save its checkpoint",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("name", choices=("mnist-ae12", "vqae", "simclr"))
     p.add_argument("--data-root", default=None, help=f"data root (default: ${data.DATA_ENV})")
-    p.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
-    p.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
-    p.add_argument("--lr", type=float, default=None, help="default: the recipe's")
+    p.add_argument("--epochs", type=_count(1), default=None, help="default: the recipe's")
+    p.add_argument("--batch-size", type=_count(1), default=None, help="default: the recipe's")
+    p.add_argument("--lr", type=POSITIVE, default=None, help="default: the recipe's")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the augmentations")
     p.add_argument("--out", default=None, help="checkpoint path (default: $NEURODYN_CACHE or ~/.cache/neurodyn)")
     p.set_defaults(run=cmd_train_codec)
@@ -332,19 +399,77 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_codecs)
     p = sub.add_parser("inspect", help="print the summary of a saved run or a sweep store")
     p.add_argument("file")
-    p.add_argument("--threshold", type=float, default=analysis.UHN_THRESHOLD)
+    p.add_argument("--threshold", type=POSITIVE, default=analysis.UHN_THRESHOLD,
+                   help="retrieval threshold on the squared error, per 784 pixels (UHN)")
     p.set_defaults(run=cmd_inspect)
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true", help="show the traceback of an expected failure too")
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the error policy's one line (no usage block) for a bad argument."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that every ``finally`` and temporary-file
+    cleanup runs as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def exit_code(err: BaseException) -> int | None:
+    """The exit status of an expected failure (:mod:`neurodyn.errors`); None for a bug."""
+    if isinstance(err, NeurodynError):
+        return err.exit_code
+    if isinstance(err, (ValueError, FileNotFoundError, SolverError)):
+        return BAD_INPUT
+    if isinstance(err, OSError) and err.filename is not None:  # an input the user named is unreadable
+        return BAD_INPUT
+    return None
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename is not None and not isinstance(err, NeurodynError):
+        return f"{err.filename}: {err.strerror or err}"
+    return str(err).strip("'\"") if isinstance(err, KeyError) else str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run a command; expected failures print one line and return their exit status
+    (:mod:`neurodyn.errors`), bugs raise."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad argument (its line is printed): a status, not an exception
+        return done.code if isinstance(done.code, int) else BAD_INPUT
     warnings.simplefilter("ignore", SolverWarning)  # failed cues are reported after the summary
     try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, SolverError) as err:
-        print(f"neurodyn {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt as err:
+        if args.debug:
+            raise
+        terminated = isinstance(err, _Terminated)
+        print(f"neurodyn {args.command}: {'terminated' if terminated else 'interrupted'}; outputs are written "
+              "whole or not at all, so none is half-written", file=sys.stderr)
+        return 143 if terminated else 130
+    except Exception as err:
+        code = exit_code(err)
+        if code is None or args.debug:
+            raise
+        print(f"neurodyn {args.command}: error: {_message(err)}", file=sys.stderr)
+        return code
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import cast
 
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib.ticker import MaxNLocator
+
+from .files import atomic_write
 
 
 def image_shape(ds: xr.Dataset) -> tuple[int, ...] | None:
@@ -339,6 +342,11 @@ def plot_spiking_recall(ds: xr.Dataset, cues: Sequence[int] | None = None) -> pl
     return fig
 
 
-def save_figure(fig: plt.Figure, path: str) -> None:
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def save_figure(fig: plt.Figure, path: str, *, overwrite: bool = True) -> None:
+    """Save ``fig`` atomically (:func:`neurodyn.files.atomic_write`; the format from the file's
+    suffix, PNG without one) and close it."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format=fmt), overwrite=overwrite)
+    finally:
+        plt.close(fig)

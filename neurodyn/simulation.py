@@ -22,7 +22,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from . import analysis
-from .network import Cue, Cues, Network, State
+from .network import Cue, Cues, Network, State, check_targets
 from .record import Monitor, Observables, Recorder, ZarrStore, spike_variables, spiking_monitor
 from .record.provenance import package_versions
 from .solve import EXPLICIT, IMPLICIT, STATUS_NAMES, CueStats, Integration, Solver, SolverWarning, integrate
@@ -68,6 +68,10 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
     """
     if legacy:
         cues, method, monitor, store = _from_legacy(cues, duration, method, monitor, store, legacy)
+    if not isinstance(method, (Solver, SpikingMemory, str)):
+        raise ValueError(f"method must be a Solver, a SpikingMemory or a solver method name, got {method!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"seed must be a whole number, got {seed!r}")
     cues = cues if isinstance(cues, Cues) else Cues(cues)
     spiking = method if isinstance(method, SpikingMemory) else None
     solver = Solver(method) if isinstance(method, str) else method
@@ -75,6 +79,7 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
         monitor = Monitor() if spiking is None else spiking_monitor(duration, spiking.dt)
     store = ZarrStore(store) if isinstance(store, (str, os.PathLike)) else store
     network, queries, cue = _prepare(network, cues, spiking, monitor)
+    targets, target_index = check_targets(cues.targets, cues.target_index, queries, network.n_stored)
     times_np = monitor.grid(duration)
     recorder = Recorder(Observables(monitor, network, cue), time_units=monitor.time_units,
                         zarr_store=None if store is None else store.path,
@@ -83,10 +88,10 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
     ds = recorder.dataset()
     if isinstance(run, Integration):
         assert isinstance(solver, Solver)
-        _add_per_cue_record(ds, network, cues, queries, run.final_state(last))
+        _add_per_cue_record(ds, network, queries, run.final_state(last), targets, target_index)
         _add_solver_record(ds, run, solver, monitor.time_units)
     else:
-        _add_per_cue_record(ds, network, cues, queries, last)
+        _add_per_cue_record(ds, network, queries, last, targets, target_index)
         _add_spiking_record(ds, run, monitor)
     _add_provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)
     return recorder.finish(ds)
@@ -188,9 +193,9 @@ def _run(network: Network, cue: Cue, times_np: np.ndarray, method: Solver | Spik
     return run, last
 
 
-def _add_per_cue_record(ds: xr.Dataset, network: Network, cues: Cues, queries: torch.Tensor,
-                        final_packed: torch.Tensor) -> None:
-    """Per cue: the query, the final value state, the recalled pattern, and the targets."""
+def _add_per_cue_record(ds: xr.Dataset, network: Network, queries: torch.Tensor, final_packed: torch.Tensor,
+                        targets: torch.Tensor | None, target_index: np.ndarray | None) -> None:
+    """Per cue: the query, the final value state, the recalled pattern, and the (checked) targets."""
     final_v = final_packed[..., :network.n_features]
     per_cue = {
         "query": (("cue", "unit"), queries, "cue (query) given to the network"),
@@ -198,22 +203,17 @@ def _add_per_cue_record(ds: xr.Dataset, network: Network, cues: Cues, queries: t
         "recalled": (("cue", "unit"), network.read(network.activation(final_v)),
                      "recalled pattern: read-out of g at the end"),
     }
-    if cues.targets is not None:
-        tgt = torch.as_tensor(cues.targets, dtype=network.memories.dtype)
-        if tgt.shape != queries.shape:
-            raise ValueError(f"targets must have the cues' shape {tuple(queries.shape)}, got {tuple(tgt.shape)}")
-        per_cue["target"] = (("cue", "unit"), tgt, "pattern the cue should recall")
+    if targets is not None:
+        per_cue["target"] = (("cue", "unit"), targets.to(dtype=network.memories.dtype),
+                             "pattern the cue should recall")
     # One update: every assignment to a Dataset aligns it again (milliseconds for small runs).
     ds.update({name: (dims, value.detach().cpu().numpy(), {"long_name": long_name, "units": "1"})
                for name, (dims, value, long_name) in per_cue.items()})
     if "unit" not in ds.coords:
         ds.coords["unit"] = ("unit", np.arange(network.n_features), {"long_name": "value neuron index", "units": "1"})
-    if cues.target_index is not None:
-        ti = np.asarray(torch.as_tensor(cues.target_index).cpu(), dtype=np.int64)
-        if ti.shape != (len(queries),):
-            raise ValueError(f"target_index must have one entry per cue ({len(queries)}), got shape {ti.shape}")
-        ds["target_index"] = ("cue", ti, {"long_name": "index of the stored pattern the cue comes from",
-                                          "units": "1"})
+    if target_index is not None:
+        ds["target_index"] = ("cue", target_index, {"long_name": "index of the stored pattern the cue comes from",
+                                                    "units": "1"})
 
 
 def _add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiking: SpikingMemory | None,

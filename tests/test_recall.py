@@ -184,7 +184,7 @@ def test_cli_classical_hn_uses_bipolar_patterns(tmp_path, capsys):
     (["recall", "--model", "bogus"], "unknown model preset"),
     (["recall", "--corruption", "blur:2"], "blur"),
     (["recall", "--data", "nosuchset"], "nosuchset"),
-    (["recall", "--n-memories", "0"], "n_memories"),
+    (["recall", "--n-memories", "0"], "argument --n-memories: must be an integer >= 1"),
     (["recall", "--record", "v,bogus"], "bogus"),
     (["inspect", "/nonexistent/file.nc"], "no such result file"),
 ])

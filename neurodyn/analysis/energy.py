@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
-if TYPE_CHECKING:
-    pass
+from ..solve.status import FAILED
+
 
 @dataclass(frozen=True)
 class LyapunovReport:
@@ -20,6 +19,8 @@ class LyapunovReport:
     numerical error scales with them), ``rtol``/``atol`` are the solver's tolerances (zero for
     fixed-step methods) and ``eps`` the float precision. ``worst_ratio`` is the largest
     increase divided by its tolerance: above 1 the energy rose beyond what numerics explain.
+    ``non_finite``: the energy of a cue that did not fail became NaN or infinite at ``time``
+    (``max_increase`` holds that value): never monotone, whatever the theory says.
     """
 
     monotone: bool
@@ -30,9 +31,14 @@ class LyapunovReport:
     time: float
     cue: int
     reason: str
+    non_finite: bool = False
 
     @property
     def verdict(self) -> str:
+        if self.non_finite:
+            return (f"energy becomes {self.max_increase} at t={self.time:g}, cue {self.cue}: the state diverged "
+                    "or overflowed (a Lyapunov function stays finite); try float64, a smaller beta or tighter "
+                    "tolerances")
         if self.monotone:
             return "energy non-increasing" + (" (guaranteed by theory)" if self.guaranteed else
                                               " (observed; not guaranteed by theory)")
@@ -53,6 +59,16 @@ def lyapunov_check(ds: xr.Dataset, factor: float = 10.0) -> LyapunovReport:
     energy = ds["energy"].transpose("time", "cue").values.astype(np.float64)
     if energy.shape[0] < 2:
         raise ValueError("the Lyapunov check needs at least two recorded times")
+    guaranteed = bool(int(ds.attrs.get("lyapunov_guaranteed", 0)))
+    reason = str(ds.attrs.get("lyapunov_reason", ""))
+    failed = ds["solver_status"].values == FAILED if "solver_status" in ds else np.zeros(energy.shape[1], bool)
+    blown = ~np.isfinite(energy) & ~failed[None, :]  # a failed cue's record ends in NaN by design
+    if blown.any():
+        ti, ci = np.argwhere(blown)[0]
+        return LyapunovReport(monotone=False, guaranteed=guaranteed, worst_ratio=float("inf"),
+                              max_increase=float(energy[ti, ci]), tolerance=float("nan"),
+                              time=float(ds["time"].values[ti]), cue=int(ds["cue"].values[ci]), reason=reason,
+                              non_finite=True)
     parts = [ds[k].transpose("time", "cue").values for k in ds.data_vars if str(k).startswith("energy_")]
     scale = np.abs(np.stack(parts)).sum(0) if parts else np.abs(energy)
     eps = float(np.finfo(ds["energy"].dtype).eps)
@@ -66,13 +82,13 @@ def lyapunov_check(ds: xr.Dataset, factor: float = 10.0) -> LyapunovReport:
     worst = float(ratio[ti, ci])
     return LyapunovReport(
         monotone=bool(worst <= 1.0),
-        guaranteed=bool(int(ds.attrs.get("lyapunov_guaranteed", 0))),
+        guaranteed=guaranteed,
         worst_ratio=worst,
         max_increase=float(rise[ti, ci]),
         tolerance=float(tol[ti, ci]),
         time=float(ds["time"].values[ti + 1]),
         cue=int(ds["cue"].values[ci]),
-        reason=str(ds.attrs.get("lyapunov_reason", "")),
+        reason=reason,
     )
 
 

@@ -54,6 +54,7 @@ from neurodyn.data import (
     rotate90,
     salt_and_pepper,
 )
+from neurodyn.files import atomic_write
 
 COMMITMENT = 0.25
 """beta of the VQ-VAE commitment loss (van den Oord et al., 2017, section 3.2)."""
@@ -245,15 +246,9 @@ def fit(codec: TrainedCodec, recipe: Recipe, images: Tensor, *, epochs: int, bat
 
 
 def save_checkpoint(codec: TrainedCodec, metadata: dict[str, Any], out: Path) -> Path:
-    """Write ``{"state_dict", "metadata"}`` to ``out`` atomically (a temporary file, then
-    ``os.replace``), so a reader never sees half a checkpoint."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        torch.save({"state_dict": codec.state_dict(), "metadata": metadata}, temporary)
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Write ``{"state_dict", "metadata"}`` to ``out`` atomically
+    (:func:`neurodyn.files.atomic_write`), so a reader never sees half a checkpoint."""
+    atomic_write(out, lambda tmp: torch.save({"state_dict": codec.state_dict(), "metadata": metadata}, tmp))
     return out
 
 

@@ -27,6 +27,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from ..files import atomic_write
+
 EXPERIMENTS_ENV = "NEURODYN_EXPERIMENTS"
 SWEEP_TABLES = ("sweep", "grid", "zip", "fixed")
 
@@ -128,9 +130,8 @@ def run_experiment(name: str, quick: bool = False, out: str | os.PathLike = "run
     save_figure(figure, str(stem.with_suffix(".png")))
     plt.close(figure)
     report = stem.with_suffix(".md")
-    tmp = report.with_suffix(".md.tmp")
-    tmp.write_text(f"# {experiment.title}{' (--quick)' if quick else ''}\n\n{experiment.report(ds)}\n")
-    os.replace(tmp, report)
+    text = f"# {experiment.title}{' (--quick)' if quick else ''}\n\n{experiment.report(ds)}\n"
+    atomic_write(report, lambda tmp: tmp.write_text(text))
     return ExperimentResult(ds, netcdf, stem.with_suffix(".png"), report)
 
 

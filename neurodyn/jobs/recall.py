@@ -24,6 +24,7 @@ import xarray as xr
 from .. import analysis, data
 from ..codecs.base import Codec, Stimuli
 from ..data import ImageSet
+from ..devices import check_device
 from ..memory.bank import MemoryBank, Scale
 from ..memory.encoded import EncodedMemory, Readout, default_monitor
 from ..network import Cues, Network, from_config
@@ -250,6 +251,7 @@ def recall(selection: Selection = Selection(), memory: MemoryKind = PixelMemory(
     is recorded (default: simulate's for pixels, ``v``, energy, speed and the top ``f`` through
     a codec). ``cue_mode``: how the queries drive the network (:class:`~neurodyn.network.Cues`).
     """
+    check_device(device)
     chosen, corrupted = selection.draw()
     prepared = memory.prepare(chosen, corrupted[:selection.recalled(len(chosen))], cue_mode, device,
                               selection.root)

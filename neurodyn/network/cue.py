@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 CUE_MODES = ("initial", "current", "both")
@@ -86,11 +87,15 @@ def as_queries(queries: torch.Tensor, n_features: int, like: torch.Tensor, name:
     """A batch of queries (B, I) checked against ``n_features`` and moved to ``like``'s device and
     dtype (a single query (I,) becomes a batch of one)."""
     q = torch.as_tensor(queries)
+    if q.is_complex():
+        raise ValueError(f"{name} must be real, got {str(q.dtype).replace('torch.', '')}")
     if q.ndim == 1:
         q = q[None]
     if q.ndim != 2 or q.shape[1] != n_features:
         raise ValueError(f"{name} must have shape (batch, {n_features}) to match the memories, "
                          f"got {tuple(q.shape)}")
+    if q.shape[0] == 0:
+        raise ValueError(f"no {name}s: give at least one (a batch of shape (0, {n_features}) has none)")
     q = q.to(device=like.device, dtype=like.dtype)
     check_finite(name, q)
     return q
@@ -109,10 +114,41 @@ def cue_from_queries(q: torch.Tensor, mode: str = "initial", clamp: torch.Tensor
     v0 = torch.zeros_like(q) if mode == "current" else q
     mask = None
     if clamp is not None:
-        mask = torch.as_tensor(clamp, device=q.device).to(torch.bool)
+        mask = torch.as_tensor(clamp, device=q.device)
+        if mask.dtype != torch.bool and (mask.is_floating_point() or mask.is_complex()
+                                         or not ((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"clamp must be a boolean mask (True: the unit is held), got {mask.dtype} values")
+        mask = mask.to(torch.bool)
         try:
             mask = mask.expand_as(q).clone()
         except RuntimeError:
             raise ValueError(f"clamp mask of shape {tuple(mask.shape)} does not fit cues of shape "
                              f"{tuple(q.shape)}") from None
     return Cue(v0, current, mask)
+
+
+def check_targets(cues_targets: object, target_index: object, queries: torch.Tensor, n_stored: int
+                  ) -> tuple[torch.Tensor | None, np.ndarray | None]:
+    """A run's targets (B, I), finite and shaped as the queries, and ``target_index`` (B,), whole
+    numbers in ``0..n_stored-1``; checked before any work."""
+    targets = None
+    if cues_targets is not None:
+        targets = torch.as_tensor(cues_targets)
+        if targets.is_complex():
+            raise ValueError(f"targets must be real, got {targets.dtype}")
+        targets = targets.to(dtype=queries.dtype)
+        if targets.shape != queries.shape:
+            raise ValueError(f"targets must have the cues' shape {tuple(queries.shape)}, got {tuple(targets.shape)}")
+        check_finite("targets", targets)
+    index = None
+    if target_index is not None:
+        raw = np.asarray(torch.as_tensor(target_index).cpu())
+        if raw.shape != (len(queries),):
+            raise ValueError(f"target_index must have one entry per cue ({len(queries)}), got shape {raw.shape}")
+        if raw.dtype.kind not in "iu" and not (raw.dtype.kind == "f" and np.all(raw == np.round(raw))):
+            raise ValueError(f"target_index must hold whole numbers, got {raw.tolist()}")
+        index = raw.astype(np.int64)
+        if len(index) and (index.min() < 0 or index.max() >= n_stored):
+            raise ValueError(f"target_index must lie in 0..{n_stored - 1} (the stored memories), got "
+                             f"{index.min()}..{index.max()}")
+    return targets, index

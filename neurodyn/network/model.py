@@ -88,6 +88,8 @@ class Network:
         m = self.memories
         if not isinstance(m, torch.Tensor):
             m = torch.as_tensor(m)
+        if m.is_complex():
+            raise ValueError(f"memories must be real, got {str(m.dtype).replace('torch.', '')}")
         if not m.is_floating_point():
             m = m.to(torch.get_default_dtype())
         if m.ndim != 2:
@@ -97,7 +99,10 @@ class Network:
         check_finite("memories", m)
         self.memories = m
         if self.projection is not None:
-            p = torch.as_tensor(self.projection).to(device=m.device, dtype=m.dtype)
+            p = torch.as_tensor(self.projection)
+            if p.is_complex():
+                raise ValueError(f"projection must be real, got {str(p.dtype).replace('torch.', '')}")
+            p = p.to(device=m.device, dtype=m.dtype)
             if p.ndim != 2 or p.shape[0] != m.shape[0]:
                 raise ValueError(f"projection must have one row per memory ({m.shape[0]}), got shape {tuple(p.shape)}")
             check_finite("projection", p)

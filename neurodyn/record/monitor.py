@@ -84,8 +84,9 @@ class Monitor:
         unknown = set(self.variables) - set(VARIABLES)
         if unknown:
             raise ValueError(f"cannot record {sorted(unknown)}; known variables: {', '.join(VARIABLES)}")
-        if self.times is None and self.n_times < 2:
-            raise ValueError(f"n_times must be >= 2, got {self.n_times}")
+        if self.times is None and (isinstance(self.n_times, bool) or not isinstance(self.n_times, (int, np.integer))
+                                   or self.n_times < 2):
+            raise ValueError(f"n_times must be a whole number >= 2, got {self.n_times!r}")
         if self.top_k is not None and self.memories is not None:
             raise ValueError("give either memories= (a fixed subset) or top_k=, not both")
         if self.top_k is not None and self.top_k < 1:

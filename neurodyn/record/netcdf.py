@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
-if TYPE_CHECKING:
-    pass
+from ..errors import InputFileError
+from ..files import atomic_write
+
 
 def netcdf_attr(value: object) -> object:
     """netCDF attributes hold strings, numbers and arrays: encode the rest as JSON."""
@@ -23,28 +22,30 @@ def netcdf_attr(value: object) -> object:
     return json.dumps(value, sort_keys=True)
 
 
-def save_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to NetCDF (h5netcdf) atomically: a temporary file is renamed into place, so
-    an interrupted write never leaves a corrupt file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = True) -> Path:
+    """Write ``ds`` to NetCDF (h5netcdf) atomically (:func:`neurodyn.files.atomic_write`): a
+    temporary file is renamed into place, so an interrupted write never leaves a corrupt file at
+    ``path``, and one writer at a time. ``overwrite=False`` refuses an existing file
+    (:class:`~neurodyn.errors.OutputError`). Returns ``path``."""
     out = ds.copy()
     out.attrs = {k: netcdf_attr(v) for k, v in ds.attrs.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        out.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    atomic_write(path, lambda tmp: out.to_netcdf(tmp, engine="h5netcdf"), overwrite=overwrite)
+    return Path(path)
 
 
 def load_netcdf(path: str | os.PathLike) -> xr.Dataset:
-    """Read a saved run fully into memory (the file is closed afterwards)."""
+    """Read a saved run fully into memory (the file is closed afterwards). A missing file raises
+    ``FileNotFoundError``; a folder, or a file that is not NetCDF (truncated, still being copied,
+    another format), an :class:`~neurodyn.errors.InputFileError` naming it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such result file: {path}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
+    if path.is_dir():
+        raise InputFileError(path, "is a folder, not a NetCDF file", "give a .nc file written by neurodyn")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    except (OSError, ValueError) as err:
+        raise InputFileError(path, f"cannot be read as NetCDF ({err})",
+                             "give a file written by neurodyn recall or save_netcdf (a truncated file, or one "
+                             "still being copied, reads like this)") from err

@@ -1,0 +1,55 @@
+"""The errors neurodyn raises on purpose, and the command line's exit status for each kind.
+
+The policy (docs/decisions.md, "Error policy"): an expected failure is raised as one of these
+(or as ``ValueError`` / ``FileNotFoundError``, which the CLI treats as bad input), with a message
+that names the option, value or file and says what to do; the CLI prints it as one line,
+``neurodyn COMMAND: error: MESSAGE``, and exits with the status below. Any other exception is a
+bug: the CLI lets its traceback through (``--debug`` shows the traceback of expected failures
+too).
+
+=====  ===================================================================================
+ 0     success
+ 1     a bug (a traceback)
+ 2     bad input: an argument, a value, an input file (missing, truncated, corrupt), a model
+       the theory refuses, a solver that cannot integrate (the torchdiffeq engine)
+ 3     the run finished and its file is written, but some cues failed
+ 4     the output cannot be written: it exists (without ``--overwrite``), another process is
+       writing it, or its place is not writable
+ 5     a resource is unavailable: the device, the scheduler, the sweep's workers
+ 130   interrupted (Ctrl-C); 143 terminated (SIGTERM): nothing half-written is left behind
+=====  ===================================================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BAD_INPUT, CUES_FAILED, OUTPUT, RESOURCE = 2, 3, 4, 5
+
+
+class NeurodynError(Exception):
+    """Base of the errors neurodyn raises on purpose; ``exit_code`` is the CLI's status."""
+
+    exit_code = BAD_INPUT
+
+
+class InputFileError(NeurodynError, ValueError):
+    """An input file (data set, weights, checkpoint, saved run, sweep store) that cannot be read
+    as what it should be: the message names the file, what is wrong and how to get a good one."""
+
+    def __init__(self, path: str | Path, problem: str, remedy: str = "") -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {problem}" + (f"; {remedy}" if remedy else ""))
+
+
+class OutputError(NeurodynError):
+    """An output that cannot be written: it exists, another process holds it, or its place is
+    not writable. Raised before any work wherever the output is known up front."""
+
+    exit_code = OUTPUT
+
+
+class ResourceUnavailable(NeurodynError, RuntimeError):
+    """A device, scheduler or worker that the run needs is not there."""
+
+    exit_code = RESOURCE
