@@ -49,6 +49,11 @@ class OutputError(NeurodynError):
     exit_code = OUTPUT
 
 
+class OutputExists(OutputError, FileExistsError):
+    """An output that exists where a new one was asked for (``--overwrite`` / ``overwrite=True``
+    replaces a file; a streamed run always starts a new store)."""
+
+
 class ResourceUnavailable(NeurodynError, RuntimeError):
     """A device, scheduler or worker that the run needs is not there."""
 

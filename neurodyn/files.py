@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import OutputError, OutputExists
 
 try:
     import fcntl
@@ -61,12 +61,14 @@ def temporaries(path: Path) -> list[Path]:
     return [Path(p) for p in glob.glob(str(path.with_name(f".{glob.escape(path.name)}.*.tmp")))]
 
 
-def writable_place(path: Path) -> Path:
+def writable_place(path: Path, folder: bool = False) -> Path:
     """``path`` made absolute, its folder created; an :class:`OutputError` naming the path when
-    the output is a folder or its place is not a writable folder."""
+    a file output is a folder (or a ``folder`` output a file) or its place is not writable."""
     path = Path(path).expanduser().absolute()
-    if path.is_dir():
+    if path.is_dir() and not folder:
         raise OutputError(f"output {path} is a directory; give a file name")
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"output {path} is a file; give the path of a folder (a store)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError as err:
@@ -108,15 +110,16 @@ def _lock(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def claim(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iterator[Path]:
+def claim(path: str | os.PathLike[str], *, overwrite: bool = True, folder: bool = False) -> Iterator[Path]:
     """Hold ``path`` as this process's output (see the module docstring); yields it absolute.
 
-    ``overwrite=False`` refuses an existing file (:class:`OutputError`). Raises
-    :class:`OutputError` when another process holds the output or its place is not writable.
+    ``overwrite=False`` refuses an existing output (:class:`OutputError`); ``folder``: the output
+    is a folder (a Zarr store). Raises :class:`OutputError` when another process holds the
+    output or its place is not writable.
     """
-    path = writable_place(Path(path))
+    path = writable_place(Path(path), folder)
     if not overwrite and path.exists():
-        raise OutputError(f"output {path} exists; pass --overwrite (overwrite=True) to replace it, or choose "
+        raise OutputExists(f"output {path} exists; pass --overwrite (overwrite=True) to replace it, or choose "
                           "another output")
     if path in _held:
         _held[path] += 1

@@ -6,6 +6,7 @@ or ``[v, h]`` flattened per cue; the recorder sees the unpacked populations.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -22,6 +23,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from . import analysis
+from .files import claim
 from .network import Cue, Cues, Network, State, check_targets
 from .record import Monitor, Observables, Recorder, ZarrStore, spike_variables, spiking_monitor
 from .record.provenance import package_versions
@@ -68,33 +70,42 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
     """
     if legacy:
         cues, method, monitor, store = _from_legacy(cues, duration, method, monitor, store, legacy)
+    cues, solver, monitor, store = _settings(cues, duration, method, monitor, store, seed)
+    spiking = solver if isinstance(solver, SpikingMemory) else None
+    network, queries, cue = _prepare(network, cues, spiking, monitor)
+    targets, target_index = check_targets(cues.targets, cues.target_index, queries, network.n_stored)
+    times_np = monitor.grid(duration)
+    # A streamed run holds its store: a second run streaming to the same path is refused at once.
+    with claim(store.path, folder=True) if store is not None else contextlib.nullcontext():
+        recorder = Recorder(Observables(monitor, network, cue), time_units=monitor.time_units,
+                            zarr_store=None if store is None else store.path,
+                            chunk_times=64 if store is None else store.chunk_times)
+        run, last = _run(network, cue, times_np, solver, recorder, cues.ids, seed, progress)
+        ds = recorder.dataset()
+        if isinstance(run, Integration):
+            assert isinstance(solver, Solver)
+            _add_per_cue_record(ds, network, queries, run.final_state(last), targets, target_index)
+            _add_solver_record(ds, run, solver, monitor.time_units)
+        else:
+            _add_per_cue_record(ds, network, queries, last, targets, target_index)
+            _add_spiking_record(ds, run, monitor)
+        _add_provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)
+        return recorder.finish(ds)
+
+
+def _settings(cues: Cues | torch.Tensor, duration: float, method: Solver | SpikingMemory | str,
+              monitor: Monitor | None, store: ZarrStore | str | os.PathLike | None, seed: int | None
+              ) -> tuple[Cues, Solver | SpikingMemory, Monitor, ZarrStore | None]:
+    """simulate's arguments as its objects, with their defaults; refuses a bad method or seed."""
     if not isinstance(method, (Solver, SpikingMemory, str)):
         raise ValueError(f"method must be a Solver, a SpikingMemory or a solver method name, got {method!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise ValueError(f"seed must be a whole number, got {seed!r}")
-    cues = cues if isinstance(cues, Cues) else Cues(cues)
-    spiking = method if isinstance(method, SpikingMemory) else None
     solver = Solver(method) if isinstance(method, str) else method
     if monitor is None:
-        monitor = Monitor() if spiking is None else spiking_monitor(duration, spiking.dt)
-    store = ZarrStore(store) if isinstance(store, (str, os.PathLike)) else store
-    network, queries, cue = _prepare(network, cues, spiking, monitor)
-    targets, target_index = check_targets(cues.targets, cues.target_index, queries, network.n_stored)
-    times_np = monitor.grid(duration)
-    recorder = Recorder(Observables(monitor, network, cue), time_units=monitor.time_units,
-                        zarr_store=None if store is None else store.path,
-                        chunk_times=64 if store is None else store.chunk_times)
-    run, last = _run(network, cue, times_np, solver, recorder, cues.ids, seed, progress)
-    ds = recorder.dataset()
-    if isinstance(run, Integration):
-        assert isinstance(solver, Solver)
-        _add_per_cue_record(ds, network, queries, run.final_state(last), targets, target_index)
-        _add_solver_record(ds, run, solver, monitor.time_units)
-    else:
-        _add_per_cue_record(ds, network, queries, last, targets, target_index)
-        _add_spiking_record(ds, run, monitor)
-    _add_provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)
-    return recorder.finish(ds)
+        monitor = spiking_monitor(duration, solver.dt) if isinstance(solver, SpikingMemory) else Monitor()
+    return (cues if isinstance(cues, Cues) else Cues(cues), solver, monitor,
+            ZarrStore(store) if isinstance(store, (str, os.PathLike)) else store)
 
 
 #: The keywords of neurodyn 0.x's ``simulate``, and the object each now belongs to.

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from neurodyn.codecs import load_codec
-from neurodyn.codecs.hub import CLIP_MEAN, CLIP_STD, DVAE_EPS, dvae_decoder, dvae_encoder
+from neurodyn.codecs.dalle import DVAE_EPS, dvae_decoder, dvae_encoder
+from neurodyn.codecs.hub import CLIP_MEAN, CLIP_STD
 
 
 def _images(n=2, c=3, h=16, w=16, seed=0):

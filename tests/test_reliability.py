@@ -89,11 +89,11 @@ def test_a_result_file_that_is_not_a_run_is_named(tmp_path, capsys):
 
 
 def test_a_bug_still_shows_its_traceback(monkeypatch):
-    import neurodyn.cli as cli
+    import neurodyn.cli.commands as commands
 
-    monkeypatch.setattr(cli, "cmd_codecs", lambda args: 1 / 0)
+    monkeypatch.setattr(commands, "cmd_codecs", lambda args: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        cli.main(["codecs"])
+        main(["codecs"])
 
 
 def test_debug_shows_the_traceback_of_an_expected_failure():
@@ -220,3 +220,30 @@ def test_a_cue_whose_energy_becomes_nan_fails_the_lyapunov_check():
     status[1] = 3
     broken["solver_status"] = (broken["solver_status"].dims, status)
     assert lyapunov_check(broken).monotone
+
+
+def test_a_streamed_run_killed_at_any_moment_leaves_a_readable_prefix_of_the_run(tmp_path):
+    code = """
+        import sys, torch
+        from neurodyn import Monitor, Solver, ZarrStore, from_preset, simulate
+        m = torch.rand(200, 16, generator=torch.Generator().manual_seed(0))
+        simulate(from_preset("mchn-l2", m), m[:8] * 0.5, 200.0, method=Solver("rk4", step_size=0.05),
+                 monitor=Monitor(("v", "energy"), n_times=2001), store=ZarrStore(sys.argv[1], chunk_times=5))
+    """
+    m = torch.rand(200, 16, generator=torch.Generator().manual_seed(0))
+    whole = simulate(from_preset("mchn-l2", m), m[:8] * 0.5, 200.0, method=Solver("rk4", step_size=0.05),
+                     monitor=Monitor(("v", "energy"), n_times=2001))
+    for k, delay in enumerate((0.2, 0.7)):
+        store = tmp_path / f"run{k}.zarr"
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+        proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(store)], env=env)
+        _wait_for(lambda: (store / "time").exists(), 60)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with xr.open_zarr(store) as part:
+            n = part.sizes["time"]
+            assert 0 < n < 2001 and int(part.attrs["complete"]) == 0
+            np.testing.assert_array_equal(part["v"].values, whole["v"].values[:n])
+        with pytest.raises(FileExistsError, match="exists"):  # a new run never writes over it
+            simulate(NET, Q, 2.0, store=store)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from neurodyn.codecs.base import Codec, Modality
+from neurodyn.errors import InputFileError
 
 CACHE_ENV = "NEURODYN_CACHE"
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -84,10 +85,17 @@ def checkpoint_dirs() -> list[Path]:
 
 
 def find_checkpoint(file: str, how: str) -> Path:
-    """The first ``file`` found in :func:`checkpoint_dirs` (or ``file`` itself when it is a path)."""
+    """The first ``file`` found in :func:`checkpoint_dirs` (or ``file`` itself when it is a path).
+
+    Raises:
+        FileNotFoundError: no such file; the message ends with ``how`` to make one.
+        InputFileError: ``file`` is a folder.
+    """
     path = Path(file).expanduser()
     if path.is_file():
         return path
+    if path.is_dir():
+        raise InputFileError(path, "is a folder, not a checkpoint file", how)
     for folder in checkpoint_dirs():
         if (folder / file).is_file():
             return folder / file
@@ -111,7 +119,7 @@ register_codec("clip-image", "neurodyn.codecs.hub:clip_image",
                "CLIP image tower from a local folder (extra 'hub')", argument="path")
 register_codec("clip-text", "neurodyn.codecs.hub:clip_text",
                "CLIP text tower from a local folder (extra 'hub')", modality="text", argument="path")
-register_codec("dalle-dvae", "neurodyn.codecs.hub:dalle_dvae",
+register_codec("dalle-dvae", "neurodyn.codecs.dalle:dalle_dvae",
                "DALL-E discrete VAE from local encoder/decoder weights", argument="path")
 register_codec("sd-kl", "neurodyn.codecs.hub:sd_kl",
                "Stable Diffusion KL autoencoder from a local folder (extra 'hub')", argument="path")

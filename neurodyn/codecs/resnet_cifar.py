@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neurodyn.codecs.base import Codec
-from neurodyn.data import data_file
+from neurodyn.codecs.weights import load_state, read_weights, state_dict_in
+from neurodyn.data import data_file, data_remedy
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -88,11 +89,14 @@ class ResNetCifar(Codec):
 
 
 def _load(name: str, blocks: int, file: str, root: str | os.PathLike[str] | None) -> ResNetCifar:
-    checkpoint = torch.load(data_file(root, "weights", file, _ORIGIN), map_location="cpu",
-                            weights_only=True)
+    """ResNet ``name`` with the weights of ``weights/file`` under the data root: a dict whose
+    ``state_dict`` has keys prefixed ``module.``."""
+    path = data_file(root, "weights", file, _ORIGIN)
+    remedy = data_remedy("weights", file, _ORIGIN)
+    state = state_dict_in(read_weights(path, remedy), path, remedy, "state_dict")
     codec = ResNetCifar(name, blocks)
-    codec.load_state_dict({key.removeprefix("module."): value
-                           for key, value in checkpoint["state_dict"].items()})
+    load_state(codec, {key.removeprefix("module."): value for key, value in state.items()},
+               path, remedy, name)
     return codec.eval()
 
 
@@ -103,6 +107,8 @@ def resnet20(root: str | os.PathLike[str] | None = None, **_: object) -> ResNetC
 
     Raises:
         FileNotFoundError: no data root, or the weights file is missing.
+        InputFileError (a ValueError): the weights file is truncated, not a PyTorch file, or
+            does not fit the network (missing or unexpected keys, other shapes).
     """
     return _load("resnet20", 3, "resnet20-12fca82f.th", root)
 
@@ -114,5 +120,7 @@ def resnet56(root: str | os.PathLike[str] | None = None, **_: object) -> ResNetC
 
     Raises:
         FileNotFoundError: no data root, or the weights file is missing.
+        InputFileError (a ValueError): the weights file is truncated, not a PyTorch file, or
+            does not fit the network (missing or unexpected keys, other shapes).
     """
     return _load("resnet56", 9, "resnet56-4bfd9763.th", root)

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from neurodyn.codecs.base import Codec
-from neurodyn.data import data_file
+from neurodyn.codecs.weights import load_state, read_weights, state_dict_in
+from neurodyn.data import data_file, data_remedy
 
 LATENT_CHANNELS = 32
 SCALE = 8  # three stride-2 convolutions
@@ -119,9 +120,11 @@ class TAEF2(Codec):
         return self.decoder(z).clamp(0.0, 1.0)
 
 
-def _state_dict(root: str | os.PathLike[str] | None, file: str) -> dict[str, Tensor]:
+def _load_half(module: nn.Module, root: str | os.PathLike[str] | None, file: str, what: str) -> None:
+    """Load the state dict ``weights/file`` under the data root into ``module`` (``what``)."""
     path = data_file(root, "weights", file, _ORIGIN)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    remedy = data_remedy("weights", file, _ORIGIN)
+    load_state(module, state_dict_in(read_weights(path, remedy), path, remedy), path, remedy, what)
 
 
 def taef2(root: str | os.PathLike[str] | None = None, **_: object) -> TAEF2:
@@ -131,8 +134,10 @@ def taef2(root: str | os.PathLike[str] | None = None, **_: object) -> TAEF2:
 
     Raises:
         FileNotFoundError: no data root, or a weights file is missing.
+        InputFileError (a ValueError): a weights file is truncated, not a PyTorch file, or does
+            not fit the TAEF2 encoder or decoder (missing or unexpected keys, other shapes).
     """
     codec = TAEF2()
-    codec.encoder.load_state_dict(_state_dict(root, "taef2_encoder.pth"))
-    codec.decoder.load_state_dict(_state_dict(root, "taef2_decoder.pth"))
+    _load_half(codec.encoder, root, "taef2_encoder.pth", "TAEF2 encoder")
+    _load_half(codec.decoder, root, "taef2_decoder.pth", "TAEF2 decoder")
     return codec.eval()

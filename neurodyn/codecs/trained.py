@@ -26,8 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neurodyn.codecs import find_checkpoint
+from neurodyn.codecs import checkpoint_dirs, find_checkpoint
 from neurodyn.codecs.base import Codec
+from neurodyn.codecs.weights import load_state, read_weights, state_dict_in
+from neurodyn.errors import InputFileError
 
 
 class TrainedCodec(Codec):
@@ -202,18 +204,28 @@ def load_trained(name: str, checkpoint: str | os.PathLike[str] | None = None) ->
 
     Raises:
         FileNotFoundError: no such checkpoint; the message says how to train one.
-        ValueError: the checkpoint holds another codec.
+        InputFileError (a ValueError): the checkpoint is truncated or not a PyTorch file, holds
+            another codec, or its metadata or weights do not fit the codec.
     """
     file = str(checkpoint or f"{name}.pt")
     how = (f"train it with `neurodyn train-codec {name}` "
            f"(or neurodyn.codecs.train.train_codec({name!r}))")
     path = find_checkpoint(file, how)
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    metadata = saved["metadata"]
-    if metadata["name"] != name:
-        raise ValueError(f"{path} holds codec {metadata['name']!r}, not {name!r}")
-    codec = build(name, metadata["architecture"])
-    codec.load_state_dict(saved["state_dict"])
+    remedy = f"train a new one with `neurodyn train-codec {name}` (it writes {checkpoint_dirs()[0] / (name + '.pt')})"
+    saved = read_weights(path, remedy)
+    metadata = saved.get("metadata") if isinstance(saved, dict) else None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("architecture"), dict):
+        raise InputFileError(path, "is not a checkpoint of neurodyn.codecs.train: it holds no "
+                             "'metadata' with the codec's 'name' and 'architecture'", remedy)
+    if metadata.get("name") != name:
+        raise InputFileError(path, f"holds codec {metadata.get('name')!r}, not {name!r}",
+                             f"load it as that codec, or {remedy}")
+    try:
+        codec = build(name, metadata["architecture"])
+    except (TypeError, ValueError, IndexError, RuntimeError) as err:
+        raise InputFileError(path, f"its architecture {metadata['architecture']} does not build "
+                             f"a {name} codec ({err})", remedy) from None
+    load_state(codec, state_dict_in(saved, path, remedy, "state_dict"), path, remedy, f"{name} codec")
     codec.metadata = metadata
     return codec.eval()
 

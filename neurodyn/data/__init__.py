@@ -24,7 +24,7 @@ from .corruptions import (
     to_bipolar,
 )
 from .images import IMAGE_SUFFIXES, ImageSet
-from .root import DATA_ENV, data_file, data_root
+from .root import DATA_ENV, data_file, data_remedy, data_root
 from .sets import (
     DATASETS,
     RANDOM_PATTERNS_SEED,
@@ -42,7 +42,7 @@ from .sets import (
 __all__ = [
     "COLOR_FILTERS", "CORRUPTIONS", "DATASETS", "DATA_ENV", "IMAGE_SUFFIXES", "RANDOM_PATTERNS_SEED", "ImageSet",
     "binarize",
-    "color_filter", "corrupt", "crop_zoom", "data_file", "data_root", "gaussian_noise", "inpaint_border",
+    "color_filter", "corrupt", "crop_zoom", "data_file", "data_remedy", "data_root", "gaussian_noise", "inpaint_border",
     "load_cifar10", "load_coco", "load_dataset", "load_digits", "load_image_folder", "load_mnist", "load_npz",
     "load_random_patterns", "load_tinyimagenet", "mask_fraction", "mask_random", "parse_corruption", "rotate90",
     "salt_and_pepper", "to_bipolar",

@@ -8,11 +8,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from neurodyn.errors import InputFileError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _CHANNELS = (1, 3, 4)
@@ -102,43 +105,46 @@ class ImageSet:
 
 
 
-def _channels_first(x: np.ndarray, source: object) -> np.ndarray:
+def _bad(source: object, problem: str, remedy: str = "") -> ValueError:
+    """The error for arrays from ``source`` that are not images: an :class:`InputFileError` when
+    ``source`` is the file they came from (the message then says how to get a good one)."""
+    if isinstance(source, Path):
+        return InputFileError(source, problem, remedy)
+    return ValueError(f"{source}: {problem}")
+
+
+def _channels_first(x: np.ndarray, source: object, remedy: str = "") -> np.ndarray:
     """(n, H, W), (n, H, W, C) or (n, C, H, W) -> (n, C, H, W) (see :func:`load_npz`)."""
     if x.ndim == 3:
         return x[:, None]
     if x.ndim != 4:
-        raise ValueError(
-            f"{source}: x must have shape (n, H, W), (n, H, W, C) or (n, C, H, W), "
-            f"got {x.ndim} dimensions {x.shape}"
-        )
+        raise _bad(source, "x must have shape (n, H, W), (n, H, W, C) or (n, C, H, W), "
+                   f"got {x.ndim} dimensions {x.shape}", remedy)
     if x.shape[3] in _CHANNELS and x.shape[1] not in _CHANNELS:
         return x.transpose(0, 3, 1, 2)
     return x
 
 
-def _to_tensor(x: np.ndarray, source: object) -> Tensor:
+def _to_tensor(x: np.ndarray, source: object, remedy: str = "") -> Tensor:
     """An (n, C, H, W) array, uint8 in 0..255 or float in [0, 1], as a float32 tensor in [0, 1]."""
-    if x.shape[0] == 0:
-        raise ValueError(f"{source}: no images")
+    if x.size == 0:
+        raise _bad(source, f"x is empty (shape {x.shape} as (n, C, H, W)): no images", remedy)
     if x.dtype == np.uint8:
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).div_(255)
     if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{source}: x must be uint8 (0..255) or float (0..1), got {x.dtype}")
+        raise _bad(source, f"x must be uint8 (0..255) or float (0..1), got {x.dtype}", remedy)
     if not np.isfinite(x).all():
-        raise ValueError(f"{source}: x contains NaN or infinite values")
+        raise _bad(source, "x contains NaN or infinite values", remedy)
     low, high = x.min(), x.max()
     if low < 0 or high > 1:
-        raise ValueError(
-            f"{source}: float x must lie in [0, 1], got values in [{low}, {high}] "
-            "(store 0..255 pixels as uint8)"
-        )
+        raise _bad(source, f"float x must lie in [0, 1], got values in [{low}, {high}] "
+                   "(store 0..255 pixels as uint8)", remedy)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def _to_labels(y: np.ndarray, n: int, source: object) -> Tensor:
+def _to_labels(y: np.ndarray, n: int, source: object, remedy: str = "") -> Tensor:
+    """``n`` integer labels as an int64 tensor."""
     if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(
-            f"{source}: expected {n} integer labels (one per image), "
-            f"got {y.dtype} of shape {y.shape}"
-        )
+        raise _bad(source, f"expected {n} integer labels (one per image), "
+                   f"got {y.dtype} of shape {y.shape}", remedy)
     return torch.from_numpy(y.astype(np.int64))

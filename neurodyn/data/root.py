@@ -39,8 +39,15 @@ def data_file(root: str | os.PathLike[str] | None, folder: str, file: str, origi
     and says what it is (``origin``) and where it belongs (codecs read their weights this way)."""
     path = data_root(root) / folder / file
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found. {origin}: place {file} in the {folder}/ folder of the data root "
-            f"(${DATA_ENV} or root=...)"
-        )
+        raise FileNotFoundError(f"{path} not found. {_where(folder, file, origin)}")
     return path
+
+
+def data_remedy(folder: str, file: str, origin: str) -> str:
+    """How to get a good copy of the data file ``folder/file`` (what it is: ``origin``): the
+    remedy of an :class:`~neurodyn.errors.InputFileError` for a corrupt or truncated one."""
+    return f"replace it with a good copy of the {_where(folder, file, origin)}"
+
+
+def _where(folder: str, file: str, origin: str) -> str:
+    return f"{origin}: place {file} in the {folder}/ folder of the data root (${DATA_ENV} or root=...)"

@@ -8,8 +8,6 @@ memory for the process.
 from __future__ import annotations
 
 import functools
-import gzip
-import json
 import math
 import os
 from collections.abc import Callable
@@ -19,8 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neurodyn.errors import InputFileError
+
 from .images import IMAGE_SUFFIXES, ImageSet, _channels_first, _to_labels, _to_tensor
-from .root import data_file, data_root
+from .reading import read_gzip, read_image, read_json, read_npz
+from .root import data_file, data_remedy, data_root
 
 _DIGIT_NAMES = tuple("0123456789")
 
@@ -54,29 +55,45 @@ def load_random_patterns(n: int = 1000, shape: tuple[int, int] = (28, 28)) -> Im
     return ImageSet(_to_tensor(bits, "random_patterns"), None, "random_patterns")
 
 
-def _read_idx(path: Path, magic: int) -> np.ndarray:
-    """Read a gzip IDX file of unsigned bytes (magic 2049 for labels, 2051 for images)."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
+def _read_idx(path: Path, magic: int, remedy: str) -> np.ndarray:
+    """Read a gzip IDX file of unsigned bytes (magic 2049 for labels, 2051 for images).
+
+    Raises:
+        InputFileError: the file is not gzip, is truncated, has another magic number, or its
+            length does not match the sizes in its header.
+    """
+    data = read_gzip(path, remedy)
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise InputFileError(path, f"is too short for an IDX header ({len(data)} bytes, expected "
+                             f"at least {header}): not an IDX file, or truncated", remedy)
     found = int.from_bytes(data[:4], "big")
     if found != magic:
-        raise ValueError(f"{path}: IDX magic number {found}, expected {magic}")
-    ndim = magic & 0xFF
+        raise InputFileError(path, f"IDX magic number {found}, expected {magic}", remedy)
     dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    values = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    values = np.frombuffer(data, dtype=np.uint8, offset=header)
     if values.size != math.prod(dims):
-        raise ValueError(f"{path}: header gives shape {dims} but the file has {values.size} values")
+        raise InputFileError(path, f"header gives shape {dims} but the file has {values.size} "
+                             "values (truncated or damaged)", remedy)
     return values.reshape(dims)
+
+
+def _mnist_file(root: str | os.PathLike[str] | None, file: str, magic: int) -> tuple[np.ndarray, Path, str]:
+    """One MNIST IDX file under the data root: its array, path and remedy."""
+    origin = "MNIST test set from the MNIST database (Y. LeCun, C. Cortes, C. Burges)"
+    path = data_file(root, "mnist", file, origin)
+    remedy = data_remedy("mnist", file, origin)
+    return _read_idx(path, magic, remedy), path, remedy
 
 
 def load_mnist(root: str | os.PathLike[str] | None = None) -> ImageSet:
     """The MNIST test set: 10,000 digits 1x28x28 from ``mnist/t10k-*-ubyte.gz`` in the data root."""
-    origin = "MNIST test set from the MNIST database (Y. LeCun, C. Cortes, C. Burges)"
-    images = _read_idx(data_file(root, "mnist", "t10k-images-idx3-ubyte.gz", origin), 2051)
-    labels = _read_idx(data_file(root, "mnist", "t10k-labels-idx1-ubyte.gz", origin), 2049)
+    images, images_path, images_remedy = _mnist_file(root, "t10k-images-idx3-ubyte.gz", 2051)
+    labels, labels_path, labels_remedy = _mnist_file(root, "t10k-labels-idx1-ubyte.gz", 2049)
     return ImageSet(
-        _to_tensor(images[:, None], "MNIST"),
-        _to_labels(labels, len(images), "MNIST"),
+        _to_tensor(images[:, None], images_path, images_remedy),
+        _to_labels(labels, len(images), labels_path, labels_remedy),
         "mnist",
         _DIGIT_NAMES,
     )
@@ -89,7 +106,8 @@ def load_cifar10(root: str | os.PathLike[str] | None = None) -> ImageSet:
     copy of CIFAR-10 (so its pixel statistics differ slightly from the original binary release).
     """
     origin = "CIFAR-10 test set (x uint8 (N,32,32,3), y, classes) from a JPEG copy of CIFAR-10"
-    return replace(load_npz(data_file(root, "cifar10", "test_jpeg.npz", origin)), name="cifar10")
+    path = data_file(root, "cifar10", "test_jpeg.npz", origin)
+    return replace(_images_npz(path, data_remedy("cifar10", "test_jpeg.npz", origin)), name="cifar10")
 
 
 def load_tinyimagenet(root: str | os.PathLike[str] | None = None) -> ImageSet:
@@ -100,7 +118,12 @@ def load_tinyimagenet(root: str | os.PathLike[str] | None = None) -> ImageSet:
     """
     origin = "Tiny ImageNet validation subset (x uint8 (N,64,64,3), y, names)"
     path = data_file(root, "tinyimagenet", "val_2000.npz", origin)
-    return replace(load_npz(path), name="tinyimagenet")
+    remedy = data_remedy("tinyimagenet", "val_2000.npz", origin)
+    return replace(_images_npz(path, remedy), name="tinyimagenet")
+
+
+_NPZ_REMEDY = ("write it with numpy.savez(file, x=images, y=labels): x uint8 pixels 0..255 or "
+               "floats in [0, 1], shape (n, H, W), (n, H, W, C) or (n, C, H, W); y optional")
 
 
 def load_npz(path: str | os.PathLike[str]) -> ImageSet:
@@ -116,23 +139,28 @@ def load_npz(path: str | os.PathLike[str]) -> ImageSet:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: ``x`` is missing, has the wrong number of dimensions or dtype, holds NaN or
-            infinite values or floats outside [0, 1]; ``y`` does not match ``x``.
+        InputFileError (a ValueError): the file is empty, truncated or not an ``.npz`` archive;
+            ``x`` is missing, empty, holds Python objects, has the wrong number of dimensions or
+            dtype, holds NaN or infinite values or floats outside [0, 1]; ``y`` does not match
+            ``x``.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found (expected an .npz file with images 'x' and optional labels 'y')"
         )
-    with np.load(path, allow_pickle=False) as data:
-        if "x" not in data.files:
-            found = ", ".join(data.files) or "nothing"
-            raise ValueError(f"{path}: no array 'x' (the images) in the file; found {found}")
-        images = _to_tensor(_channels_first(data["x"], path), path)
-        labels = _to_labels(data["y"], len(images), path) if "y" in data.files else None
-        class_names = next(
-            (tuple(map(str, data[key])) for key in ("classes", "names") if key in data.files), None
-        )
+    return _images_npz(path, _NPZ_REMEDY)
+
+
+def _images_npz(path: Path, remedy: str) -> ImageSet:
+    """The images, labels and class names of the ``.npz`` file ``path`` (see :func:`load_npz`);
+    ``remedy`` says how to get a good file when this one is not."""
+    data = read_npz(path, ("x", "y", "classes", "names"), remedy)
+    images = _to_tensor(_channels_first(data["x"], path, remedy), path, remedy)
+    labels = _to_labels(data["y"], len(images), path, remedy) if "y" in data else None
+    class_names = next(
+        (tuple(map(str, data[key])) for key in ("classes", "names") if key in data), None
+    )
     return ImageSet(images, labels, path.stem, class_names)
 
 
@@ -147,10 +175,9 @@ def load_image_folder(
 
     Raises:
         FileNotFoundError: ``path`` is not a directory.
+        InputFileError (a ValueError): a file is not an image PIL can read, or is truncated.
         ValueError: the folder holds no images, or (without ``size``) images differ in size.
     """
-    from PIL import Image  # only needed here
-
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} is not a directory")
@@ -159,13 +186,8 @@ def load_image_folder(
     )
     if not files:
         raise ValueError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    arrays = []
-    for file in files:
-        with Image.open(file) as opened:
-            image = opened.convert("L" if grayscale else "RGB")
-            if size is not None:
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            arrays.append(np.asarray(image))
+    remedy = "replace it with a complete image file, or move it out of the folder"
+    arrays = [read_image(file, "L" if grayscale else "RGB", size, remedy) for file in files]
     for file, array in zip(files, arrays):
         if array.shape != arrays[0].shape:
             (h, w), (h0, w0) = array.shape[:2], arrays[0].shape[:2]
@@ -186,15 +208,33 @@ def load_coco(root: str | os.PathLike[str] | None = None) -> ImageSet:
     image-caption pairs of the Hopfield Encoding Networks experiments. Unlabelled.
     """
     origin = "MS-COCO 2017 mini set (x uint8 (159,128,128,3), image_id) with captions.json"
-    with np.load(data_file(root, "coco_mini", "images_128.npz", origin)) as npz:
-        x, ids = npz["x"], npz["image_id"]
-    with open(data_file(root, "coco_mini", "captions.json", origin), encoding="utf-8") as fh:
-        table = json.load(fh)
-    missing = [int(i) for i in ids if str(int(i)) not in table]
+    path = data_file(root, "coco_mini", "images_128.npz", origin)
+    remedy = data_remedy("coco_mini", "images_128.npz", origin)
+    npz = read_npz(path, ("x", "image_id"), remedy, required=("x", "image_id"))
+    images = _to_tensor(_channels_first(npz["x"], path, remedy), path, remedy)
+    ids = npz["image_id"]
+    if ids.shape != (len(images),) or not np.issubdtype(ids.dtype, np.integer):
+        raise InputFileError(path, f"expected {len(images)} integer image ids (one per image), "
+                             f"got {ids.dtype} of shape {ids.shape}", remedy)
+    captions = _coco_captions(data_file(root, "coco_mini", "captions.json", origin),
+                              [int(i) for i in ids], data_remedy("coco_mini", "captions.json", origin))
+    return ImageSet(images, None, "coco", captions=captions)
+
+
+def _coco_captions(path: Path, ids: list[int], remedy: str) -> tuple[tuple[str, ...], ...]:
+    """The captions of each image id from COCO's ``captions.json`` (str(image_id) -> captions)."""
+    table = read_json(path, remedy)
+    if not isinstance(table, dict):
+        raise InputFileError(path, "must map image ids to lists of captions, holds a "
+                             f"{type(table).__name__}", remedy)
+    missing = [i for i in ids if str(i) not in table]
     if missing:
-        raise ValueError(f"coco_mini/captions.json has no captions for image ids {missing[:5]}")
-    captions = tuple(tuple(table[str(int(i))]) for i in ids)
-    return ImageSet(_to_tensor(_channels_first(x, "COCO"), "COCO"), None, "coco", captions=captions)
+        raise InputFileError(path, f"has no captions for image ids {missing[:5]}", remedy)
+    bad = [i for i in ids if not isinstance(table[str(i)], list)
+           or not all(isinstance(c, str) for c in table[str(i)])]
+    if bad:
+        raise InputFileError(path, f"the captions of image ids {bad[:5]} are not lists of strings", remedy)
+    return tuple(tuple(table[str(i)]) for i in ids)
 
 
 _LOADERS: dict[str, Callable[[str | os.PathLike[str] | None], ImageSet]] = {

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..errors import OutputExists
 from .monitor import RECORDED
 from .netcdf import netcdf_attr
 from .observables import Observables
@@ -41,8 +42,8 @@ class Recorder:
         if self.zarr_store is not None:
             self.zarr_store = Path(self.zarr_store)
             if self.zarr_store.exists():
-                raise FileExistsError(f"{self.zarr_store} exists: a run streams into a new store (remove it, or "
-                                      "choose another path)")
+                raise OutputExists(f"{self.zarr_store} exists: a run streams into a new store (remove it, or "
+                                   "choose another path)")
             if self.chunk_times < 1:
                 raise ValueError(f"chunk_times must be >= 1, got {self.chunk_times}")
 
