@@ -22,6 +22,8 @@ too).
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 
 BAD_INPUT, CUES_FAILED, OUTPUT, RESOURCE = 2, 3, 4, 5
@@ -58,3 +60,19 @@ class ResourceUnavailable(NeurodynError, RuntimeError):
     """A device, scheduler or worker that the run needs is not there."""
 
     exit_code = RESOURCE
+
+
+def whole_number(name: str, value: object, minimum: int) -> int:
+    """``value`` checked as a whole number >= ``minimum``; a ``ValueError`` naming the setting
+    otherwise (a bool, a float or a string is not one)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def positive_number(name: str, value: object) -> float:
+    """``value`` checked as a finite number > 0; a ``ValueError`` naming the setting otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(float(value))
+                                                                              and float(value) > 0):
+        raise ValueError(f"{name} must be > 0 and finite, got {value!r}")
+    return float(value)

@@ -1,5 +1,6 @@
 """Property-based: whatever a user types, the CLI answers with a result or one error line and a
-documented exit status, never a traceback (issue 17)."""
+documented exit status, never a traceback; Python entry points run or refuse a setting by name
+(issue 17)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import torch
+
+from neurodyn import Cues, Monitor, Solver, from_preset, simulate
 from neurodyn.cli import main
 
 NUMBERS = st.one_of(
@@ -70,3 +74,26 @@ def test_every_command_refuses_bad_arguments_in_one_line(command, capsys):
     assert main([*command, "--no-such-option"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err, err
+
+
+ODD = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_infinity=True),
+                st.text(max_size=5), st.just(torch.tensor(float("nan"))), st.just([1, 2]), st.just(-0.0))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(["duration", "seed", "n_times", "top_k", "rtol", "atol", "max_steps", "block_size",
+                        "step_size", "steady_tol", "strength", "mode", "method"]), ODD)
+def test_any_python_setting_runs_or_is_refused_by_name(name, value):
+    """simulate's settings, one at a time set to an odd value: a run, or a ValueError / TypeError
+    naming the setting, never an exception from deep inside torch or numpy."""
+    memories = torch.rand(6, 4, generator=torch.Generator().manual_seed(0))
+    net, queries = from_preset("mchn-l2", memories), memories[:2]
+    solver = {k: value for k in ("rtol", "atol", "max_steps", "block_size", "step_size", "steady_tol") if k == name}
+    try:
+        method = value if name == "method" else Solver("rk4" if name == "step_size" else "dopri5", **solver)
+        monitor = Monitor(("v",), **{k: value for k in ("n_times", "top_k") if k == name})
+        cues = Cues(queries, **{k: value for k in ("strength", "mode") if k == name})
+        simulate(net, cues, value if name == "duration" else 1.0, method=method, monitor=monitor,
+                 seed=value if name == "seed" else None)
+    except (ValueError, TypeError) as err:
+        assert name.split("_")[0] in str(err).lower().replace(" ", "_") or name == "method", (name, value, err)

@@ -197,7 +197,7 @@ Q = MEMORIES[:2]
     (lambda: simulate(NET, Cues(Q, target_index=torch.tensor([0.5, 1.0])), 2.0), "whole numbers"),
     (lambda: simulate(NET, Cues(Q, clamp=torch.full((8,), 0.5)), 2.0), "clamp must be a boolean mask"),
     (lambda: Solver(max_steps=10.5), "max_steps must be a whole number"),
-    (lambda: Solver(block_size=-1), "block_size must be >= 1"),
+    (lambda: Solver(block_size=-1), "block_size must be a whole number >= 1"),
 ])
 def test_bad_python_inputs_are_refused_before_any_work(run, needle, monkeypatch):
     import neurodyn.simulation as simulation

@@ -75,6 +75,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):  # (argparse's signature)
+        parsed, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:  # argparse drops a "--" value (--model=--), leaving a list
+            if action.nargs is None and action.option_strings and isinstance(getattr(parsed, action.dest, None), list):
+                self.error(f"argument {'/'.join(action.option_strings)}: expected one value")
+        return parsed, extras
+
 
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process is, so that every ``finally`` and temporary-file

@@ -54,7 +54,7 @@ from neurodyn.data import (
     rotate90,
     salt_and_pepper,
 )
-from neurodyn.files import atomic_write
+from neurodyn.files import atomic_write, claim
 
 COMMITMENT = 0.25
 """beta of the VQ-VAE commitment loss (van den Oord et al., 2017, section 3.2)."""
@@ -280,6 +280,14 @@ def train_codec(name: str, *, root: str | os.PathLike[str] | None = None,
     if epochs < 1 or batch_size < 2 or not lr > 0:
         raise ValueError(f"need epochs >= 1, batch_size >= 2 and lr > 0, got {epochs}, "
                          f"{batch_size}, {lr}")
+    path = Path(out) if out is not None else checkpoint_dirs()[0] / f"{name}.pt"
+    with claim(path):  # an output that cannot be written is refused before the training
+        return save_checkpoint(*_train(name, recipe, root, images, epochs, batch_size, lr, seed, progress), path)
+
+
+def _train(name: str, recipe: Recipe, root: str | os.PathLike[str] | None, images: Tensor | None, epochs: int,
+           batch_size: int, lr: float, seed: int, progress: bool) -> tuple[TrainedCodec, dict[str, Any]]:
+    """:func:`train_codec`'s training: the codec and its checkpoint metadata."""
     if images is None:
         images = load_dataset(recipe.dataset, root).images
         source = f"{recipe.dataset} test set"
@@ -301,5 +309,4 @@ def train_codec(name: str, *, root: str | os.PathLike[str] | None = None,
         "held_out": recipe.evaluate(codec, train, held_out), "train_loss": train_loss,
         "train_seconds": round(seconds, 1), "version": __version__, "torch": str(torch.__version__),
     }
-    path = Path(out) if out is not None else checkpoint_dirs()[0] / f"{name}.pt"
-    return save_checkpoint(codec, metadata, path)
+    return codec, metadata

@@ -3,11 +3,12 @@ Brian2's monitors), the recordable variables and their names."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+from ..errors import positive_number, whole_number
 
 if TYPE_CHECKING:
     pass
@@ -84,13 +85,12 @@ class Monitor:
         unknown = set(self.variables) - set(VARIABLES)
         if unknown:
             raise ValueError(f"cannot record {sorted(unknown)}; known variables: {', '.join(VARIABLES)}")
-        if self.times is None and (isinstance(self.n_times, bool) or not isinstance(self.n_times, (int, np.integer))
-                                   or self.n_times < 2):
-            raise ValueError(f"n_times must be a whole number >= 2, got {self.n_times!r}")
+        if self.times is None:
+            whole_number("n_times", self.n_times, 2)
         if self.top_k is not None and self.memories is not None:
             raise ValueError("give either memories= (a fixed subset) or top_k=, not both")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.top_k is not None:
+            whole_number("top_k", self.top_k, 1)
         if not (isinstance(self.recall_overlap, (int, float)) and -1.0 <= self.recall_overlap <= 1.0):
             raise ValueError(f"recall_overlap is a cosine overlap in [-1, 1], got {self.recall_overlap!r}")
         for name in ("times", "units", "memories", "overlap_with"):
@@ -100,8 +100,7 @@ class Monitor:
 
     def grid(self, duration: float) -> np.ndarray:
         """The recording times for a run of ``duration``."""
-        if not (math.isfinite(duration) and duration > 0):
-            raise ValueError(f"duration must be > 0, got {duration}")
+        duration = positive_number("duration", duration)
         if self.times is None:
             return np.linspace(0.0, duration, self.n_times)
         t = np.asarray(self.times, dtype=float)

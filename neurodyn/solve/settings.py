@@ -3,9 +3,9 @@ and the engine, in one frozen object (diffrax's ``solver`` and ``stepsize_contro
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from ..errors import positive_number, whole_number
 from . import per_cue
 
 ADAPTIVE_METHODS = ("auto", "dopri5", "rosenbrock23", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
@@ -64,16 +64,12 @@ class Solver:
         if self.engine == "per-cue" and self.method not in per_cue.METHODS:
             raise ValueError(f"the per-cue engine has {', '.join(per_cue.METHODS)}, not {self.method!r}; "
                              "use engine='torchdiffeq'")
-        if self.sync_every is not None and self.sync_every < 1:
-            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
-        if self.block_size is not None and self.block_size < 1:
-            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
-        for name in ("rtol", "atol", "step_size", "steady_tol"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"solver {name} must be > 0, got {value}")
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(f"max_steps must be a whole number >= 1, got {self.max_steps!r}")
+        for name in ("sync_every", "block_size", "max_steps"):  # (only max_steps has no "off")
+            if getattr(self, name) is not None or name == "max_steps":
+                whole_number(name, getattr(self, name), 1)
+        for name in ("rtol", "atol", "step_size", "steady_tol"):  # (only the tolerances have no "off")
+            if getattr(self, name) is not None or name in ("rtol", "atol"):
+                positive_number(f"solver {name}", getattr(self, name))
 
     @property
     def adaptive(self) -> bool:
