@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from ..files import atomic_write
+from ..files import atomic_write, writable_place
 
 EXPERIMENTS_ENV = "NEURODYN_EXPERIMENTS"
 SWEEP_TABLES = ("sweep", "grid", "zip", "fixed")
@@ -112,8 +112,7 @@ def run_experiment(name: str, quick: bool = False, out: str | os.PathLike = "run
     from ..scale.sweep import describe_store, run_sweep
 
     experiment = load_experiment(name)
-    stem = Path(out) / (experiment.name + ("-quick" if quick else ""))
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem = writable_place(Path(out) / (experiment.name + ("-quick" if quick else "")))  # before any work
     store = run_sweep(experiment.sweep_config(quick), stem.with_suffix(".zarr"), scheduler=scheduler,
                       n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress)
     ds = store.load()
