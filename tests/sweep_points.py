@@ -27,3 +27,17 @@ def worker_name(x: float) -> dict[str, float]:
     return {"on_gpu_worker": float(get_worker().name == "gpu-worker")}
 
 
+
+
+@point_function("y")
+def dies_at(x: float, die_at: float = -1.0, delay: float = 0.0) -> dict[str, float]:
+    """x^2 after ``delay`` seconds; at ``die_at`` the process exits at once (``os._exit``), as a worker
+    killed by a segfault or the OOM killer would; logs each computation to $SWEEP_TEST_LOG."""
+    log = os.environ.get("SWEEP_TEST_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"{x}\n")
+    time.sleep(delay)
+    if x == die_at:
+        os._exit(1)
+    return {"y": x * x}

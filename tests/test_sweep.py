@@ -170,7 +170,7 @@ def test_a_store_from_another_grid_is_refused(tmp_path):
 def test_a_store_made_under_a_point_functions_old_path_resumes_under_the_new_one():
     """Point functions moved into neurodyn.jobs (issue 16): a store records the name it was made
     with, and names that resolve to the same function are the same sweep."""
-    from neurodyn.scale.sweep import _same_function
+    from neurodyn.scale.store import _same_function
 
     with warnings.catch_warnings():  # (the old path warns on first import: tests/test_facade.py)
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -7,11 +7,21 @@ to every point. Every point is one task that calls a point function (``recall`` 
 
 The store is laid out up front: one dimension per grid axis, one variable per output (NaN until
 done), ``status`` (0 missing, 1 done, 2 failed), ``error`` (the message of a failed point) and
-``compute_time``. The client alone writes: finished points are flushed at most every
-``flush_seconds`` (and at the end), outputs first and ``status`` last, and Zarr replaces each
-chunk file atomically. So a killed sweep keeps every point flushed before the kill, a point
-caught mid-flush reads as missing, and rerunning the same config computes only what is missing.
-A store made by another grid is refused before any work starts.
+``compute_time``. It is laid out in a temporary folder beside its path and renamed into place
+when whole, so a sweep killed while laying it out leaves none. One sweep at a time writes a
+store: a run holds it (:func:`neurodyn.files.claim`) and a second one fails at once with
+:class:`~neurodyn.errors.OutputError`. The client alone writes: finished points are flushed at
+most every ``flush_seconds`` (and at the end), outputs first and ``status`` last, and Zarr
+replaces each chunk file atomically. So a killed sweep keeps every point flushed before the
+kill, a point caught mid-flush reads as missing, and rerunning the same config computes only
+what is missing. A store made by another grid is refused before any work starts, a folder that
+is no sweep store with :class:`~neurodyn.errors.InputFileError`.
+
+A point whose worker process dies (a segfault, the out-of-memory killer) is retried, at last
+alone, then recorded as failed ("worker died: ..."); the sweep goes on. A scheduler address
+that cannot be reached fails within ``connect_timeout`` seconds
+(:class:`~neurodyn.errors.ResourceUnavailable`), and a sweep in which no point finishes for
+:data:`STALL_SECONDS` says on stderr what it waits for.
 
 Runs on a LocalCluster by default, or on any Dask scheduler by address (dask-jobqueue for
 SLURM/PBS, dask-kubernetes; see ``docs/sweeps.md``). Points that ask for a GPU request the
@@ -20,192 +30,40 @@ worker resource ``GPU=1`` (start such workers with ``--resources GPU=1``).
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import itertools
-import json
+import contextlib
+import sys
 import time
-import tomllib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 import zarr
 
-from ..record.provenance import package_versions
-from .points import PointFunction
+from ..errors import InputFileError, ResourceUnavailable
+from .grid import POINT_FUNCTIONS, Grid, check_parameters, load_config, resolve_function
+from .store import (
+    DAMAGED_REMEDY,
+    DONE,
+    ERROR_LENGTH,
+    FAILED,
+    MISSING,
+    Results,
+    brief,
+    claim_store,
+    open_or_create,
+    open_store,
+    read_array,
+)
 
-MISSING, DONE, FAILED = 0, 1, 2
-ERROR_LENGTH = 200
-
-
-# --------------------------------------------------------------------------- point functions
-#: Point functions by short name; any other is given as ``"module:function"``.
-POINT_FUNCTIONS: dict[str, str] = {"recall": "neurodyn.jobs.recall:recall_point"}
-
-
-def resolve_function(spec: str) -> PointFunction:
-    """A point function by name (:data:`POINT_FUNCTIONS`) or as ``"module:function"`` with an
-    ``outputs`` attribute naming the scalars it returns."""
-    module, _, name = POINT_FUNCTIONS.get(spec, spec).partition(":")
-    if not name:
-        raise ValueError(f"unknown point function {spec!r}; known: {', '.join(POINT_FUNCTIONS)} or 'module:function'")
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"cannot import point function {spec!r}: {err}") from None
-    if not isinstance(getattr(fn, "outputs", None), tuple) or not fn.outputs:
-        raise ValueError(f"point function {spec!r} needs an 'outputs' attribute: a tuple of output names")
-    return fn
+if TYPE_CHECKING:
+    from dask.distributed import Client, Future, as_completed
+    from tqdm.auto import tqdm
 
 
-# --------------------------------------------------------------------------- the grid
-@dataclass(frozen=True)
-class Grid:
-    """Product axes, zipped dimensions and fixed values of a sweep."""
-
-    axes: dict[str, list] = field(default_factory=dict)
-    zipped: dict[str, dict[str, list]] = field(default_factory=dict)
-    fixed: dict[str, object] = field(default_factory=dict)
-
-    @classmethod
-    def from_config(cls, config: dict) -> Grid:
-        unknown = set(config) - {"grid", "zip", "fixed", "sweep"}
-        if unknown:
-            raise ValueError(f"unknown sweep config tables {sorted(unknown)}; known: sweep, grid, zip, fixed")
-        grid = cls({k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in config.get("grid", {}).items()},
-                   {k: {p: list(vals) for p, vals in t.items()} for k, t in config.get("zip", {}).items()},
-                   dict(config.get("fixed", {})))
-        grid.validate()
-        return grid
-
-    def validate(self) -> None:
-        names: list[str] = list(self.axes) + [p for t in self.zipped.values() for p in t] + list(self.fixed)
-        repeated = {n for n in names if names.count(n) > 1}
-        if repeated:
-            raise ValueError(f"parameters given more than once: {sorted(repeated)}")
-        for name, values in self.axes.items():
-            if not values:
-                raise ValueError(f"grid axis {name!r} is empty")
-            if len(set(map(repr, values))) != len(values):
-                raise ValueError(f"grid axis {name!r} repeats a value: {values}")
-        for dim, table in self.zipped.items():
-            if dim in self.axes:
-                raise ValueError(f"zip dimension {dim!r} is also a grid axis")
-            lengths = {p: len(v) for p, v in table.items()}
-            if not table or 0 in lengths.values() or len(set(lengths.values())) != 1:
-                raise ValueError(f"zip {dim!r} needs non-empty lists of one length, got {lengths}")
-
-    @property
-    def parameters(self) -> list[str]:
-        return list(self.axes) + [p for t in self.zipped.values() for p in t] + list(self.fixed)
-
-    @property
-    def dims(self) -> tuple[str, ...]:
-        return tuple(self.axes) + tuple(self.zipped)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(len(v) for v in self.axes.values()) + tuple(len(next(iter(t.values())))
-                                                                 for t in self.zipped.values())
-
-    def points(self) -> Iterator[tuple[tuple[int, ...], dict]]:
-        """Every point: its index in the store and its full parameters."""
-        for index in itertools.product(*(range(n) for n in self.shape)):
-            params = dict(self.fixed)
-            for (name, values), i in zip(self.axes.items(), index):
-                params[name] = values[i]
-            for (_, table), i in zip(self.zipped.items(), index[len(self.axes):]):
-                params.update({p: v[i] for p, v in table.items()})
-            yield index, params
-
-    def to_json(self) -> str:
-        return json.dumps({"axes": self.axes, "zipped": self.zipped, "fixed": self.fixed}, sort_keys=True)
-
-
-def check_parameters(fn: Callable, grid: Grid) -> None:
-    """Fail before any work when the grid names a parameter the point function does not take."""
-    sig = inspect.signature(fn)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    unknown = set(grid.parameters) - set(sig.parameters)
-    if unknown:
-        raise ValueError(f"unknown sweep parameter(s) {sorted(unknown)}; {fn.__name__} takes "
-                         f"{', '.join(sig.parameters)}")
-
-
-# --------------------------------------------------------------------------- the store
-def _coordinate(values: list) -> np.ndarray:
-    arr = np.asarray(values)
-    return arr.astype(str) if arr.dtype == object else arr
-
-
-def create_store(path: Path, grid: Grid, function: str, outputs: tuple[str, ...]) -> None:
-    """Lay the store out: every variable filled with its 'not done' value, one chunk per point."""
-    shape, dims = grid.shape, grid.dims
-    data_vars: dict[str, tuple[tuple[str, ...], np.ndarray, dict[str, object]]] = {
-        name: (dims, np.full(shape, np.nan), {"long_name": name, "units": "1"}) for name in outputs}
-    data_vars["compute_time"] = (dims, np.full(shape, np.nan), {"long_name": "task wall time", "units": "s"})
-    data_vars["status"] = (dims, np.zeros(shape, np.int8),
-                           {"long_name": "point status", "flag_values": [0, 1, 2], "units": "1",
-                            "flag_meanings": "missing done failed"})
-    data_vars["error"] = (dims, np.full(shape, "", dtype=f"<U{ERROR_LENGTH}"),
-                          {"long_name": "error message of a failed point", "units": "1"})
-    coords = {name: (name, _coordinate(values)) for name, values in grid.axes.items()}
-    for dim, table in grid.zipped.items():
-        coords[dim] = (dim, np.arange(len(next(iter(table.values())))))
-        coords.update({p: (dim, _coordinate(v)) for p, v in table.items()})
-    ds = xr.Dataset(data_vars, coords=coords, attrs={
-        "grid": grid.to_json(), "function": function, "versions": package_versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-    # One chunk per variable: the client rewrites whole (small) arrays at each flush.
-    encoding = {name: {"chunks": shape} for name in data_vars}
-    ds.to_zarr(path, mode="w", encoding=encoding, zarr_format=2, consolidated=True)
-
-
-def _same_function(stored: object, function: str) -> bool:
-    """Whether a store's function is ``function``: the same name, or one that names the same
-    function elsewhere (a module moved and re-exported, as ``neurodyn.protocols`` before issue 16)."""
-    if stored == function:
-        return True
-    try:
-        return isinstance(stored, str) and resolve_function(stored) is resolve_function(function)
-    except ValueError:
-        return False
-
-
-def open_or_create(path: Path, grid: Grid, function: str, outputs: tuple[str, ...]) -> zarr.Group:
-    """The store's Zarr group, created if absent; a store of another grid or function is refused."""
-    if not path.exists():
-        create_store(path, grid, function, outputs)
-    else:
-        try:
-            attrs = xr.open_zarr(path, consolidated=True).attrs
-        except Exception as err:  # noqa: BLE001 - any unreadable store is reported the same way
-            raise ValueError(f"{path} exists but is not a sweep store: {err}") from None
-        if attrs.get("grid") != grid.to_json() or not _same_function(attrs.get("function"), function):
-            raise ValueError(f"{path} was made by a different sweep (grid or function differ); "
-                             "use another store path or delete it")
-        missing = set(outputs) - set(xr.open_zarr(path, consolidated=True).data_vars)
-        if missing:
-            raise ValueError(f"{path} has no {sorted(missing)}: it was made by another version of {function}; "
-                             "use another store path or delete it")
-    return zarr.open_group(str(path), mode="r+", zarr_format=2)
-
-
-def _array(group: zarr.Group, name: str) -> zarr.Array:
-    """The variable ``name`` of a sweep store: a Zarr array (a store holds no subgroups)."""
-    array = group[name]
-    if not isinstance(array, zarr.Array):
-        raise ValueError(f"{name!r} in the sweep store is a group, not an array")
-    return array
-
-
-def _read(group: zarr.Group, name: str) -> np.ndarray:
-    """All of the variable ``name`` of a sweep store, in memory."""
-    return np.asarray(_array(group, name)[...])
+__all__ = ["DONE", "FAILED", "MISSING", "POINT_FUNCTIONS", "Grid", "check_parameters", "claim_store",
+           "describe_store", "load_config", "open_store", "resolve_function", "run_sweep"]
 
 
 def _evaluate_each(function: str, block: list[tuple[tuple[int, ...], dict]], threads: int) -> Iterator[tuple]:
@@ -229,54 +87,202 @@ def _evaluate(function: str, block: list[tuple[tuple[int, ...], dict]], threads:
     return list(_evaluate_each(function, block, threads))
 
 
-class _Results:
-    """The client's copy of the store's arrays: points land in memory, flushes write them."""
-
-    def __init__(self, group: zarr.Group, outputs: tuple[str, ...], flush_seconds: float) -> None:
-        self.group, self.outputs, self.flush_seconds = group, outputs, flush_seconds
-        self.arrays = {name: _read(group, name) for name in (*outputs, "compute_time", "error", "status")}
-        self.last_flush, self.dirty = time.monotonic(), False
-
-    def add(self, index: tuple[int, ...], result: dict) -> None:
-        for name in self.outputs:
-            self.arrays[name][index] = float(result["outputs"].get(name, np.nan))
-        self.arrays["compute_time"][index] = result["time"]
-        self.arrays["error"][index] = result["error"]
-        self.arrays["status"][index] = result["status"]
-        self.dirty = True
-        if time.monotonic() - self.last_flush >= self.flush_seconds:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.dirty:
-            for name, array in self.arrays.items():  # status last: done only once all is written
-                _array(self.group, name)[...] = array
-        self.last_flush, self.dirty = time.monotonic(), False
+def _died(err: BaseException) -> dict:
+    """The record of a point whose worker process died under it, also when it ran alone."""
+    worker = getattr(getattr(err, "last_worker", None), "address", "unknown")
+    return {"status": FAILED, "outputs": {}, "time": np.nan,
+            "error": (f"worker died: the worker process running this point exited, also when it ran alone (last "
+                      f"{worker}): a crash, the out-of-memory killer or os._exit; see the worker's log")[:ERROR_LENGTH]}
 
 
-def load_config(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"sweep config not found: {path}")
-    with path.open("rb") as fh:
-        return tomllib.load(fh)
+# --------------------------------------------------------------------------- running
+ALLOWED_FAILURES = 0
+"""Retries by the LocalCluster's scheduler of a task whose worker died (Dask's
+``distributed.scheduler.allowed-failures``; a scheduler given by address keeps its own, 3 by
+default). 0: the sweep retries such points itself (:class:`_Suspects`), which tells the point
+that kills its worker from the points that were beside it."""
+CONNECT_TIMEOUT = 20.0
+"""Seconds to reach a scheduler given by address before :class:`ResourceUnavailable`."""
+STALL_SECONDS = 60.0
+"""When no point finishes for this long, the runner says on stderr what it waits for (and again
+after as long again)."""
+
+
+def _check_counts(n_workers: int, threads_per_worker: int, block_size: int | None, flush_seconds: float) -> None:
+    if n_workers < 0:
+        raise ValueError(f"n_workers must be 0 (run the points in this process) or more, got {n_workers}")
+    if threads_per_worker < 1:
+        raise ValueError(f"threads_per_worker must be 1 or more, got {threads_per_worker}")
+    if block_size is not None and block_size < 1:
+        raise ValueError(f"block_size must be 1 or more (or None: chosen from the sweep's size), got {block_size}")
+    if not flush_seconds >= 0:
+        raise ValueError(f"flush_seconds must be 0 or more, got {flush_seconds}")
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None, n_workers: int, threads_per_worker: int,
+                 connect_timeout: float) -> Iterator[Client]:
+    """A client of the scheduler at ``scheduler``, or of a LocalCluster of ``n_workers`` processes;
+    :class:`ResourceUnavailable` when neither can be had within its time."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=connect_timeout)
+        except ValueError as err:
+            raise ValueError(f"bad scheduler address {scheduler!r}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - OSError, TimeoutError, or whatever a wrong service answers
+            raise ResourceUnavailable(
+                f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s ({brief(err)}); "
+                "check the address and that the scheduler is running (`dask scheduler`), or leave the "
+                "scheduler out to run on a LocalCluster") from None
+        with client:
+            yield client
+        return
+    # The statistical profiler costs the tasks GIL time: off in our workers. The tasks of a worker
+    # that dies are given up after ALLOWED_FAILURES retries; the sweep retries their points.
+    settings = {"distributed.worker.profile.enabled": False,
+                "distributed.scheduler.allowed-failures": ALLOWED_FAILURES}
+    with dask.config.set(settings):
+        try:
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                                   processes=True, dashboard_address=None)
+        except (OSError, TimeoutError, RuntimeError) as err:
+            raise ResourceUnavailable(
+                f"cannot start a LocalCluster of {n_workers} worker processes ({brief(err)}); a script "
+                "that runs sweeps needs `if __name__ == '__main__':`, or pass n_workers=0") from err
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def _run_here(function: str, todo: list[tuple[tuple[int, ...], dict]], results: Results, bar: tqdm) -> None:
+    """Evaluate the points in this process, one after another. A point that ends the process
+    (a crash, the out-of-memory killer, ``os._exit``) ends the sweep with it; the next run
+    resumes, but computes that point again first: only worker processes are survived."""
+    import torch
+
+    for index, result in _evaluate_each(function, todo, torch.get_num_threads()):
+        results.add(index, result)
+        bar.update()
+
+
+def _completed(pending: as_completed, waiting: Callable[[], str]) -> Iterator[Future]:
+    """The futures of ``pending`` as they complete (it may grow meanwhile); when none completes
+    for :data:`STALL_SECONDS`, prints ``waiting()`` on stderr."""
+    last = time.monotonic()
+    while not pending.is_empty():
+        batch = pending.next_batch(block=False)
+        if batch:
+            last = time.monotonic()
+            yield from batch
+        elif time.monotonic() - last >= STALL_SECONDS:
+            print(f"sweep: no point finished in {STALL_SECONDS:g} s; {waiting()}", file=sys.stderr, flush=True)
+            last = time.monotonic()
+        else:
+            time.sleep(0.05)
+
+
+class _Suspects:
+    """Points of tasks that were on a worker when it died, with the point that killed it among
+    them. Each is retried alone among the suspects, beside the sweep's other tasks; one killed
+    again is retried once more alone on the cluster (then nothing runs beside it to blame), and
+    one killed then is the point that kills its worker."""
+
+    BESIDE, ALONE = 1, 2
+
+    def __init__(self) -> None:
+        self.beside: list = []
+        self.alone: list = []
+
+    def killed(self, block: list, stage: int) -> bool:
+        """Take the points of a task whose worker died; whether they are to be recorded as failed."""
+        if stage == 0:
+            self.beside.extend(block)
+        elif stage == self.BESIDE:
+            self.alone.extend(block)
+        return stage == self.ALONE
+
+    def next(self, in_flight: set[int]) -> tuple[list, int] | None:
+        """The next retry (its points and stage), given the stages of the tasks in flight."""
+        if self.ALONE in in_flight:
+            return None
+        if self.beside and self.BESIDE not in in_flight:
+            return [self.beside.pop(0)], self.BESIDE
+        if self.alone and not in_flight:
+            return [self.alone.pop(0)], self.ALONE
+        return None
+
+
+def _run_on_dask(client: Client, function: str, todo: list[tuple[tuple[int, ...], dict]], results: Results,
+                 bar: tqdm, *, threads: int, block_size: int, gpu: bool) -> None:
+    """Evaluate the points in blocks (one Dask task each) on the client's workers.
+
+    A worker that dies takes every task it holds with it, the point that killed it and the
+    points beside it alike; the scheduler retries them (its ``allowed-failures``), then gives them
+    up (``KilledWorker``). Their points are then retried as :class:`_Suspects`: the point that
+    kills its worker is recorded as failed ("worker died: ..."), the others are stored."""
+    from concurrent.futures import CancelledError
+
+    from dask.distributed import as_completed
+    from distributed import KilledWorker
+
+    resources = {"GPU": 1} if gpu else None
+    tasks: dict[object, tuple[list, int]] = {}  # by task key: its points, and 0 or its _Suspects stage
+    suspects = _Suspects()
+    pending = as_completed()
+
+    def submit(block: list, stage: int = 0) -> None:
+        future = client.submit(_evaluate, function, block, threads, pure=False, resources=resources)
+        tasks[future.key] = block, stage
+        pending.add(future)
+
+    def waiting() -> str:
+        address = client.scheduler.address if client.scheduler else "?"
+        try:
+            workers = f"{len(client.nthreads(callback_timeout=5))} workers on the scheduler {address}"
+        except Exception as err:  # noqa: BLE001 - it says why the sweep waits; the wait goes on
+            return f"{bar.n} of {bar.total} points done; the scheduler {address} does not answer ({brief(err)})"
+        return f"{bar.n} of {bar.total} points done, {workers} (none: start some with `dask worker ADDRESS`)"
+
+    for i in range(0, len(todo), block_size):
+        submit(todo[i:i + block_size])
+    for future in _completed(pending, waiting):
+        block, stage = tasks.pop(future.key)
+        try:
+            evaluated = future.result()
+        except KilledWorker as err:
+            evaluated = [(block[0][0], _died(err))] if suspects.killed(block, stage) else []
+        except CancelledError as err:  # the scheduler went away (or someone cancelled the tasks)
+            raise ResourceUnavailable(f"the sweep's tasks were cancelled ({brief(err)}); the points finished "
+                                      "so far are stored: rerun the sweep to go on") from None
+        for index, result in evaluated:
+            results.add(index, result)
+        bar.update(len(evaluated))
+        if suspects.beside or suspects.alone:
+            retry = suspects.next({stage for _, stage in tasks.values()})
+            if retry:
+                submit(*retry)
 
 
 def run_sweep(config: dict, store: str | Path | None = None, *, scheduler: str | None = None,
               n_workers: int = 2, threads_per_worker: int = 1, retry_failed: bool = False,
-              block_size: int | None = None, flush_seconds: float = 1.0,
-              progress: bool | None = None) -> xr.Dataset:
+              block_size: int | None = None, flush_seconds: float = 1.0, progress: bool | None = None,
+              connect_timeout: float = CONNECT_TIMEOUT) -> xr.Dataset:
     """Evaluate every missing point of the sweep ``config`` (a parsed TOML dict) and return the
-    store, opened lazily. ``scheduler``: a Dask scheduler address (default: a LocalCluster of
+    store, opened lazily. ``scheduler``: a Dask scheduler address, reached within
+    ``connect_timeout`` seconds or :class:`ResourceUnavailable` (default: a LocalCluster of
     ``n_workers`` processes with ``threads_per_worker`` threads each; ``n_workers=0`` evaluates
-    the points in this process, with the same store, resumption and failure records).
-    ``block_size``: points per task (default: enough for about 16 tasks per worker, at most 32
-    points; 1 for small sweeps)."""
-    import dask
-    import torch
-    from dask.distributed import Client, LocalCluster, as_completed
+    the points in this process, with the same store, resumption and failure records, but a point
+    that kills the process, as a segfault or ``os._exit`` does, kills the sweep: worker processes
+    that die are recorded as failed points instead). ``block_size``: points per task (default:
+    enough for about 16 tasks per worker, at most 32 points; 1 for small sweeps).
+
+    The store is held for this run (:func:`claim_store`): a second sweep on it fails at once with
+    :class:`OutputError`. A store that is no sweep store raises :class:`InputFileError`."""
     from tqdm.auto import tqdm
 
+    _check_counts(n_workers, threads_per_worker, block_size, flush_seconds)
     settings = dict(config.get("sweep", {}))
     unknown = set(settings) - {"function", "store", "gpu"}
     if unknown:
@@ -285,49 +291,38 @@ def run_sweep(config: dict, store: str | Path | None = None, *, scheduler: str |
     fn = resolve_function(function)
     grid = Grid.from_config(config)
     check_parameters(fn, grid)
-    path = Path(store or settings.get("store", "runs/sweep.zarr"))
-    group = open_or_create(path, grid, function, fn.outputs)
-    status = _read(group, "status")
-    wanted = (MISSING, FAILED) if retry_failed else (MISSING,)
-    todo = [(index, params) for index, params in grid.points() if status[index] in wanted]
-    if todo and scheduler is None and n_workers == 0:  # in this process, one point after another
-        results = _Results(group, fn.outputs, flush_seconds)
-        points = _evaluate_each(function, todo, torch.get_num_threads())
-        for index, result in tqdm(points, total=len(todo), desc="sweep", unit="point",
-                                  disable=None if progress is None else not progress):
-            results.add(index, result)
-        results.flush()
-    elif todo:
-        resources = {"GPU": 1} if settings.get("gpu") else None
-        block_size = block_size or max(1, min(32, len(todo) // (16 * n_workers)))
-        blocks = [todo[i:i + block_size] for i in range(0, len(todo), block_size)]
-        cluster = None
-        if scheduler is None:  # the statistical profiler costs the tasks GIL time: off in our workers
-            with dask.config.set({"distributed.worker.profile.enabled": False}):
-                cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                                       processes=True, dashboard_address=None)
-        with Client(scheduler or cluster) as client:
-            futures = [client.submit(_evaluate, function, block, threads_per_worker, pure=False,
-                                     resources=resources) for block in blocks]
-            results = _Results(group, fn.outputs, flush_seconds)
+    with claim_store(store or settings.get("store", "runs/sweep.zarr")) as path:
+        group = open_or_create(path, grid, function, fn.outputs)
+        names = (*fn.outputs, "compute_time", "error", "status")
+        results = Results(group, {name: read_array(group, name, path) for name in names}, fn.outputs, flush_seconds)
+        wanted = (MISSING, FAILED) if retry_failed else (MISSING,)
+        todo = [(index, params) for index, params in grid.points() if results.arrays["status"][index] in wanted]
+        if todo:
             bar = tqdm(total=len(todo), desc="sweep", unit="point", disable=None if progress is None else not progress)
-            with bar:
-                for future in as_completed(futures):
-                    block = future.result()
-                    for index, result in block:
-                        results.add(index, result)
-                    bar.update(len(block))
-            results.flush()
-        if cluster is not None:
-            cluster.close()
-    zarr.consolidate_metadata(str(path))
+            try:
+                if scheduler is None and n_workers == 0:
+                    _run_here(function, todo, results, bar)
+                else:
+                    with _dask_client(scheduler, n_workers, threads_per_worker, connect_timeout) as client:
+                        workers = n_workers if scheduler is None else max(1, len(client.nthreads()))
+                        _run_on_dask(client, function, todo, results, bar, threads=threads_per_worker,
+                                     gpu=bool(settings.get("gpu")),
+                                     block_size=block_size or max(1, min(32, len(todo) // (16 * workers))))
+            finally:  # what finished is kept, whatever ended the run (Ctrl-C, a lost scheduler, a bug)
+                bar.close()
+                results.flush()
+        zarr.consolidate_metadata(str(path))
     return xr.open_zarr(path, consolidated=True)
 
 
 def describe_store(path: str | Path) -> str:
-    """Done, failed and missing points of a sweep store, and the first errors."""
-    ds = xr.open_zarr(path, consolidated=True)
-    status = ds["status"].values
+    """Done, failed and missing points of a sweep store, and the first errors; an
+    :class:`InputFileError` naming ``path`` when it is no sweep store or a damaged one."""
+    ds = open_store(path)
+    try:
+        status, errors = ds["status"].values, ds["error"].values
+    except Exception as err:  # noqa: BLE001 - as in _read
+        raise InputFileError(path, f"its points cannot be read ({brief(err)})", DAMAGED_REMEDY) from None
     lines = [f"sweep store {path}: function {ds.attrs.get('function')}, dims "
              + ", ".join(f"{d}={n}" for d, n in ds["status"].sizes.items()),
              f"points: {int((status == DONE).sum())} done, {int((status == FAILED).sum())} failed, "
@@ -335,5 +330,5 @@ def describe_store(path: str | Path) -> str:
     failed = np.argwhere(status == FAILED)[:5]
     for index in failed:
         where = ", ".join(f"{d}={ds[d].values[i]}" for d, i in zip(ds["status"].dims, index))
-        lines.append(f"  failed at {where}: {ds['error'].values[tuple(index)]}")
+        lines.append(f"  failed at {where}: {errors[tuple(index)]}")
     return "\n".join(lines)
