@@ -75,6 +75,7 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
     network, queries, cue = _prepare(network, cues, spiking, monitor)
     targets, target_index = check_targets(cues.targets, cues.target_index, queries, network.n_stored)
     times_np = monitor.grid(duration)
+    _check_times(times_np, network.memories.dtype)
     # A streamed run holds its store: a second run streaming to the same path is refused at once.
     with claim(store.path, folder=True) if store is not None else contextlib.nullcontext():
         recorder = Recorder(Observables(monitor, network, cue), time_units=monitor.time_units,
@@ -91,6 +92,15 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
             _add_spiking_record(ds, run, monitor)
         _add_provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)
         return recorder.finish(ds)
+
+
+def _check_times(times_np: np.ndarray, dtype: torch.dtype) -> None:
+    """Refuse recording times that the network's precision cannot tell apart (or that overflow)."""
+    t = torch.as_tensor(times_np, dtype=dtype)
+    if not (torch.isfinite(t).all() and (t.diff() > 0).all()):
+        raise ValueError(f"duration {times_np[-1]:g} with {len(times_np)} recording times cannot be resolved in "
+                         f"{str(dtype).replace('torch.', '')}: its times overflow or repeat; shorten the duration "
+                         "or use fewer recording times")
 
 
 def _settings(cues: Cues | torch.Tensor, duration: float, method: Solver | SpikingMemory | str,

@@ -1,6 +1,7 @@
 """Property-based: whatever a user types, the CLI answers with a result or one error line and a
 documented exit status, never a traceback; Python entry points run or refuse a setting by name
-(issue 17)."""
+(issue 17). Derandomized, so CI runs the same examples every time; widen ``max_examples`` or
+drop ``derandomize`` locally to hunt for new ones."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ OPTIONS = {
 }
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(sorted(OPTIONS)), min_size=1, max_size=3, unique=True).flatmap(
     lambda names: st.tuples(*(st.tuples(st.just(n), OPTIONS[n]) for n in names))))
 def test_any_recall_arguments_give_a_result_or_one_error_line(tmp_path, capsys, options):
@@ -59,7 +60,7 @@ def test_any_recall_arguments_give_a_result_or_one_error_line(tmp_path, capsys, 
         assert len(lines) == 1 and lines[0].startswith("neurodyn recall: error: "), (argv, err)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=2000))
 def test_inspect_of_any_bytes_names_the_file(tmp_path, capsys, content):
     path = tmp_path / "any.nc"
@@ -80,7 +81,7 @@ ODD = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_na
                 st.text(max_size=5), st.just(torch.tensor(float("nan"))), st.just([1, 2]), st.just(-0.0))
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(st.sampled_from(["duration", "seed", "n_times", "top_k", "rtol", "atol", "max_steps", "block_size",
                         "step_size", "steady_tol", "strength", "mode", "method"]), ODD)
 def test_any_python_setting_runs_or_is_refused_by_name(name, value):

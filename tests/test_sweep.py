@@ -108,6 +108,7 @@ def test_gpu_sweeps_run_only_on_workers_that_declare_a_gpu(tmp_path):
         assert (ds["on_gpu_worker"].values == 1.0).all()
 
 
+@pytest.mark.slow  # 17-35 s; tests/test_sweep_reliability.py kills sweeps at four moments in ~12 s by default
 def test_killed_sweep_keeps_finished_points_and_resumes_without_recomputing(tmp_path):
     config_path = tmp_path / "kill.toml"
     config_path.write_text('[sweep]\nfunction = "sweep_points:slow_square"\n'

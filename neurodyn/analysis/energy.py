@@ -69,11 +69,13 @@ def lyapunov_check(ds: xr.Dataset, factor: float = 10.0) -> LyapunovReport:
                               max_increase=float(energy[ti, ci]), tolerance=float("nan"),
                               time=float(ds["time"].values[ti]), cue=int(ds["cue"].values[ci]), reason=reason,
                               non_finite=True)
-    parts = [ds[k].transpose("time", "cue").values for k in ds.data_vars if str(k).startswith("energy_")]
+    parts = [ds[k].transpose("time", "cue").values.astype(np.float64) for k in ds.data_vars
+             if str(k).startswith("energy_")]
     scale = np.abs(np.stack(parts)).sum(0) if parts else np.abs(energy)
     eps = float(np.finfo(ds["energy"].dtype).eps)
     rtol, atol = float(ds.attrs.get("rtol", 0.0)), float(ds.attrs.get("atol", 0.0))
-    tol = factor * ((rtol + eps) * np.maximum(scale[1:], scale[:-1]) + atol)
+    with np.errstate(over="ignore"):  # absurd tolerances (atol=1e307) make an infinite one: nothing fails it
+        tol = factor * ((rtol + eps) * np.maximum(scale[1:], scale[:-1]) + atol)
     rise = np.diff(energy, axis=0)
     ratio = rise / tol
     if np.isnan(ratio).all():

@@ -16,19 +16,20 @@ import warnings
 from types import FrameType
 from typing import NoReturn
 
-from .. import analysis, data
+from .. import __version__, analysis, data
 from ..errors import BAD_INPUT, NeurodynError
 from ..solve import SolverError, SolverWarning
 from . import commands
-from .arguments import POSITIVE, count, recall_parser
+from .arguments import POSITIVE, DefaultsOnce, count, recall_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neurodyn", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"neurodyn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     recall_parser(sub, commands.cmd_recall)
     p = sub.add_parser("sweep", help="run a parameter grid on Dask into one Zarr store (resumable)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsOnce)
     p.add_argument("config", help="a TOML file with [sweep], [grid], [zip.NAME] and [fixed] tables")
     p.add_argument("--store", default=None, help="the Zarr store (default: [sweep] store, or runs/sweep.zarr)")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="recompute points that failed before")
     p.set_defaults(run=commands.cmd_sweep)
     p = sub.add_parser("experiment", help="reproduce a paper's figure or table: grid, Dataset, figure, report",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsOnce)
     p.add_argument("name", nargs="?", default=None, help="experiment name (none: list them)")
     p.add_argument("--quick", action="store_true", help="a reduced grid that runs in seconds to minutes")
     p.add_argument("--out", default="runs", help="folder for NAME.zarr, NAME.nc, NAME.png and NAME.md")
@@ -48,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=count(1), default=1, help="threads per worker (and torch threads per task)")
     p.set_defaults(run=commands.cmd_experiment)
     p = sub.add_parser("train-codec", help="train one of the project's codecs on real data, save its checkpoint",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("name", choices=("mnist-ae12", "vqae", "simclr"))
+                       formatter_class=DefaultsOnce)
+    p.add_argument("name", choices=("mnist-ae12", "vqae", "simclr"), help="which codec to train")
     p.add_argument("--data-root", default=None, help=f"data root (default: ${data.DATA_ENV})")
     p.add_argument("--epochs", type=count(1), default=None, help="default: the recipe's")
     p.add_argument("--batch-size", type=count(1), default=None, help="default: the recipe's")
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("codecs", help="list the encoders and decoders by name")
     p.set_defaults(run=commands.cmd_codecs)
     p = sub.add_parser("inspect", help="print the summary of a saved run or a sweep store")
-    p.add_argument("file")
+    p.add_argument("file", help="a run's NetCDF file (neurodyn recall --output) or a sweep's Zarr store")
     p.add_argument("--threshold", type=POSITIVE, default=analysis.UHN_THRESHOLD,
                    help="retrieval threshold on the squared error, per 784 pixels (UHN)")
     p.set_defaults(run=commands.cmd_inspect)

@@ -59,9 +59,20 @@ def number(lowest: float | None = None, *, strict: bool = True) -> Callable[[str
 POSITIVE, NONNEGATIVE, FINITE = number(0.0), number(0.0, strict=False), number()
 
 
+class DefaultsOnce(argparse.HelpFormatter):
+    """Help that shows an option's default once: appended where the help text does not already
+    say it, and never for an option that is off or unset by default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def recall_parser(sub: argparse._SubParsersAction, run: Callable[[argparse.Namespace], int]) -> None:
     p = sub.add_parser("recall", help="store patterns, corrupt them, recall them through the dynamics",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsOnce)
     data_options(p)
     codec_options(p)
     model_options(p)
@@ -82,8 +93,9 @@ def data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-memories", type=count(1), default=100, help="number of stored patterns")
     g.add_argument("--n-cues", type=count(1), default=None, help="number of cues (default: one per memory)")
     g.add_argument("--corruption", default="mask:0.25,side=bottom",
-                   help="how queries are made from stored patterns: none, mask:F, mask_random:P, "
-                        "gaussian:SIGMA, salt_pepper:P, inpaint:F (options as name=value)")
+                   help=f"how queries are made from stored patterns: NAME:VALUE,option=value with NAME one of "
+                        f"{', '.join(data.CORRUPTIONS)} (e.g. mask:0.25,side=bottom, gaussian:0.1, rotate:random; "
+                        "docs/user-guide.md lists their options)")
     g.add_argument("--image-size", type=count(1), default=None,
                    help="resize the chosen images to this many pixels square (e.g. 64 for cheaper COCO codes)")
 
@@ -104,7 +116,8 @@ def codec_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--readout", choices=("auto", "decode", "values"), default="auto",
                    help="decode the recalled code, or read out stored pixels by the final activations "
                         "(semantic memory); auto: decode when the codec can")
-    g.add_argument("--no-balance", action="store_true", help="keep raw codes (default: unit mean norm per modality)")
+    g.add_argument("--no-balance", action="store_true", help="keep raw codes (without it: unit mean norm per "
+                   "modality)")
 
 
 def model_options(p: argparse.ArgumentParser) -> None:
@@ -120,10 +133,14 @@ def model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta", type=POSITIVE, default=None,
                    help="softmax inverse temperature (softmax presets; default: the preset's, or 100 "
                         "through a codec with no --model named: codes have unit mean norm)")
-    g.add_argument("--dynamics", choices=("gradient", "projection"), default=None)
+    g.add_argument("--dynamics", choices=("gradient", "projection"), default=None,
+                   help="override the preset's dynamics: gradient (descends the energy) or projection "
+                        "(tau_v dv/dt = P'f - v, UHN's update)")
     g.add_argument("--value", default=None, help="value Lagrangian (identity, tanh, sigmoid, ...)")
     g.add_argument("--tau-h", type=POSITIVE, default=None, help="memory time constant (default: fast memory)")
-    g.add_argument("--cue-mode", choices=("initial", "current", "both"), default="initial")
+    g.add_argument("--cue-mode", choices=("initial", "current", "both"), default="initial",
+                   help="how a query drives the network: initial (v(0) = q), current (an input current, v(0) = 0) "
+                        "or both")
 
 
 def solver_options(p: argparse.ArgumentParser) -> None:
@@ -135,15 +152,16 @@ def solver_options(p: argparse.ArgumentParser) -> None:
                    help="per-cue (a step size, method and status per cue; auto, dopri5, rosenbrock23, euler, "
                         "midpoint, rk4), torchdiffeq (one step size for the batch), or auto (per-cue where it has "
                         "the method)")
-    g.add_argument("--rtol", type=POSITIVE, default=1e-5)
-    g.add_argument("--atol", type=POSITIVE, default=1e-7)
+    g.add_argument("--rtol", type=POSITIVE, default=1e-5, help="relative tolerance of adaptive methods")
+    g.add_argument("--atol", type=POSITIVE, default=1e-7, help="absolute tolerance of adaptive methods")
     g.add_argument("--step-size", type=POSITIVE, default=None, help="fixed-step methods only")
     g.add_argument("--steady-tol", type=NONNEGATIVE, default=1e-4,
                    help="stop a cue when max |dx/dt| over its value and memory neurons falls to "
                         "steady_tol * max(1, max |x|) (0: run to the end)")
     g.add_argument("--duration", type=POSITIVE, default=20.0, help="time span (units of tau_v)")
     g.add_argument("--n-times", type=count(2), default=101, help="recording times")
-    g.add_argument("--max-steps", type=count(1), default=100_000)
+    g.add_argument("--max-steps", type=count(1), default=100_000,
+                   help="steps a cue may take before it is reported failed")
 
 
 def spiking_options(p: argparse.ArgumentParser) -> None:
@@ -183,10 +201,12 @@ def output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="one seed for the choice of memories and the corruption")
     g.add_argument("--dtype", choices=tuple(DTYPES), default="float32",
                    help="precision of pixel runs (runs through a codec are float32)")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
     g.add_argument("--output", default="runs/recall.nc", help="NetCDF result file")
     g.add_argument("--figure", default=None, help="PNG figure (default: next to the output)")
-    g.add_argument("--no-figure", action="store_true")
-    g.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse it)")
+    g.add_argument("--no-figure", action="store_true", help="write no figure")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output and figure (without it: "
+                   "refused)")
 
 
