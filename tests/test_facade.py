@@ -63,3 +63,15 @@ def test_moved_modules_keep_their_names_for_one_release_and_say_so(old, new, nam
         module = importlib.reload(importlib.import_module(old))
     for name in names:
         assert getattr(module, name) is getattr(importlib.import_module(new), name)
+
+
+def test_a_network_prints_in_one_line_without_its_memories():
+    import torch
+
+    from neurodyn import from_preset
+
+    net = from_preset("mchn-l2", torch.rand(1000, 784))
+    text = repr(net)
+    assert "\n" not in text and "tensor" not in text and len(text) < 200
+    assert text == ("Network(mchn-l2: N=1000, I=784, biased_dot, softmax(beta=10), gradient dynamics, tau_v=1, "
+                    "fast memory, float32 on cpu)")

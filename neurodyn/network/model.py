@@ -185,6 +185,16 @@ class Network:
         :func:`neurodyn.network.theory.retrieval_obstacle`)."""
         return theory.retrieval_obstacle(self, with_current)
 
+    def __repr__(self) -> str:
+        """One line (the dataclass's would print the memories): what :meth:`describe` says."""
+        d = self.describe()
+        memory = "fast memory" if self.tau_h is None else f"tau_h={self.tau_h:g}"
+        hetero = ", heteroassociative" if d["heteroassociative"] else ""
+        sharded = f", a shard of {self.n_stored}" if self.shards is not None else ""
+        return (f"Network({d['name']}: N={d['n_memories']}{sharded}, I={d['n_features']}{hetero}, {d['similarity']}, "
+                f"{d['separation']}, {d['dynamics']} dynamics, tau_v={self.tau_v:g}, {memory}, "
+                f"{str(self.memories.dtype).replace('torch.', '')} on {self.memories.device})")
+
     def describe(self) -> dict:
         """Model provenance as a JSON-serializable dict."""
         return {
