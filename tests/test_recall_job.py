@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from neurodyn.jobs.recall import (CodedMemory, PixelMemory, Selection, model_config, recall, run_encoded_recall,
-                                  run_recall)
+from neurodyn.jobs.recall import (CodedMemory, PixelMemory, Selection, choose_and_corrupt, model_config, recall,
+                                  run_encoded_recall, run_recall)
 from neurodyn.record import Monitor
 
 SMALL = Selection("digits", 20, "mask:0.25,side=bottom", seed=2, n_cues=4)
@@ -51,6 +51,10 @@ def test_the_deprecated_functions_warn_and_run_the_same_pipeline() -> None:
     with pytest.warns(DeprecationWarning, match="run_encoded_recall is deprecated"):
         old = run_encoded_recall("digits", 20, SMALL.corruption, "pixels", n_cues=4, seed=2, duration=3.0)
     _same(old, recall(SMALL, CodedMemory("pixels"), 3.0))
+    with pytest.warns(DeprecationWarning, match="choose_and_corrupt is deprecated"):
+        chosen, queries = choose_and_corrupt("digits", 20, SMALL.corruption, 2)
+    drawn, drawn_queries = SMALL.draw()
+    assert np.array_equal(chosen.images, drawn.images) and np.array_equal(queries, drawn_queries)
 
 
 @pytest.mark.parametrize("make, needle", [

@@ -15,7 +15,7 @@ import xarray as xr
 
 from .. import analysis
 from ..devices import check_device
-from ..errors import InputFileError
+from ..errors import CUES_FAILED, InputFileError
 from ..files import claim
 from ..jobs.recall import CodedMemory, MemoryKind, PixelMemory, Selection, model_config, recall
 from ..memory.encoded import RECORD, TOP_K, default_model
@@ -114,7 +114,7 @@ def _finish_recall(args: argparse.Namespace, ds: xr.Dataset, figure: Path | None
         print(f"neurodyn recall: error: {len(failures)} of {ds.sizes['cue']} cues failed ({'; '.join(reasons)}); "
               f"the others are complete in {out}; loosen --rtol/--atol, raise --max-steps, or try --solver "
               "rosenbrock23", file=sys.stderr)
-        return 3
+        return CUES_FAILED
     return 0
 
 

@@ -213,7 +213,7 @@ class CodedMemory:
                                   mode=cue_mode)
 
         def finish(ds: xr.Dataset) -> xr.Dataset:
-            ds = memory.describe(ds, asked, cues)
+            ds = memory.add_read_out(ds, asked, cues)
             ds.attrs.update(codec=self.codec, text_codec=self.text_codec or "", caption_index=self.caption_index,
                             image_shape=json.dumps(list(ds["output"].shape[1:])))
             if self.text_codec is not None:
@@ -264,8 +264,8 @@ def recall(selection: Selection = Selection(), memory: MemoryKind = PixelMemory(
 def choose_and_corrupt(data_name: str, n_memories: int, corruption: str, seed: int,
                        data_root: str | None = None, image_size: int | None = None
                        ) -> tuple[ImageSet, torch.Tensor]:
-    """``n_memories`` stimuli chosen by a seeded permutation and their queries
-    (:meth:`Selection.draw`)."""
+    """Deprecated: ``Selection(...).draw()``."""
+    _deprecated("choose_and_corrupt", "Selection(...).draw()")
     return Selection(data_name, n_memories, corruption, seed, image_size=image_size, root=data_root).draw()
 
 

@@ -135,12 +135,12 @@ class EncodedMemory:
         ``monitor`` defaults to :func:`default_monitor`; ``cue_mode`` as in
         :meth:`~neurodyn.network.Network.make_cue`; ``spiking`` makes the memory population spike.
 
-        The Dataset is :func:`~neurodyn.simulation.simulate`'s plus what :meth:`describe` adds.
+        The Dataset is :func:`~neurodyn.simulation.simulate`'s plus what :meth:`add_read_out` adds.
         """
         cues = self.recall_cues(queries, clamp_given=clamp_given, target_index=target_index, mode=cue_mode)
         ds = simulate(self.network, cues, duration, method=spiking or solver,
                       monitor=monitor or default_monitor(self.bank.n_memories), seed=seed, progress=progress)
-        return self.describe(ds, queries, cues, mixture_ratio)
+        return self.add_read_out(ds, queries, cues, mixture_ratio)
 
     def recall_cues(self, queries: Mapping[str, Stimuli], *, clamp_given: bool = False,
                     target_index: Tensor | None = None, mode: str = "initial") -> Cues:
@@ -158,7 +158,7 @@ class EncodedMemory:
             targets = self.bank.memories[target_index]
         return Cues(cues, mode, clamp=clamp, targets=targets, target_index=target_index)
 
-    def describe(self, ds: xr.Dataset, queries: Mapping[str, Stimuli], cues: Cues,
+    def add_read_out(self, ds: xr.Dataset, queries: Mapping[str, Stimuli], cues: Cues,
                  mixture_ratio: float = 1.5) -> xr.Dataset:
         """A recall's Dataset plus its read-out: ``output`` (the read-out images, dims cue,
         channel, row, col), ``output_target`` (the target memories read out the same way, when
