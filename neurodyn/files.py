@@ -4,8 +4,8 @@
   it (``.NAME.lock``). The system releases an ``flock`` when its process dies, SIGKILL included,
   so a killed writer never blocks the next one; a second live writer is refused at once with
   the first one's process id. A claim refuses an existing output unless ``overwrite``, and
-  removes the temporary files that killed writers left (``.NAME.*.tmp``: while the claim is
-  held no live writer owns them).
+  removes the temporary files (or folders) that killed writers left (``.NAME.*.tmp``: while the
+  claim is held no live writer owns them).
 - :func:`atomic_write` writes through a temporary file beside the output and renames it into
   place (``os.replace``), under a claim: a reader sees the old file or the new one, never half
   of one, and the temporary file is removed on every exit path that Python sees (exceptions,
@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -132,7 +133,10 @@ def claim(path: str | os.PathLike[str], *, overwrite: bool = True, folder: bool 
     _held[path] = 1
     try:
         for stale in temporaries(path):  # left by killed writers: no live writer owns them now
-            stale.unlink(missing_ok=True)
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)  # (a store being laid out)
+            else:
+                stale.unlink(missing_ok=True)
         yield path
     finally:
         del _held[path]

@@ -12,21 +12,21 @@ import datetime as _dt
 import json
 import math
 import os
-import sys
-import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from . import analysis
 from .files import claim
 from .network import Cue, Cues, Network, State, check_targets
 from .record import Monitor, Observables, Recorder, ZarrStore, spike_variables, spiking_monitor
+from .record.progress import progress_bar
 from .record.provenance import package_versions
+from .record.resume import fingerprint_parts, interrupted_run
 from .solve import EXPLICIT, IMPLICIT, STATUS_NAMES, CueStats, Integration, Solver, SolverWarning, integrate
 from .spiking import SpikingMemory, SpikingRun
 
@@ -54,7 +54,8 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
         ``v``, ``energy`` and ``spikes``).
     store: stream the recorded time series to a new Zarr store (a
         :class:`~neurodyn.record.ZarrStore`, or its path); the result is then the store opened
-        lazily.
+        lazily. A store that an interrupted run of the same settings left is resumed and
+        completed; any other existing store is refused (:class:`~neurodyn.errors.OutputExists`).
     seed: stored as provenance (a rate run is deterministic given the cues); a spiking run's
         random numbers are keyed on it (default 0).
     progress: show a progress bar over the recording blocks (None: a bar on a terminal, a line every
@@ -78,10 +79,14 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
     _check_times(times_np, network.memories.dtype)
     # A streamed run holds its store: a second run streaming to the same path is refused at once.
     with claim(store.path, folder=True) if store is not None else contextlib.nullcontext():
+        fingerprint = _fingerprint(network, cues, cue, solver, monitor, times_np, seed)
+        checkpoint = None if store is None else interrupted_run(Path(store.path), fingerprint)
         recorder = Recorder(Observables(monitor, network, cue), time_units=monitor.time_units,
                             zarr_store=None if store is None else store.path,
-                            chunk_times=64 if store is None else store.chunk_times)
-        run, last = _run(network, cue, times_np, solver, recorder, cues.ids, seed, progress)
+                            chunk_times=64 if store is None else store.chunk_times,
+                            resume_rows=0 if checkpoint is None else checkpoint["rows"])
+        run, last = _run(network, cue, times_np, solver, recorder, cues.ids, seed, progress,
+                         (fingerprint, checkpoint) if store is not None else None)
         ds = recorder.dataset()
         if isinstance(run, Integration):
             assert isinstance(solver, Solver)
@@ -92,6 +97,19 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
             _add_spiking_record(ds, run, monitor)
         _add_provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)
         return recorder.finish(ds)
+
+
+def _fingerprint(network: Network, cues: Cues, cue: Cue, method: Solver | SpikingMemory, monitor: Monitor,
+                 times_np: np.ndarray, seed: int | None) -> dict[str, str]:
+    """What a streamed run integrates and records, one digest per part: a rerun resumes an
+    interrupted store only when every part is the same."""
+    described = method.describe() if isinstance(method, Solver) else {"spiking": method.describe()}
+    return fingerprint_parts(
+        model=(json.dumps(network.describe(), sort_keys=True), repr(network.similarity), network.memories,
+               network.projection),
+        cues=(cue.v0, cue.current, cue.clamp, cues.ids, cues.targets, cues.target_index),
+        method=(json.dumps(described, sort_keys=True), getattr(method, "block_size", None), seed),
+        monitor=(repr(monitor), times_np))
 
 
 def _check_times(times_np: np.ndarray, dtype: torch.dtype) -> None:
@@ -179,9 +197,11 @@ def _prepare(network: Network, cues: Cues, spiking: SpikingMemory | None,
 
 
 def _run(network: Network, cue: Cue, times_np: np.ndarray, method: Solver | SpikingMemory, recorder: Recorder,
-         cue_ids: torch.Tensor | None, seed: int | None,
-         progress: bool | None) -> tuple[Integration | SpikingRun, torch.Tensor]:
-    """Integrate (or step) the dynamics, recording each block; the run and its last state."""
+         cue_ids: torch.Tensor | None, seed: int | None, progress: bool | None,
+         streamed: tuple[dict[str, str], dict | None] | None) -> tuple[Integration | SpikingRun, torch.Tensor]:
+    """Integrate (or step) the dynamics, recording each block; the run and its last state.
+    ``streamed``: the run's fingerprint and the checkpoint it resumes from (None: a new run);
+    the run saves its checkpoint with every chunk the recorder streams."""
     dtype, device = network.memories.dtype, network.memories.device
     times = torch.as_tensor(times_np, dtype=dtype, device=device)
     n_v = network.n_features
@@ -202,13 +222,20 @@ def _run(network: Network, cue: Cue, times_np: np.ndarray, method: Solver | Spik
         counted = _counted_units(recorder, network) if "rate" in monitor.variables else None
         run = SpikingRun(network, cue, method, times, 0 if seed is None else seed, cue_ids,
                          keep_events="spikes" in monitor.variables, count_units=counted)
-    bar = _progress_bar(len(times_np), progress)
+    bar = progress_bar(len(times_np), progress)
     last = None
+    if streamed is not None:
+        fingerprint, checkpoint = streamed
+        if checkpoint is not None:
+            run.restore(checkpoint["engine"])
+            last = checkpoint["last"].to(times.device)
+            bar.update(checkpoint["rows"])
+        recorder.checkpoint = lambda: {"fingerprint": fingerprint, "engine": run.snapshot(), "last": last}
     with torch.no_grad(), bar:
         for block in run:
             state = unpack(block.states)
-            recorder.observe(block.times, state.v, state.h, block.speed)
             last = block.states[-1]
+            recorder.observe(block.times, state.v, state.h, block.speed)
             bar.update(len(block.times))
     assert last is not None  # (every run yields its initial state)
     return run, last
@@ -259,39 +286,6 @@ def _add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spik
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "Conventions": "CF-1.10",
     })
-
-
-class _LogLines:
-    """Progress for logs (standard error is not a terminal): a line every :data:`LOG_EVERY_S`
-    seconds, where a terminal's bar would redraw in place."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
-        self.start = self.last = time.monotonic()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self.last >= LOG_EVERY_S:
-            self.last = now
-            print(f"recall: {self.done}/{self.total} recording times, {now - self.start:.0f} s", file=sys.stderr,
-                  flush=True)
-
-    def __enter__(self) -> _LogLines:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-LOG_EVERY_S = 5.0
-
-
-def _progress_bar(total: int, progress: bool | None):
-    """A tqdm bar (``progress`` True, or None on a terminal), log lines (None elsewhere), or none."""
-    if progress is None and not sys.stderr.isatty():
-        return _LogLines(total)
-    return tqdm(total=total, desc="recall", unit="t", disable=None if progress is None else not progress, leave=False)
 
 
 def _counted_units(recorder: Recorder, network: Network) -> torch.Tensor:

@@ -222,7 +222,7 @@ def test_a_cue_whose_energy_becomes_nan_fails_the_lyapunov_check():
     assert lyapunov_check(broken).monotone
 
 
-def test_a_streamed_run_killed_at_any_moment_leaves_a_readable_prefix_of_the_run(tmp_path):
+def test_a_streamed_run_killed_at_any_moment_resumes_to_the_uninterrupted_run(tmp_path):
     code = """
         import sys, torch
         from neurodyn import Monitor, Solver, ZarrStore, from_preset, simulate
@@ -231,8 +231,8 @@ def test_a_streamed_run_killed_at_any_moment_leaves_a_readable_prefix_of_the_run
                  monitor=Monitor(("v", "energy"), n_times=2001), store=ZarrStore(sys.argv[1], chunk_times=5))
     """
     m = torch.rand(200, 16, generator=torch.Generator().manual_seed(0))
-    whole = simulate(from_preset("mchn-l2", m), m[:8] * 0.5, 200.0, method=Solver("rk4", step_size=0.05),
-                     monitor=Monitor(("v", "energy"), n_times=2001))
+    run = dict(method=Solver("rk4", step_size=0.05), monitor=Monitor(("v", "energy"), n_times=2001))
+    whole = simulate(from_preset("mchn-l2", m), m[:8] * 0.5, 200.0, **run)
     for k, delay in enumerate((0.2, 0.7)):
         store = tmp_path / f"run{k}.zarr"
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
@@ -245,5 +245,9 @@ def test_a_streamed_run_killed_at_any_moment_leaves_a_readable_prefix_of_the_run
             n = part.sizes["time"]
             assert 0 < n < 2001 and int(part.attrs["complete"]) == 0
             np.testing.assert_array_equal(part["v"].values, whole["v"].values[:n])
-        with pytest.raises(FileExistsError, match="exists"):  # a new run never writes over it
-            simulate(NET, Q, 2.0, store=store)
+        with pytest.raises(FileExistsError, match="interrupted run with another cues, method, model, monitor"):
+            simulate(NET, Q, 2.0, store=store)  # another run never writes over it
+        done = simulate(from_preset("mchn-l2", m), m[:8] * 0.5, 200.0, store=store, **run)  # the rerun completes it
+        assert done.attrs["complete"] == 1 and not list(tmp_path.glob(f".{store.name}*"))
+        for name in ("v", "energy", "v_final", "converged", "solver_nfe"):
+            np.testing.assert_array_equal(done[name].values, whole[name].values, err_msg=name)

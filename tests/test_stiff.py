@@ -273,9 +273,9 @@ def test_energies_unbounded_below_are_refused_with_linear_value_neurons(similari
 
 
 def test_progress_goes_to_the_log_when_standard_error_is_not_a_terminal(monkeypatch, capsys):
-    from neurodyn import simulation
+    from neurodyn.record import progress
 
-    monkeypatch.setattr(simulation, "LOG_EVERY_S", 0.0)
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
     memories = torch.rand(5, 4, dtype=torch.float64)
     simulate(from_preset("mchn", memories), memories, 2.0, monitor=Monitor(("v",), n_times=5), progress=None)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("recall: ")]

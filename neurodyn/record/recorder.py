@@ -5,6 +5,7 @@ variable carries CF ``units`` and ``long_name`` attributes."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ..errors import OutputExists
 from .monitor import RECORDED
 from .netcdf import netcdf_attr
 from .observables import Observables
+from .resume import discard_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -25,15 +27,21 @@ class Recorder:
     With ``zarr_store`` (a path) the time series stream to a Zarr store instead: once
     ``chunk_times`` recorded times are pending (whole solver blocks, so a little more), they are
     appended along ``time`` and dropped from memory, so memory stays bounded by the chunk whatever
-    the run's length. Each append
-    rewrites the consolidated metadata, so a run interrupted part way leaves a store that opens
-    with the times written so far (its ``complete`` attribute is 0 until the run finishes).
+    the run's length. Each append rewrites the consolidated metadata, so a run interrupted part
+    way leaves a store that opens with the times written so far (its ``complete`` attribute is 0
+    until the run finishes). The first chunk is written beside the store and renamed into place
+    (a claim sweeps the folder a killed run left there).
+    ``checkpoint``: the run's state, saved in the store after each append
+    (:mod:`~neurodyn.record.resume`); ``resume_rows``: go on appending to the interrupted store
+    that holds this many times.
     """
 
     observables: Observables
     time_units: str = "ms"
     zarr_store: str | os.PathLike | None = None
     chunk_times: int = 64
+    checkpoint: Callable[[], dict] | None = None
+    resume_rows: int = 0
     _store: dict[str, list[np.ndarray]] = field(default_factory=dict, init=False)
     _times: list[np.ndarray] = field(default_factory=list, init=False)
     _written: int = field(default=0, init=False)
@@ -41,11 +49,13 @@ class Recorder:
     def __post_init__(self) -> None:
         if self.zarr_store is not None:
             self.zarr_store = Path(self.zarr_store)
-            if self.zarr_store.exists():
-                raise OutputExists(f"{self.zarr_store} exists: a run streams into a new store (remove it, or "
-                                   "choose another path)")
             if self.chunk_times < 1:
                 raise ValueError(f"chunk_times must be >= 1, got {self.chunk_times}")
+            if self.resume_rows:
+                self._written = self.resume_rows
+            elif self.zarr_store.exists():
+                raise OutputExists(f"{self.zarr_store} exists: a run streams into a new store (remove it, or "
+                                   "choose another path)")
 
     def _put(self, name: str, value: torch.Tensor) -> None:
         self._store.setdefault(name, []).append(value.detach().cpu().numpy())
@@ -65,13 +75,24 @@ class Recorder:
             return
         part = self._frame()
         part.attrs["complete"] = 0  # an append rewrites the attributes
-        if self._written == 0:
-            part.to_zarr(self.zarr_store, mode="w-", zarr_format=2, consolidated=True)
+        assert self.zarr_store is not None  # (only a streaming recorder flushes)
+        store = Path(self.zarr_store)
+        if self._written == 0:  # laid out beside, with its checkpoint, and renamed into place
+            beside = store.with_name(f".{store.name}.{os.getpid()}.tmp")
+            part.to_zarr(beside, mode="w", zarr_format=2, consolidated=True)
+            self._written = part.sizes["time"]
+            self._save_checkpoint(store)
+            os.replace(beside, store)
         else:
-            part.to_zarr(self.zarr_store, append_dim="time", zarr_format=2, consolidated=True)
-        self._written += part.sizes["time"]
+            part.to_zarr(store, append_dim="time", zarr_format=2, consolidated=True)
+            self._written += part.sizes["time"]
+            self._save_checkpoint(store)
         self._store.clear()
         self._times.clear()
+
+    def _save_checkpoint(self, store: Path) -> None:
+        if self.checkpoint is not None:
+            save_checkpoint(store, {"rows": self._written, **self.checkpoint()})
 
     def finish(self, ds: xr.Dataset) -> xr.Dataset:
         """Complete a streamed run: write what ``ds`` adds to the store (final states, per-cue
@@ -79,9 +100,11 @@ class Recorder:
         if self.zarr_store is None:
             return ds
         with xr.open_zarr(self.zarr_store, consolidated=True) as stored:
-            extra = ds[[name for name in ds.data_vars if name not in stored.data_vars]]
+            # Every variable the appends did not write (one an interrupted finish wrote is written again).
+            extra = ds[[name for name in ds.data_vars if name not in stored.data_vars or "time" not in ds[name].dims]]
         extra.attrs = {k: netcdf_attr(v) for k, v in {**ds.attrs, "complete": 1}.items()}
         extra.to_zarr(self.zarr_store, mode="a", zarr_format=2, consolidated=True)
+        discard_checkpoint(Path(self.zarr_store))
         return xr.open_zarr(self.zarr_store, consolidated=True)
 
     def dataset(self) -> xr.Dataset:

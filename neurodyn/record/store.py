@@ -10,8 +10,10 @@ from dataclasses import dataclass
 class ZarrStore:
     """Stream the recorded time series to a new Zarr store at ``path``, ``chunk_times`` recorded
     times at a time, so that memory stays bounded whatever the run's length. The run's result is
-    then the store opened lazily (``complete`` = 1 once the run finished; an interrupted run
-    leaves the times written so far, with ``complete`` = 0)."""
+    then the store opened lazily (``complete`` = 1 once the run finished). An interrupted run
+    leaves the times written so far, with ``complete`` = 0, and a checkpoint beside the store:
+    the same run again resumes from it and completes the store to the uninterrupted run's
+    (:mod:`~neurodyn.record.resume`)."""
 
     path: str | os.PathLike
     chunk_times: int = 64

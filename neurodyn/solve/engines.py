@@ -51,6 +51,13 @@ class PerCueIntegration(Integration):
         """Failed cues and why (where: ``stats.per_cue.time``)."""
         return self.run.stats.reasons
 
+    def snapshot(self) -> dict:
+        return self.run.snapshot()
+
+    def restore(self, snapshot: dict) -> None:
+        self.run.restore(snapshot)
+        self.convergence_time = self.run.convergence_time
+
     def __iter__(self) -> Iterator[Block]:
         try:
             for tb, ys in self.run:

@@ -99,5 +99,15 @@ class Integration:
         """Failed cues and why (an engine that raises instead has none)."""
         return {}
 
+    def snapshot(self) -> dict:
+        """What the integration needs to go on from its last yielded block, bit for bit, as a
+        dict of tensors and numbers (``torch.save`` writes it); valid until it goes on."""
+        raise NotImplementedError
+
+    def restore(self, snapshot: dict) -> None:
+        """Go on from a :meth:`snapshot` taken of an integration of the same problem: iterating
+        then yields the blocks after the snapshot's."""
+        raise NotImplementedError
+
     def __iter__(self) -> Iterator[Block]:
         raise NotImplementedError

@@ -27,9 +27,11 @@ any number of them (within the ring), so a dense recording grid costs no extra s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -133,6 +135,10 @@ class PerCueSolve:
         self._h = torch.zeros(batch, dtype=torch.float64, device=dev)
         self._t = torch.zeros(batch, dtype=torch.float64, device=dev)
         self.final_state = y0.clone()  # where each cue stopped (or ended)
+        # Where the iteration stands: the working batch, the rows yielded, whether it ended.
+        self._w: WorkingBatch | None = None
+        self._done_rows = 0
+        self._ended = False
 
     @property
     def rhs_rows(self) -> int:
@@ -202,14 +208,18 @@ class PerCueSolve:
         return w
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        start = time.perf_counter()
-        w = self._start()
-        yield self.times[:1].to(self.y0.dtype), self.y0[None]
-        done_rows = 1
+        """Yields the recorded rows; after :meth:`restore`, the rows after the snapshot's."""
+        start = time.perf_counter() - self.wall_time  # (a restored run's clock goes on)
+        if self._ended:
+            return
+        if self._w is None:
+            self._w, self._done_rows = self._start(), 1
+            yield self.times[:1].to(self.y0.dtype), self.y0[None]
+        w = self._w
         while True:
             if bool((w.status == RUNNING).any()):
                 for _ in range(self.sync_every):
-                    w = self._attempt(w, done_rows)
+                    w = self._attempt(w, self._done_rows)
             self.host_syncs += 1  # the one host look per block of steps
             stopped = w.status != RUNNING
             if bool(stopped.any()):
@@ -220,16 +230,58 @@ class PerCueSolve:
                 w = w.take(keep)
             self._replan(w)
             complete = int(w.idx.min())  # every running cue has written the rows before it
-            if complete > done_rows:
-                yield self.ring.read(done_rows, complete)
-                done_rows = complete
+            if complete > self._done_rows:
+                rows = self.ring.read(self._done_rows, complete)
+                self._w, self._done_rows = w, complete
+                self.wall_time = time.perf_counter() - start
+                yield rows
         # Every cue stopped: the record ends at the end when some cue finished there, otherwise at
         # the first recording time after the last stop, so that it shows every cue's final state.
+        self._ended, self._w = True, None
         finished = bool((self._status == FINISHED).any())
         last = len(self.times) if finished else min(len(self.times), self.ring.reached + 1)
-        if last > done_rows:
-            yield self.ring.read(done_rows, last)
+        done, self._done_rows = self._done_rows, max(self._done_rows, last)
         self.wall_time = time.perf_counter() - start
+        if last > done:
+            yield self.ring.read(done, last)
+
+    #: What :meth:`snapshot` saves of the solve itself (the working batch and the ring apart).
+    _SNAPSHOT = ("_done_rows", "_ended", "wall_time", "host_syncs", "attempts", "convergence_time", "_switch_time",
+                 "_counts", "_status", "_method", "_failure", "_h", "_t", "final_state")
+
+    def snapshot(self) -> dict:
+        """Everything the solve needs to go on from where its last yield left it, bit for bit:
+        the per-cue records, the working batch, the recording rows that cues ahead already wrote,
+        and the counters. Tensors are the solve's own (save them before it goes on)."""
+        ring, w = self.ring, self._w
+        # Rows up to the farthest cue's are written: a running cue's, or one that stopped there.
+        reach = max(ring.reached, int(w.idx.max()) if w is not None and len(w.idx) else 0)
+        ahead = torch.arange(self._done_rows, max(reach, self._done_rows), device=ring.rows.device)
+        return {**{name: getattr(self, name) for name in self._SNAPSHOT},
+                "field": (self.field.calls, self.field.rows),
+                "batch": None if w is None else {f.name: getattr(w, f.name) for f in dataclasses.fields(w)},
+                "ring": {"ahead": ring.rows[ahead % ring.window], "held": ring.held, "stop_row": ring.stop_row,
+                         "reached": ring.reached, "any_held": ring.any_held}}
+
+    def restore(self, snapshot: dict) -> None:
+        """Go on from a :meth:`snapshot` of a solve of the same problem (its tensors may be on
+        another device: each goes where the solve keeps its own)."""
+        for name in self._SNAPSHOT:
+            setattr(self, name, _like(snapshot[name], getattr(self, name)))
+        self.field.calls, self.field.rows = snapshot["field"]
+        ring, saved = self.ring, snapshot["ring"]
+        ahead = torch.arange(self._done_rows, self._done_rows + len(saved["ahead"]), device=ring.rows.device)
+        ring.rows[ahead % ring.window] = saved["ahead"].to(ring.rows.device)
+        ring.held, ring.stop_row = _like(saved["held"], ring.held), _like(saved["stop_row"], ring.stop_row)
+        ring.reached, ring.any_held = saved["reached"], saved["any_held"]
+        if snapshot["batch"] is not None:
+            dev = self.y0.device
+            w = WorkingBatch(**{name: None if value is None else value.to(dev)  # type: ignore[arg-type]
+                                for name, value in snapshot["batch"].items()})
+            if len(w.rows) == len(self.y0):  # the whole batch in order: the field passes rows=None
+                self.field.all_rows = w.rows
+            self._w = w
+            self._replan(w)
 
     def _replan(self, w: WorkingBatch) -> None:
         """Which cues take which method until the next host look (deciding it costs a look, so a
@@ -322,3 +374,8 @@ class PerCueSolve:
         w.t, w.y, w.f, w.h, w.idx = t_out, y_out, f_out, h_next, w.idx + crossed
         w.status = torch.where(failure > 0, FAILED, status)
         return w, failure
+
+
+def _like(saved: Any, current: object) -> Any:
+    """A saved value where the solve keeps the current one (a tensor on its device)."""
+    return saved.to(current.device) if isinstance(saved, torch.Tensor) and isinstance(current, torch.Tensor) else saved

@@ -18,6 +18,7 @@ What torchdiffeq lacks and this module adds around it:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 
@@ -69,6 +70,7 @@ class TorchdiffeqIntegration(Integration):
         self.block_size = max(1, int(block_size)) if solver.steady_tol else len(times) - 1
         counting = _AdaptiveCountingField if solver.adaptive else _CountingField
         self.field = counting(rhs, y0.shape[0], y0.device)
+        self._position: tuple[int, torch.Tensor] | None = None  # the grid index and state last yielded
 
     @property
     def stats(self) -> SolverStats:
@@ -120,12 +122,16 @@ class TorchdiffeqIntegration(Integration):
         return ys
 
     def __iter__(self) -> Iterator[Block]:
-        start = time.perf_counter()
-        t, y = self.times, self.y0
-        speed0 = self._speed(t[:1], y[None])
-        self._freeze_converged(t[:1], y[None], speed0)
-        yield Block(t[:1], y[None], speed0)
-        i = 0
+        """Yields the recorded blocks; after :meth:`restore`, the blocks after the snapshot's."""
+        start = time.perf_counter() - self.stats.wall_time  # (a restored run's clock goes on)
+        t = self.times
+        if self._position is None:
+            y = self.y0
+            speed0 = self._speed(t[:1], y[None])
+            self._freeze_converged(t[:1], y[None], speed0)
+            self._position = (0, y)
+            yield Block(t[:1], y[None], speed0)
+        i, y = self._position
         while i < len(t) - 1 and not bool(self.field.frozen.all()):
             tb = t[i:i + self.block_size + 1]
             ys = self._solve(y, tb)[1:]
@@ -133,5 +139,21 @@ class TorchdiffeqIntegration(Integration):
             self.stats.blocks += 1
             self._freeze_converged(tb[1:], ys, speed)
             y, i = ys[-1], i + len(tb) - 1
+            self._position = (i, y)
             self.stats.wall_time = time.perf_counter() - start
             yield Block(tb[1:], ys, speed)
+
+    def snapshot(self) -> dict:
+        """Everything the integration needs to go on from its last yield, bit for bit (each block
+        is its own torchdiffeq call, started from the last accepted step size)."""
+        return {"position": self._position, "frozen": self.field.frozen, "last_dt": self.field.last_dt,
+                "convergence_time": self.convergence_time, "stats": dataclasses.asdict(self.stats)}
+
+    def restore(self, snapshot: dict) -> None:
+        """Go on from a :meth:`snapshot` of an integration of the same problem."""
+        dev = self.y0.device
+        position = snapshot["position"]
+        self._position = None if position is None else (position[0], position[1].to(dev))
+        self.field.frozen, self.field.last_dt = snapshot["frozen"].to(dev), snapshot["last_dt"]
+        self.convergence_time = snapshot["convergence_time"].cpu()
+        self.field.stats = SolverStats(**snapshot["stats"])

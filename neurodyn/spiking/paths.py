@@ -131,6 +131,14 @@ class DensePath:
         """Add the mean field's expected spike input ``expected`` (B, N)."""
         self.s.value = self.s.value + self.dense_input(expected, value_output(self.v))
 
+    def state(self) -> dict:
+        """What the path changes as it steps (for a run's snapshot)."""
+        return {"v": self.v, "s": self.s.value}
+
+    def load_state(self, state: dict) -> None:
+        """Take up a :meth:`state` of a path of the same run."""
+        self.v, self.s.value = state["v"].to(self.v.device), state["s"].to(self.v.device)
+
 
 class MemoryPath(DensePath):
     """``y = M v`` and ``z = M s`` stepped every step; ``v`` and ``s`` advanced lazily. Needs a
@@ -195,3 +203,12 @@ class MemoryPath(DensePath):
         self.catch_up(torch.arange(self.cue.batch, device=self.v.device))
         self.z.value = self.z.value + tiled_matmul(expected, self.z.rows, self.tile)  # sum_mu e_mu K[mu]
         super().add_expected(expected, value_output)
+
+    def state(self) -> dict:
+        return {**super().state(), "steps": self.steps, "last": self.last, "y": self.y, "z": self.z.value}
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        dev = self.v.device
+        self.steps, self.last, self.y, self.z.value = (state["steps"], state["last"].to(dev), state["y"].to(dev),
+                                                       state["z"].to(dev))

@@ -18,6 +18,7 @@ neuron), so runs are reproducible from one seed and batch-invariant.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -105,6 +106,7 @@ class SpikingRun:
         self.gradient_drive = network.dynamics == "gradient" and not network.similarity.bilinear
         self._setup()
         self.stats.setup_time = time.perf_counter() - self._started
+        self._position: tuple[int, int] | None = None  # the next recording index and step to take
 
     # ------------------------------------------------------------------ state
     def _weights(self, h: torch.Tensor) -> torch.Tensor:
@@ -237,10 +239,13 @@ class SpikingRun:
         self.stats.spikes += len(cues)
 
     def __iter__(self) -> Iterator[Block]:
+        """Yields ``v`` at each recording time; after :meth:`restore`, at those after the snapshot's."""
         start = self._started
-        yield Block(self.times[:1], self.value_state()[None], None)
-        step = 0
-        for k in range(1, len(self.record_steps)):
+        if self._position is None:
+            self._position = (1, 0)
+            yield Block(self.times[:1], self.value_state()[None], None)
+        first, step = self._position
+        for k in range(first, len(self.record_steps)):
             events: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
             while step < self.record_steps[k]:
                 cues, units = self.step(step)
@@ -251,8 +256,33 @@ class SpikingRun:
             v = self.value_state()
             if not torch.isfinite(v).all():
                 raise FloatingPointError(f"the value state became NaN or infinite by t={float(self.times[k]):g} ms")
+            self._position = (k + 1, step)
             self.stats.wall_time = time.perf_counter() - start
             yield Block(self.times[k:k + 1], v[None], None)
+
+    #: What the run changes as it steps, besides its path's state.
+    _SNAPSHOT = ("_position", "n_hat", "value_trace", "spikes", "counts", "unit_counts")
+
+    def snapshot(self) -> dict:
+        """Everything the run needs to go on from its last yield, bit for bit (its random numbers
+        are keyed on the step, so they need no state); valid until it goes on."""
+        return {**{name: getattr(self, name) for name in self._SNAPSHOT}, "paths": self.paths.state(),
+                "lif": getattr(self, "lif", None), "stats": dataclasses.asdict(self.stats),
+                "clock": time.perf_counter() - self._started}
+
+    def restore(self, snapshot: dict) -> None:
+        """Go on from a :meth:`snapshot` of a run of the same problem."""
+        dev = self.device
+        trace = snapshot["value_trace"]
+        self._position, self.n_hat = snapshot["_position"], snapshot["n_hat"].to(dev)
+        self.value_trace = None if trace is None else trace.to(dev)
+        # (spike events and bin counts are kept on the CPU)
+        self.spikes, self.counts, self.unit_counts = snapshot["spikes"], snapshot["counts"], snapshot["unit_counts"]
+        self.paths.load_state(snapshot["paths"])
+        if snapshot["lif"] is not None:
+            self.lif = LIFState(*(x.to(dev) for x in snapshot["lif"]))
+        self.stats = SpikingStats(**snapshot["stats"])
+        self._started = time.perf_counter() - snapshot["clock"]  # (the run's clock goes on)
 
     def spike_events(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """All spikes so far as (time in ms, cue index, unit), sorted by time, cue, unit."""
