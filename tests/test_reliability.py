@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -76,6 +78,41 @@ def test_an_output_that_cannot_be_written_is_named(tmp_path, capsys, place, need
     assert main(["recall", *SMALL, "--output", str(target)]) == 4
     err = capsys.readouterr().err
     assert needle in err and str(target) in err
+
+
+def _unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` run by a user that permissions bind: as is, or as ``nobody`` when we are root
+    (root writes anywhere); skips when there is no such user that can run the package here."""
+    if os.geteuid() != 0:
+        return argv
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: no user that folder permissions bind")
+    cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+    probe = subprocess.run([*cmd[:-len(argv)], sys.executable, "-c", "import neurodyn"], capture_output=True,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    if probe.returncode:
+        pytest.skip("the unprivileged user cannot import neurodyn from this checkout")
+    return cmd
+
+
+def test_an_output_in_a_folder_that_is_not_writable_is_refused_before_any_work():
+    base = Path(tempfile.mkdtemp())  # (pytest's tmp_path is private to its user)
+    try:
+        base.chmod(0o755)
+        locked = base / "locked"
+        locked.mkdir(mode=0o555)
+        locked.chmod(0o555)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "HOME": str(base),
+               "MPLCONFIGDIR": str(base)}
+        for target, needle in ((locked / "r.nc", "its folder is not writable"),
+                               (locked / "sub" / "r.nc", "cannot create the folder of output")):
+            done = subprocess.run(_unprivileged([sys.executable, "-m", "neurodyn.cli", "recall", *SMALL, "--output",
+                                                 str(target)]), capture_output=True, text=True, env=env, timeout=120)
+            assert done.returncode == 4 and needle in done.stderr and str(target) in done.stderr, done.stderr
+            assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert not any(locked.iterdir())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_result_file_that_is_not_a_run_is_named(tmp_path, capsys):
