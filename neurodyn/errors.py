@@ -62,6 +62,15 @@ class ResourceUnavailable(NeurodynError, RuntimeError):
     exit_code = RESOURCE
 
 
+class SolverError(RuntimeError):
+    """The solver could not integrate the system to its tolerance (bad input to the CLI: the
+    model, its scale or the tolerances)."""
+
+
+class SolverWarning(RuntimeWarning):
+    """Some cues could not be integrated; the others finished (their statuses say which)."""
+
+
 def whole_number(name: str, value: object, minimum: int) -> int:
     """``value`` checked as a whole number >= ``minimum``; a ``ValueError`` naming the setting
     otherwise (a bool, a float or a string is not one)."""

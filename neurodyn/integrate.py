@@ -3,8 +3,9 @@ keep resolving for one release (an integration is now made by :func:`neurodyn.so
 
 import warnings
 
+from .names import ADAPTIVE_METHODS, ENGINES, FIXED_METHODS, METHODS
 from .solve.integration import Block, Integration, SolverStats
-from .solve.settings import ADAPTIVE_METHODS, ENGINES, FIXED_METHODS, METHODS, Solver, SolverError, SolverWarning
+from .solve.settings import Solver, SolverError, SolverWarning
 
 warnings.warn("neurodyn.integrate is deprecated and goes in the next release; import from neurodyn.solve",
               DeprecationWarning, stacklevel=2)

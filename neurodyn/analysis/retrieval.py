@@ -10,10 +10,11 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ..names import UHN_THRESHOLD
+
 if TYPE_CHECKING:
     from .network import Network
 
-UHN_THRESHOLD = 50.0  # UHN appendix E: sum of squared errors below 50 counts as recalled
 MNIST_SIZE = 784  # the pattern size that threshold refers to
 
 

@@ -16,10 +16,8 @@ import warnings
 from types import FrameType
 from typing import NoReturn
 
-from .. import __version__, analysis, data
-from ..errors import BAD_INPUT, NeurodynError
-from ..solve import SolverError, SolverWarning
-from . import commands
+from .. import __version__, names
+from ..errors import BAD_INPUT, NeurodynError, SolverError, SolverWarning
 from .arguments import POSITIVE, DefaultsOnce, count, recall_parser
 
 
@@ -27,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neurodyn", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"neurodyn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    recall_parser(sub, commands.cmd_recall)
+    recall_parser(sub, "cmd_recall")
     p = sub.add_parser("sweep", help="run a parameter grid on Dask into one Zarr store (resumable)",
                        formatter_class=DefaultsOnce)
     p.add_argument("config", help="a TOML file with [sweep], [grid], [zip.NAME] and [fixed] tables")
@@ -37,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LocalCluster worker processes (0: run in this process)")
     p.add_argument("--threads", type=count(1), default=1, help="threads per worker (and torch threads per task)")
     p.add_argument("--retry-failed", action="store_true", help="recompute points that failed before")
-    p.set_defaults(run=commands.cmd_sweep)
+    p.set_defaults(run="cmd_sweep")
     p = sub.add_parser("experiment", help="reproduce a paper's figure or table: grid, Dataset, figure, report",
                        formatter_class=DefaultsOnce)
     p.add_argument("name", nargs="?", default=None, help="experiment name (none: list them)")
@@ -47,24 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=count(0), default=2,
                    help="LocalCluster worker processes (0: run in this process)")
     p.add_argument("--threads", type=count(1), default=1, help="threads per worker (and torch threads per task)")
-    p.set_defaults(run=commands.cmd_experiment)
+    p.set_defaults(run="cmd_experiment")
     p = sub.add_parser("train-codec", help="train one of the project's codecs on real data, save its checkpoint",
                        formatter_class=DefaultsOnce)
     p.add_argument("name", choices=("mnist-ae12", "vqae", "simclr"), help="which codec to train")
-    p.add_argument("--data-root", default=None, help=f"data root (default: ${data.DATA_ENV})")
+    p.add_argument("--data-root", default=None, help=f"data root (default: ${names.DATA_ENV})")
     p.add_argument("--epochs", type=count(1), default=None, help="default: the recipe's")
     p.add_argument("--batch-size", type=count(1), default=None, help="default: the recipe's")
     p.add_argument("--lr", type=POSITIVE, default=None, help="default: the recipe's")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights, the data order and the augmentations")
     p.add_argument("--out", default=None, help="checkpoint path (default: $NEURODYN_CACHE or ~/.cache/neurodyn)")
-    p.set_defaults(run=commands.cmd_train_codec)
+    p.set_defaults(run="cmd_train_codec")
     p = sub.add_parser("codecs", help="list the encoders and decoders by name")
-    p.set_defaults(run=commands.cmd_codecs)
+    p.set_defaults(run="cmd_codecs")
     p = sub.add_parser("inspect", help="print the summary of a saved run or a sweep store")
     p.add_argument("file", help="a run's NetCDF file (neurodyn recall --output) or a sweep's Zarr store")
-    p.add_argument("--threshold", type=POSITIVE, default=analysis.UHN_THRESHOLD,
+    p.add_argument("--threshold", type=POSITIVE, default=names.UHN_THRESHOLD,
                    help="retrieval threshold on the squared error, per 784 pixels (UHN)")
-    p.set_defaults(run=commands.cmd_inspect)
+    p.set_defaults(run="cmd_inspect")
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", help="show the traceback of an expected failure too")
     return parser
@@ -123,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:  # not the main thread: leave signals alone
         previous = None
     try:
-        return args.run(args)
+        from . import commands  # (the library loads here, not for --help or a bad argument)
+
+        return getattr(commands, args.run)(args)
     except KeyboardInterrupt as err:
         if args.debug:
             raise

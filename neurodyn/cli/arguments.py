@@ -7,15 +7,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-import torch
-
-from .. import analysis, data
-from ..jobs.recall import DTYPES
-from ..memory.encoded import RECORD, TOP_K
-from ..network import PRESET_DATA, PRESETS
-from ..record import VARIABLES
-from ..solve import ENGINES, METHODS
-from ..spiking import MODELS, PATHS
+from .. import names
 
 PIXEL_RECORD = ("v", "energy", "speed", "overlap")
 
@@ -70,7 +62,7 @@ class DefaultsOnce(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
-def recall_parser(sub: argparse._SubParsersAction, run: Callable[[argparse.Namespace], int]) -> None:
+def recall_parser(sub: argparse._SubParsersAction, run: str) -> None:
     p = sub.add_parser("recall", help="store patterns, corrupt them, recall them through the dynamics",
                        formatter_class=DefaultsOnce)
     data_options(p)
@@ -86,15 +78,15 @@ def data_options(p: argparse.ArgumentParser) -> None:
     """The data and how queries are made from it."""
     g = p.add_argument_group("data")
     g.add_argument("--data", "--dataset", default=None,
-                   help=f"a data set ({', '.join(data.DATASETS)}), an .npz file or an image folder (default: "
+                   help=f"a data set ({', '.join(names.DATASETS)}), an .npz file or an image folder (default: "
                         f"digits; the data a --model preset is made for: "
-                        f"{', '.join(f'{k} {v}' for k, v in PRESET_DATA.items())})")
-    g.add_argument("--data-root", default=None, help=f"data root (default: ${data.DATA_ENV})")
+                        f"{', '.join(f'{k} {v}' for k, v in names.PRESET_DATA.items())})")
+    g.add_argument("--data-root", default=None, help=f"data root (default: ${names.DATA_ENV})")
     g.add_argument("--n-memories", type=count(1), default=100, help="number of stored patterns")
     g.add_argument("--n-cues", type=count(1), default=None, help="number of cues (default: one per memory)")
     g.add_argument("--corruption", default="mask:0.25,side=bottom",
                    help=f"how queries are made from stored patterns: NAME:VALUE,option=value with NAME one of "
-                        f"{', '.join(data.CORRUPTIONS)} (e.g. mask:0.25,side=bottom, gaussian:0.1, rotate:random; "
+                        f"{', '.join(names.CORRUPTIONS)} (e.g. mask:0.25,side=bottom, gaussian:0.1, rotate:random; "
                         "docs/user-guide.md lists their options)")
     g.add_argument("--image-size", type=count(1), default=None,
                    help="resize the chosen images to this many pixels square (e.g. 64 for cheaper COCO codes)")
@@ -124,7 +116,7 @@ def model_options(p: argparse.ArgumentParser) -> None:
     """The network."""
     g = p.add_argument_group("model")
     g.add_argument("--model", default=None,
-                   help=f"preset: {', '.join(PRESETS)} (default mchn-l2; with --text-codec mchn, whose dot "
+                   help=f"preset: {', '.join(names.PRESET_NAMES)} (default mchn-l2; with --text-codec mchn, whose dot "
                         "product ignores the empty image slot of a caption query)")
     g.add_argument("--model-file", default=None, help="a TOML model file with a [model] table (overrides --model)")
     g.add_argument("--similarity", default=None, help="override the similarity (e.g. manhattan, dot, "
@@ -146,9 +138,9 @@ def model_options(p: argparse.ArgumentParser) -> None:
 def solver_options(p: argparse.ArgumentParser) -> None:
     """The solver and the recording grid."""
     g = p.add_argument_group("solver")
-    g.add_argument("--solver", choices=METHODS, default="auto",
+    g.add_argument("--solver", choices=names.METHODS, default="auto",
                    help="auto: dopri5, switching each cue that turns out stiff to the implicit rosenbrock23")
-    g.add_argument("--engine", choices=ENGINES, default="auto",
+    g.add_argument("--engine", choices=names.ENGINES, default="auto",
                    help="per-cue (a step size, method and status per cue; auto, dopri5, rosenbrock23, euler, "
                         "midpoint, rk4), torchdiffeq (one step size for the batch), or auto (per-cue where it has "
                         "the method)")
@@ -167,7 +159,7 @@ def solver_options(p: argparse.ArgumentParser) -> None:
 def spiking_options(p: argparse.ArgumentParser) -> None:
     """Spiking memory neurons."""
     g = p.add_argument_group("spiking memory neurons (times in ms, rates in Hz)")
-    g.add_argument("--spiking", choices=MODELS, default=None,
+    g.add_argument("--spiking", choices=names.NEURON_MODELS, default=None,
                    help="make the memory population spike: poisson (rate r_max * f), lif (E%%-max "
                         "winner-take-all) or rate (their mean field); fixed steps of --dt replace the solver")
     g.add_argument("--tau-v", type=POSITIVE, default=None,
@@ -185,7 +177,7 @@ def spiking_options(p: argparse.ArgumentParser) -> None:
                             ("gamma-hz", "LIF periodic (gamma) inhibition frequency (default off)"),
                             ("gamma-amplitude", "LIF gamma inhibition amplitude")):
         g.add_argument(f"--{name}", type=FINITE, default=None, help=help_text)
-    g.add_argument("--spiking-path", choices=PATHS, default=None,
+    g.add_argument("--spiking-path", choices=names.SPIKING_PATHS, default=None,
                    help="dense, memory (event-driven, dot similarities) or auto (default)")
 
 
@@ -193,16 +185,16 @@ def output_options(p: argparse.ArgumentParser) -> None:
     """What is recorded, and where it goes."""
     g = p.add_argument_group("recording and output")
     g.add_argument("--record", type=csv_list, default=None,
-                   help=f"comma-separated, from: {', '.join(VARIABLES)} (default {','.join(PIXEL_RECORD)}; "
-                        f"through a codec {','.join(RECORD)}, f of the {TOP_K} most active memories)")
+                   help=f"comma-separated, from: {', '.join(names.VARIABLES)} (default {','.join(PIXEL_RECORD)}; "
+                        f"through a codec {','.join(names.ENCODED_RECORD)}, f of the {names.ENCODED_TOP_K} most "
+                        "active memories)")
     g.add_argument("--top-k", type=count(1), default=None, help="record only the k most active memories")
-    g.add_argument("--threshold", type=POSITIVE, default=analysis.UHN_THRESHOLD,
+    g.add_argument("--threshold", type=POSITIVE, default=names.UHN_THRESHOLD,
                    help="retrieval threshold on the squared error, per 784 pixels (UHN)")
     g.add_argument("--seed", type=int, default=0, help="one seed for the choice of memories and the corruption")
-    g.add_argument("--dtype", choices=tuple(DTYPES), default="float32",
+    g.add_argument("--dtype", choices=names.DTYPES, default="float32",
                    help="precision of pixel runs (runs through a codec are float32)")
-    g.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="cpu, cuda or cuda:N (default: cuda when a GPU is visible)")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when a GPU is visible, else cpu)")
     g.add_argument("--output", default="runs/recall.nc", help="NetCDF result file")
     g.add_argument("--figure", default=None, help="PNG figure (default: next to the output)")
     g.add_argument("--no-figure", action="store_true", help="write no figure")

@@ -53,7 +53,7 @@ def cmd_recall(args: argparse.Namespace) -> int:
     if figure is not None and figure.suffix.lstrip(".").lower() not in FIGURE_FORMATS:
         raise ValueError(f"--figure {figure}: unknown image format {figure.suffix!r}; use one of "
                          f"{', '.join('.' + f for f in FIGURE_FORMATS)}")
-    check_device(args.device)
+    args.device = str(check_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu")))
     job = _recall_job(args)
     with contextlib.ExitStack() as held:
         held.enter_context(claim(args.output, overwrite=args.overwrite))

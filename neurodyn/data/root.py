@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DATA_ENV = "NEURODYN_DATA"
+from ..names import DATA_ENV
 
 
 def data_root(root: str | os.PathLike[str] | None = None) -> Path:

@@ -245,7 +245,7 @@ _LOADERS: dict[str, Callable[[str | os.PathLike[str] | None], ImageSet]] = {
     "coco": load_coco,
     "random_patterns": lambda root: load_random_patterns(),
 }
-DATASETS = tuple(_LOADERS)
+DATASETS = tuple(_LOADERS)  # (neurodyn.names.DATASETS, which the command line lists: tests/test_names.py)
 _BUILT_IN = ("digits", "random_patterns")  # need no data root
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 import xarray as xr
 
-from .. import analysis, data
+from .. import analysis, data, names
 from ..codecs.base import Codec, Stimuli
 from ..data import ImageSet
 from ..devices import check_device
@@ -34,7 +34,7 @@ from ..simulation import simulate
 from ..solve import Solver
 from ..spiking import SpikingMemory
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = {name: getattr(torch, name) for name in names.DTYPES}
 
 
 def model_config(model: str = "mchn-l2", model_file: str | None = None, **overrides: object) -> dict:

@@ -28,6 +28,8 @@ from torch import Tensor
 from .. import analysis
 from ..codecs import Codec
 from ..codecs.base import Stimuli
+from ..names import ENCODED_RECORD as RECORD
+from ..names import ENCODED_TOP_K as TOP_K
 from ..network import Cues, Network, from_config
 from ..record import Monitor
 from ..simulation import simulate
@@ -36,9 +38,6 @@ from ..spiking import SpikingMemory
 from .bank import MemoryBank, Scale
 
 Readout = Literal["auto", "decode", "values"]
-RECORD = ("v", "energy", "speed", "f")
-"""What a recall records by default: ``f`` of the most active memories shows mixtures on the way."""
-TOP_K = 8
 
 
 def default_model(multimodal: bool) -> dict:

@@ -10,9 +10,10 @@ One concept per module:
 - :mod:`~neurodyn.network.tiled`: one pass over the memory bank in tiles.
 """
 
+from ..names import PRESET_DATA
 from .cue import Cue, Cues, State, check_finite, check_targets
 from .model import READOUTS, Dynamics, Network
-from .presets import PRESET_DATA, PRESETS, from_config, from_preset
+from .presets import PRESETS, from_config, from_preset
 from .theory import MANHATTAN_SMOOTHING
 
 __all__ = ["Cue", "Cues", "Dynamics", "MANHATTAN_SMOOTHING", "Network", "PRESETS", "PRESET_DATA", "READOUTS", "State",

@@ -35,10 +35,10 @@ for _name, _sim in (("euclidean", "sq_euclidean"), ("manhattan", "manhattan"), (
 PRESETS["uhn-dot"] = dict(similarity="normalized_dot", separation="softmax:1000", dynamics="projection",
                           normalize_separation=True)
 
-# The data each preset is made for, where it is not the CLI's default (digits): the classical
-# nets store uncorrelated bipolar patterns (their capacity analyses assume them). On digits, which
-# share their background, they fall into spurious mixtures (docs/user-guide.md, "Presets").
-PRESET_DATA: dict[str, str] = {"hn": "random_patterns", "dam": "random_patterns"}
+# The data each preset is made for (neurodyn.names.PRESET_DATA), where it is not the CLI's
+# default (digits): the classical nets store uncorrelated bipolar patterns (their capacity
+# analyses assume them). On digits, which share their background, they fall into spurious
+# mixtures (docs/user-guide.md, "Presets").
 
 _PARAM_NAMES = {"beta": "softmax", "degree": "polynomial", "k": "topk", "theta": "threshold"}
 

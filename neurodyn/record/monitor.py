@@ -13,7 +13,8 @@ from ..errors import positive_number, whole_number
 if TYPE_CHECKING:
     pass
 
-VARIABLES = ("v", "g", "h", "f", "energy", "overlap", "speed", "spikes", "rate")
+from ..names import VARIABLES
+
 
 class Recorded(NamedTuple):
     """One recorded variable: its dimensions, its CF ``long_name`` and ``units``. Dimension names

@@ -5,21 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import SolverError as SolverError  # (defined there: the CLI knows them without torch)
+from ..errors import SolverWarning as SolverWarning
 from ..errors import positive_number, whole_number
+from ..names import ADAPTIVE_METHODS, ENGINES, METHODS
 from . import per_cue
-
-ADAPTIVE_METHODS = ("auto", "dopri5", "rosenbrock23", "dopri8", "bosh3", "adaptive_heun", "fehlberg2")
-FIXED_METHODS = ("euler", "midpoint", "rk4")
-METHODS = ADAPTIVE_METHODS + FIXED_METHODS
-ENGINES = ("auto", "per-cue", "torchdiffeq")
-
-
-class SolverError(RuntimeError):
-    """The solver could not integrate the system to its tolerance."""
-
-
-class SolverWarning(RuntimeWarning):
-    """Some cues could not be integrated; the others finished (their statuses say which)."""
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..lagrangians import Quadratic
+from ..names import NEURON_MODELS as MODELS
+from ..names import SPIKING_PATHS as PATHS
 from ..network import Cue, Network
 from .neurons import LIF, NeuronModel, Poisson, Rate, check_positive
-
-MODELS = ("poisson", "lif", "rate")
-PATHS = ("auto", "dense", "memory")
 
 _MODEL_CLASSES: dict[str, type[Poisson] | type[LIF] | type[Rate]] = {"poisson": Poisson, "lif": LIF, "rate": Rate}
 
