@@ -21,14 +21,15 @@ _EXPORTS = {
     "make_lagrangian": "lagrangians",
     "PRESETS": "network", "Cue": "network", "Cues": "network", "Network": "network", "State": "network",
     "from_config": "network", "from_preset": "network",
-    "Monitor": "record", "ZarrStore": "record", "load_netcdf": "record", "save_netcdf": "record",
+    "Monitor": "record", "ZarrStore": "record", "load_netcdf": "record", "open_run": "record", "save_netcdf": "record",
     "make_similarity": "similarity",
     "simulate": "simulation",
 }
 
 __all__ = [
     "PRESETS", "Cue", "Cues", "Monitor", "Network", "Solver", "SolverError", "SolverWarning", "State", "ZarrStore",
-    "from_config", "from_preset", "load_netcdf", "make_lagrangian", "make_similarity", "save_netcdf", "simulate",
+    "from_config", "from_preset", "load_netcdf", "make_lagrangian", "make_similarity", "open_run", "save_netcdf",
+    "simulate",
 ]
 
 if TYPE_CHECKING:  # what type checkers and editors see
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .record import Monitor as Monitor
     from .record import ZarrStore as ZarrStore
     from .record import load_netcdf as load_netcdf
+    from .record import open_run as open_run
     from .record import save_netcdf as save_netcdf
     from .similarity import make_similarity as make_similarity
     from .simulation import simulate as simulate

@@ -26,6 +26,7 @@ from .network import Cue, Cues, Network, State, check_targets
 from .record import Monitor, Observables, Recorder, ZarrStore, spike_variables, spiking_monitor
 from .record.progress import progress_bar
 from .record.provenance import package_versions
+from .record.reopen import add_model
 from .record.resume import fingerprint_parts, interrupted_run
 from .solve import EXPLICIT, IMPLICIT, STATUS_NAMES, CueStats, Integration, Solver, SolverWarning, integrate
 from .spiking import SpikingMemory, SpikingRun
@@ -266,11 +267,12 @@ def _add_per_cue_record(ds: xr.Dataset, network: Network, queries: torch.Tensor,
 
 def _add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiking: SpikingMemory | None,
                     duration: float, seed: int | None) -> None:
-    """What ran: the model, the cue mode, the Lyapunov facts, dtype, device, seed and versions."""
+    """What ran: the model (and its memories: :mod:`~neurodyn.record.reopen`), the cue mode, the
+    Lyapunov facts, dtype, device, seed and versions."""
+    add_model(ds, network)
     clamped = cue.clamp is not None
     ds.attrs.update({
         "title": f"neurodyn {'spiking ' if spiking is not None else ''}recall with {network.name}",
-        "model": json.dumps(network.describe(), sort_keys=True),
         "duration": duration,
         "stopped_at": float(ds.time[-1]),
         "cue_mode": cues.mode,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -91,6 +90,6 @@ def test_caption_recall_from_the_cli_uses_the_dot_product_and_records_mixtures(r
             "--no-figure"]
     assert main(args) == 0
     ds = load_netcdf(out)
-    assert json.loads(ds.attrs["model"])["similarity"] == "dot" and "mixture_time" in ds
+    assert ds.attrs["model_similarity"] == "dot" and "mixture_time" in ds
     assert ds["correct"].shape == (10,) and ds["recalled_text"].shape == (10,)
     assert main(args + ["--dtype", "float64"]) == 2  # codec runs are float32: refused, not ignored

@@ -129,7 +129,7 @@ def test_smoothed_manhattan_gradient_dynamics_solve_recall_and_descend(digits):
     smoothed = f"manhattan:negative,smooth={MANHATTAN_SMOOTHING:g}"
     assert net.integrable().similarity.name == smoothed and net.integrable().similarity.smooth
     ds = simulate(net, cues[:12], 20.0, monitor=RECORD, method=CLI_SOLVER, targets=memories[:12])
-    assert json.loads(ds.attrs["model"])["similarity"] == smoothed
+    assert ds.attrs["model_similarity"] == smoothed
     assert (ds.solver_status == STEADY).all()
     assert retrieval(ds).attrs["rate"] == 1.0
     check = lyapunov_check(ds)

@@ -34,7 +34,7 @@ def test_a_streamed_run_equals_the_in_memory_one(problem, tmp_path):
     for name in ref.data_vars:
         np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
     np.testing.assert_array_equal(ds.time.values, ref.time.values)
-    assert ds.attrs["nfe"] == ref.attrs["nfe"] and ds.attrs["model"] == ref.attrs["model"]
+    assert ds.attrs["nfe"] == ref.attrs["nfe"] and ds.attrs["memories_sha256"] == ref.attrs["memories_sha256"]
     reopened = xr.open_zarr(tmp_path / "run.zarr")
     assert reopened.sizes == ds.sizes
 

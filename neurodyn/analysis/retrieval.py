@@ -11,6 +11,7 @@ import torch
 import xarray as xr
 
 from ..names import UHN_THRESHOLD
+from ..record.reopen import run_network
 
 if TYPE_CHECKING:
     from .network import Network
@@ -139,7 +140,7 @@ def mixture_time(ds: xr.Dataset, mixture_ratio: float = 1.5) -> xr.DataArray:
         units=ds["time"].attrs.get("units", "1"))
 
 
-def final_states(ds: xr.Dataset, network: Network, mixture_ratio: float = 1.5,
+def final_states(ds: xr.Dataset, network: Network | None = None, mixture_ratio: float = 1.5,
                  spurious_distance: float = 0.5, units: torch.Tensor | None = None) -> xr.Dataset:
     """Classify each cue's final state by the memory activations ``f`` it leaves on.
 
@@ -152,10 +153,13 @@ def final_states(ds: xr.Dataset, network: Network, mixture_ratio: float = 1.5,
     value units that distances are measured on (default all; a recall that clamps a given
     modality measures on the free ones, since the clamped part cannot move towards a memory).
     With ``f`` recorded, ``mixture_time`` says how long each cue lingered in a mixture on its way
-    (a metastable state that the dynamics left).
+    (a metastable state that the dynamics left). ``network``: the run's (default: rebuilt from the
+    run's own file, :func:`~neurodyn.record.open_run`).
     """
     if not mixture_ratio >= 1:
         raise ValueError(f"mixture_ratio must be >= 1, got {mixture_ratio}")
+    if network is None:
+        network = run_network(ds)
     m = network.memories
     v = torch.as_tensor(ds["v_final"].transpose("cue", "unit").values).to(m)
     with torch.no_grad():

@@ -14,9 +14,24 @@ from .retrieval import UHN_THRESHOLD, retrieval
 if TYPE_CHECKING:
     pass
 
+def _model(ds: xr.Dataset) -> dict:
+    """The model's settings: ``model_*`` attributes (older files: the JSON ``model``), the
+    separation written with its parameters."""
+    if "model" in ds.attrs:
+        return json.loads(ds.attrs["model"])
+    model = {key.removeprefix("model_"): value for key, value in ds.attrs.items() if key.startswith("model_")}
+    if "separation" in model:
+        params = ", ".join(f"{k.removeprefix('separation_')}={v:g}" for k, v in model.items()
+                           if k.startswith("separation_"))
+        model["separation"] = f"{model['separation']}({params})" if params else model["separation"]
+    if "tau_h" not in model:
+        model["tau_h"] = None
+    return model
+
+
 def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
     """A few lines on a run: model, solver statistics, retrieval rate, Lyapunov verdict."""
-    model = json.loads(ds.attrs["model"]) if "model" in ds.attrs else {}
+    model = _model(ds)
     lines = [
         f"model: {model.get('name', '?')} ({model.get('similarity', '?')}, {model.get('separation', '?')}, "
         f"{model.get('dynamics', '?')} dynamics, {'fast' if model.get('tau_h') is None else 'slow'} memory), "

@@ -172,14 +172,15 @@ def metastability(ds: xr.Dataset, network: Network | None = None, mixture_ratio:
                   spurious_distance: float = 0.5) -> xr.Dataset:
     """Everything on metastable states in one Dataset: ``participation_ratio`` and ``entropy``
     over time (:func:`participation_over_time`, :func:`activation_entropy`), the mixture episodes
-    (:func:`mixture_episodes`) and ``mixture_time``; with the ``network``, the final state's kind
-    (memory, mixture or spurious attractor) from :func:`final_states` as ``state``, ``nearest``,
-    ``distance`` and ``final_participation_ratio``. Needs ``f`` recorded."""
+    (:func:`mixture_episodes`) and ``mixture_time``; with the ``network`` (or a run that keeps its
+    memories, whose network is rebuilt from it), the final state's kind (memory, mixture or
+    spurious attractor) from :func:`final_states` as ``state``, ``nearest``, ``distance`` and
+    ``final_participation_ratio``. Needs ``f`` recorded."""
     out = mixture_episodes(ds, mixture_ratio)
     out["participation_ratio"] = participation_over_time(ds).transpose("time", "cue")
     out["entropy"] = activation_entropy(ds).transpose("time", "cue")
     out["mixture_time"] = mixture_time(ds, mixture_ratio)
-    if network is not None:
+    if network is not None or "memories" in ds:
         states = final_states(ds, network, mixture_ratio, spurious_distance)
         out["final_participation_ratio"] = states["participation_ratio"]
         for name in ("state", "nearest", "distance"):

@@ -10,6 +10,7 @@ network with the Euclidean similarity (preset ``mchn-l2``), masks the bottom qua
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import warnings
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread: leave signals alone
         previous = None
+    args.command_line = shlex.join(["neurodyn", *(sys.argv[1:] if argv is None else argv)])
     try:
         from . import commands  # (the library loads here, not for --help or a bad argument)
 

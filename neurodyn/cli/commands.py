@@ -96,6 +96,7 @@ def _recall_job(args: argparse.Namespace) -> Callable[[], xr.Dataset]:
 
 
 def _finish_recall(args: argparse.Namespace, ds: xr.Dataset, figure: Path | None) -> int:
+    ds.attrs["command_line"] = getattr(args, "command_line", "")
     out = save_netcdf(ds, args.output)
     print(analysis.summarize(ds, args.threshold))
     print(f"saved: {out}")

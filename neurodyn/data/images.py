@@ -31,6 +31,8 @@ class ImageSet:
         name: a short name for reports (the data set, file or folder name).
         class_names: the names of the classes that ``labels`` index, when known.
         captions: each image's captions (one tuple of strings per image), when known.
+        source_index: (n,) each image's position in the data set it was taken from
+            (:meth:`subset`), or None for the set itself.
     """
 
     images: Tensor
@@ -38,6 +40,7 @@ class ImageSet:
     name: str
     class_names: tuple[str, ...] | None = None
     captions: tuple[tuple[str, ...], ...] | None = None
+    source_index: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or not self.images.is_floating_point():
@@ -95,7 +98,8 @@ class ImageSet:
             raise ValueError(f"indices must be one-dimensional, got shape {tuple(index.shape)}")
         labels = None if self.labels is None else self.labels[index]
         captions = None if self.captions is None else tuple(self.captions[i] for i in index.tolist())
-        return replace(self, images=self.images[index], labels=labels, captions=captions)
+        source = index if self.source_index is None else self.source_index[index]
+        return replace(self, images=self.images[index], labels=labels, captions=captions, source_index=source)
 
     def take(self, n: int, offset: int = 0) -> ImageSet:
         """The ``n`` consecutive images starting at ``offset``; all of them must exist."""

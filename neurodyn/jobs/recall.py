@@ -258,7 +258,24 @@ def recall(selection: Selection = Selection(), memory: MemoryKind = PixelMemory(
     ds = simulate(prepared.network, prepared.cues, duration, method=method or Solver(),
                   monitor=monitor or prepared.monitor, seed=selection.seed, progress=progress)
     ds.attrs.update(data=chosen.name, corruption=selection.corruption)
+    _add_sources(ds, chosen)
     return prepared.finish(ds)
+
+
+def _add_sources(ds: xr.Dataset, chosen: ImageSet) -> None:
+    """Which stimuli the memories are (their positions in the data set) and their labels, one
+    per stored memory, for reanalysis from the file alone."""
+    if ds.attrs.get("model_n_memories") != len(chosen):
+        return
+    if chosen.source_index is not None:
+        ds["memory_source_index"] = ("stored", chosen.source_index.numpy(), {
+            "long_name": f"position of the stored stimulus in {chosen.name}", "units": "1"})
+    if chosen.labels is not None:
+        attrs: dict[str, object] = {"long_name": "class label of the stored stimulus", "units": "1"}
+        if chosen.class_names is not None:
+            attrs["flag_values"] = list(range(len(chosen.class_names)))
+            attrs["flag_meanings"] = " ".join(name.replace(" ", "_") for name in chosen.class_names)
+        ds["memory_label"] = ("stored", chosen.labels.numpy(), attrs)
 
 
 def choose_and_corrupt(data_name: str, n_memories: int, corruption: str, seed: int,

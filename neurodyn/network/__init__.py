@@ -13,8 +13,8 @@ One concept per module:
 from ..names import PRESET_DATA
 from .cue import Cue, Cues, State, check_finite, check_targets
 from .model import READOUTS, Dynamics, Network
-from .presets import PRESETS, from_config, from_preset
+from .presets import PRESETS, from_config, from_preset, from_settings
 from .theory import MANHATTAN_SMOOTHING
 
 __all__ = ["Cue", "Cues", "Dynamics", "MANHATTAN_SMOOTHING", "Network", "PRESETS", "PRESET_DATA", "READOUTS", "State",
-           "check_finite", "check_targets", "from_config", "from_preset"]
+           "check_finite", "check_targets", "from_config", "from_preset", "from_settings"]

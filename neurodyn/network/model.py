@@ -213,6 +213,22 @@ class Network:
             **({} if self.shards is None else self.shards.describe(self)),
         }
 
+    def settings(self) -> dict[str, str | float | int]:
+        """The model as flat, plain values (a run file's ``model_*`` attributes: netCDF holds them
+        as they are, no JSON), from which :func:`~neurodyn.network.from_settings` rebuilds it
+        given the memories. A Lagrangian is its name and one entry per parameter."""
+        out: dict[str, str | float | int] = {
+            "name": self.name, "n_memories": self.n_memories, "n_features": self.n_features,
+            "heteroassociative": int(self.projection is not None), "similarity": self.similarity.name,
+            "dynamics": self.dynamics, "tau_v": float(self.tau_v),
+            "normalize_separation": int(self.normalize_separation), "readout": self.readout}
+        if self.tau_h is not None:
+            out["tau_h"] = float(self.tau_h)
+        for role, lagrangian in (("separation", self.separation), ("value_lagrangian", self.value_lagrangian)):
+            out[role] = lagrangian.name
+            out.update({f"{role}_{key}": value for key, value in lagrangian.params().items()})
+        return out
+
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Network:
         """A copy (of the same class) with memories and projection on another device or dtype."""
         projection = None if self.projection is None else self.projection.to(device=device, dtype=dtype)

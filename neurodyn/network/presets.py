@@ -3,9 +3,12 @@ models built from a declarative dict (a ``models/*.toml`` file's ``[model]`` tab
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
-from ..lagrangians import make_lagrangian
+from ..lagrangians import Lagrangian, make_lagrangian
 from .model import Network
 
 PRESETS: dict[str, dict] = {
@@ -66,6 +69,35 @@ def from_preset(preset: str, memories: torch.Tensor, projection: torch.Tensor | 
         raise ValueError(f"unknown model keys {sorted(unknown)}; known: {sorted(Network.__dataclass_fields__)} "
                          f"and the separation parameters {sorted(_PARAM_NAMES)}")
     return Network(memories, projection=projection, **config)
+
+
+def from_settings(settings: Mapping[str, Any], memories: torch.Tensor, projection: torch.Tensor | None = None
+                  ) -> Network:
+    """The network that :meth:`Network.settings` describes, storing ``memories`` (and
+    ``projection``); values may be numpy scalars (as read from a file). A ``ValueError`` names
+    what does not fit: a size other than the memories', a similarity or Lagrangian the library
+    does not know by name (a user's own: rebuild the network yourself)."""
+    s = {key: value.item() if hasattr(value, "item") else value for key, value in settings.items()}
+    if (s.get("n_memories"), s.get("n_features")) != tuple(memories.shape):
+        raise ValueError(f"the model stores {s.get('n_memories')} x {s.get('n_features')} memories, got "
+                         f"{tuple(memories.shape)}")
+    if bool(s.get("heteroassociative")) != (projection is not None):
+        raise ValueError("the model is heteroassociative: give its projection" if projection is None else
+                         "the model is autoassociative: it has no projection")
+
+    def lagrangian(role: str) -> Lagrangian:
+        prefix = role + "_"
+        return make_lagrangian(str(s[role]), **{k[len(prefix):]: v for k, v in s.items() if k.startswith(prefix)})
+
+    try:
+        return Network(memories, similarity=str(s["similarity"]), separation=lagrangian("separation"),
+                       value_lagrangian=lagrangian("value_lagrangian"), projection=projection,
+                       dynamics=str(s["dynamics"]), tau_v=float(s["tau_v"]),  # type: ignore[arg-type]
+                       tau_h=None if s.get("tau_h") is None else float(s["tau_h"]),
+                       normalize_separation=bool(s["normalize_separation"]), readout=str(s["readout"]),
+                       name=str(s.get("name", "custom")))
+    except KeyError as err:
+        raise ValueError(f"the model settings lack {err.args[0]!r}") from None
 
 
 def from_config(config: dict, memories: torch.Tensor, projection: torch.Tensor | None = None) -> Network:

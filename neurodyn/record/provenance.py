@@ -1,11 +1,17 @@
-"""Provenance stored with every result: the versions of the packages it depends on."""
+"""Provenance stored with every result: the versions of the packages it depends on, and content
+hashes of what it was made from."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import platform
 from importlib import metadata
+from typing import Any
+
+import numpy as np
+import torch
 
 
 @functools.cache
@@ -20,3 +26,18 @@ def package_versions() -> str:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return json.dumps(versions, sort_keys=True)
+
+
+def digest(*values: Any) -> str:
+    """A SHA-256 of values: tensors and arrays by dtype, shape and bytes, others by ``repr``."""
+    h = hashlib.sha256()
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, np.ndarray):
+            h.update(f"{value.dtype}{value.shape}".encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        else:
+            h.update(repr(value).encode())
+        h.update(b"\0")
+    return h.hexdigest()

@@ -16,38 +16,22 @@ neither torchdiffeq nor xarray keeps a solver's state.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import xarray as xr
 import zarr
 
 from ..errors import OutputExists
 from ..files import atomic_write
+from .provenance import digest
 
 
 def checkpoint_path(store: Path) -> Path:
     """Where the checkpoint of a streamed run into ``store`` lies (``.NAME.resume.pt`` beside it)."""
     return store.with_name(f".{store.name}.resume.pt")
-
-
-def digest(*values: Any) -> str:
-    """A SHA-256 of values: tensors and arrays by dtype, shape and bytes, others by ``repr``."""
-    h = hashlib.sha256()
-    for value in values:
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu().numpy()
-        if isinstance(value, np.ndarray):
-            h.update(f"{value.dtype}{value.shape}".encode())
-            h.update(np.ascontiguousarray(value).tobytes())
-        else:
-            h.update(repr(value).encode())
-        h.update(b"\0")
-    return h.hexdigest()
 
 
 def save_checkpoint(store: Path, payload: dict) -> None:
