@@ -6,7 +6,9 @@ UHN eq. 3). Its activation is the gradient ``dL/dx``: ``g = dL_v/dv`` for value 
 never declared separately: each class gives ``value`` and, where it is cheap, the closed-form
 gradient as ``activation``; the tests check every closed form against autograd of ``value``.
 
-Each Lagrangian also states the facts the Lyapunov argument of UHN appendix A needs:
+Each Lagrangian also states the facts the Lyapunov argument of UHN appendix A needs (``None``:
+not declared, as for a user's Lagrangian that does not say; the verdict is then "not known",
+never "guaranteed"):
 
 - ``convex``: the Hessian is positive semi-definite on the domain (``dE/dt <= 0``);
 - ``sums_to_one``: activations sum to 1 (softmax, max), so UHN's normalization changes nothing;
@@ -25,10 +27,13 @@ A new separation declares it here; the tiled pass and the shards read it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .named import import_named
 
 
 def _positive(name: str, value: float) -> float:
@@ -49,11 +54,11 @@ class Lagrangian:
     """A convex function of a population's state, summed over its last dimension."""
 
     name: str = ""
-    convex: bool = True
-    smooth: bool = True
+    convex: bool | None = None
+    smooth: bool | None = None
     sums_to_one: bool = False  # activations already sum to 1 (then normalizing them is a no-op)
     nonnegative: bool = False  # activations are >= 0 (a softmax, a rectified polynomial, ...)
-    elementwise: bool = True  # L is a sum over units of one function: a diagonal Hessian
+    elementwise: bool | None = True  # L is a sum over units of one function: a diagonal Hessian
     combines: str = "sum"  # how parts of a bank combine: "sum", "log_sum_exp" or "top"
     beta: float = 1.0  # the inverse temperature of a "log_sum_exp" combination
 
@@ -94,6 +99,8 @@ class Quadratic(Lagrangian):
     """``L = sum x^2 / 2``; activation identity. Classical HN separation, linear value neurons."""
 
     name = "identity"
+    convex = True
+    smooth = True
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         return 0.5 * (x * x).sum(-1)
@@ -112,6 +119,8 @@ class RectifiedPolynomial(Lagrangian):
 
     degree: float = 2.0
     name = "polynomial"
+    convex = True
+    smooth = True
     nonnegative = True
 
     def __post_init__(self) -> None:
@@ -130,6 +139,8 @@ class LogSumExp(Lagrangian):
 
     beta: float = 1.0
     name = "softmax"
+    convex = True
+    smooth = True
     nonnegative = True
     sums_to_one = True
     elementwise = False
@@ -152,6 +163,7 @@ class Max(Lagrangian):
     """
 
     name = "max"
+    convex = True
     nonnegative = True
     smooth = False
     sums_to_one = True
@@ -178,6 +190,7 @@ class TopK(Lagrangian):
 
     k: int = 1
     name = "topk"
+    convex = True
     nonnegative = True
     smooth = False
     elementwise = False
@@ -212,6 +225,7 @@ class Threshold(Lagrangian):
 
     theta: float = 0.0
     name = "threshold"
+    convex = True
     nonnegative = True
     smooth = False
 
@@ -237,6 +251,8 @@ class Log(Lagrangian):
 
     eps: float = 1e-12
     name = "log"
+    convex = True
+    smooth = True
 
     def __post_init__(self) -> None:
         self.eps = _positive("log floor eps", self.eps)
@@ -256,6 +272,8 @@ class Sigmoid(Lagrangian):
 
     beta: float = 1.0
     name = "sigmoid"
+    convex = True
+    smooth = True
     nonnegative = True
 
     def __post_init__(self) -> None:
@@ -275,6 +293,8 @@ class Tanh(Lagrangian):
 
     beta: float = 1.0
     name = "tanh"
+    convex = True
+    smooth = True
 
     def __post_init__(self) -> None:
         self.beta = _positive("beta (gain)", self.beta)
@@ -286,6 +306,32 @@ class Tanh(Lagrangian):
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.beta * x)
+
+
+class UserLagrangian(Lagrangian):
+    """A user's Lagrangian by its value alone: ``value(x)`` maps (..., units) to (...); the
+    activation is its gradient by autograd (or ``activation``, if given). The Lyapunov facts are
+    what the user declares (``convex``, ``smooth``, ``elementwise``; None: not known, and the
+    verdict says so). ``name``: how runs and model files name it; to reopen a run in another
+    process, define the Lagrangian at module level and name it ``"module:attribute"``."""
+
+    def __init__(self, value: Callable[[torch.Tensor], torch.Tensor], *, name: str | None = None,
+                 activation: Callable[[torch.Tensor], torch.Tensor] | None = None, convex: bool | None = None,
+                 smooth: bool | None = None, elementwise: bool | None = None, nonnegative: bool = False) -> None:
+        if not callable(value):
+            raise ValueError(f"a Lagrangian's value must be a function of x, got {type(value).__name__}")
+        self._value, self._activation = value, activation
+        self.name = name or f"{value.__module__}:{value.__qualname__}"
+        self.convex, self.smooth, self.elementwise, self.nonnegative = convex, smooth, elementwise, nonnegative
+
+    def value(self, x: torch.Tensor) -> torch.Tensor:
+        return self._value(x)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return super().activation(x) if self._activation is None else self._activation(x)
+
+    def params(self) -> dict[str, float]:
+        return {}
 
 
 LAGRANGIANS: dict[str, type[Lagrangian]] = {
@@ -306,19 +352,41 @@ _MAIN_PARAM = {"polynomial": "degree", "softmax": "beta", "topk": "k", "threshol
                "sigmoid": "beta", "tanh": "beta", "log": "eps"}
 
 
-def make_lagrangian(spec: str | Lagrangian, **params: float) -> Lagrangian:
+def make_lagrangian(spec: str | Lagrangian | type[Lagrangian] | Callable[[torch.Tensor], torch.Tensor],
+                    **params: float) -> Lagrangian:
     """Build a Lagrangian from a name (``"softmax"``), a short spec (``"softmax:100"``,
-    ``"polynomial:3"``, ``"topk:5"``) or return an instance unchanged."""
+    ``"polynomial:3"``, ``"topk:5"``), a user's ``"module:attribute"`` (a Lagrangian, a
+    Lagrangian class or a value function), a Lagrangian class, a value function
+    (:class:`UserLagrangian`, facts not known), or return an instance unchanged."""
     if isinstance(spec, Lagrangian):
         if params:
             raise ValueError("parameters given together with a Lagrangian instance")
         return spec
+    if isinstance(spec, type) and issubclass(spec, Lagrangian):
+        return spec(**params)
+    if callable(spec) and not isinstance(spec, (str, type)):
+        if params:
+            raise ValueError("parameters given together with a Lagrangian's value function")
+        return UserLagrangian(spec)
     if not isinstance(spec, str):
-        raise ValueError(f"a Lagrangian is a name or a Lagrangian, got {type(spec).__name__}")
+        raise ValueError(f"a Lagrangian is a name, a Lagrangian or a value function, got {type(spec).__name__}")
     name, _, arg = spec.partition(":")
     name = name.strip().lower()
+    if name not in LAGRANGIANS and arg:  # a user's, by import name
+        try:
+            user = import_named(spec.strip(), "Lagrangian")
+        except ValueError as err:
+            raise ValueError(f"unknown Lagrangian/separation {name!r} (known: {', '.join(sorted(LAGRANGIANS))}), "
+                             f"and {err}") from None
+        if isinstance(user, str) or not (isinstance(user, Lagrangian) or callable(user)):
+            raise ValueError(f"{spec!r} names a {type(user).__name__}, not a Lagrangian or a value function")
+        made = make_lagrangian(user, **params)
+        if isinstance(made, UserLagrangian) and not isinstance(user, Lagrangian):
+            made.name = spec.strip()  # (named as given, so that a run reopens it)
+        return made
     if name not in LAGRANGIANS:
-        raise ValueError(f"unknown Lagrangian/separation {name!r}; known: {', '.join(sorted(LAGRANGIANS))}")
+        raise ValueError(f"unknown Lagrangian/separation {name!r}; known: {', '.join(sorted(LAGRANGIANS))}, or a "
+                         "user's as 'module:attribute'")
     if arg:
         if name not in _MAIN_PARAM:
             raise ValueError(f"{name!r} takes no parameter, got {spec!r}")

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from . import triton_distance
+from .named import import_named
 from .numerics import divide_nonzero
 
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -199,7 +200,9 @@ class Similarity:
 
     ``bilinear`` marks similarities whose gradient in ``g`` is ``M_mu`` (dot, and the biased dot,
     affine in ``g``), so that ``sum_mu f_mu dsim_mu/dg = M' f``: then the projection dynamics
-    with ``P = M`` *are* the gradient dynamics (DESIGN.md section 2).
+    with ``P = M`` *are* the gradient dynamics (DESIGN.md section 2). ``smooth``: differentiable
+    everywhere (None: not declared, as for a user's similarity that does not say; the Lyapunov
+    verdict is then "not known").
     """
 
     name: str
@@ -208,7 +211,7 @@ class Similarity:
     bilinear: bool = False
     closed_gradient: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = field(
         default=None, repr=False)
-    smooth: bool = True
+    smooth: bool | None = None
     smoothing: float = 0.0  # the temperature of a smoothed distance (0: exact)
     scale_invariant: bool = False  # sim(M, c g) = sim(M, g) for c > 0: the gradient is orthogonal to g
     grows: bool = False  # unbounded above, growing linearly with g (dot, biased dot, Hamming)
@@ -264,9 +267,26 @@ SIMILARITIES = ("dot", "biased_dot", "normalized_dot", "cosine") + DISTANCES
 _FORMS = ("negative", "inverse")
 
 
-def make_similarity(spec: str | Similarity, *, form: str | None = None, normalized: bool | None = None,
-                    eps: float = 1e-8, smooth: float = 0.0) -> Similarity:
-    """Build a similarity by name.
+def user_similarity(score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *, name: str | None = None,
+                    gradient: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                    smooth: bool | None = None, bilinear: bool = False) -> Similarity:
+    """A user's similarity from its function ``score(M, g) -> (B, N)`` (memories (N, I), states
+    (B, I)). ``gradient(M, g, f)``: ``sum_mu f_mu dsim_mu/dg`` in closed form (default:
+    autograd of ``score``). ``smooth``: whether it is differentiable everywhere (None: not
+    known, and the Lyapunov verdict says so). ``name``: how runs and model files name it
+    (default ``"module:qualname"``; to reopen a run in another process, define it at module
+    level)."""
+    if not callable(score):
+        raise ValueError(f"a similarity's score must be a function of (memories, g), got {type(score).__name__}")
+    return Similarity(name or f"{score.__module__}:{score.__qualname__}", score, bilinear=bilinear,
+                      closed_gradient=gradient, smooth=smooth)
+
+
+def make_similarity(spec: str | Similarity | Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
+                    form: str | None = None, normalized: bool | None = None, eps: float = 1e-8,
+                    smooth: float = 0.0) -> Similarity:
+    """Build a similarity by name, or from a user's function (:func:`user_similarity`, facts not
+    known) or ``"module:attribute"`` (a :class:`Similarity` or such a function).
 
     ``spec`` is a name from :data:`SIMILARITIES`, optionally with options after a colon:
     ``"manhattan:inverse,normalized"`` is the UHN authors' ``1 / sum|q - m|`` scaled to sum to 1.
@@ -276,13 +296,27 @@ def make_similarity(spec: str | Similarity, *, form: str | None = None, normaliz
     """
     if isinstance(spec, Similarity):
         return spec
+    if callable(spec) and not isinstance(spec, str):
+        return user_similarity(spec)
     if not isinstance(spec, str):
-        raise ValueError(f"a similarity is a name, got {type(spec).__name__}")
+        raise ValueError(f"a similarity is a name, a Similarity or a function score(memories, g), got "
+                         f"{type(spec).__name__}")
     name, _, opts = spec.partition(":")
     name = name.strip().lower()
+    if name not in SIMILARITIES and opts:  # a user's, by import name
+        try:
+            user = import_named(spec.strip(), "similarity")
+        except ValueError as err:
+            raise ValueError(f"unknown similarity {name!r} (known: {', '.join(SIMILARITIES)}), and {err}") from None
+        if isinstance(user, Similarity):
+            return user
+        if not callable(user):
+            raise ValueError(f"{spec!r} names a {type(user).__name__}, not a Similarity or a score function")
+        return user_similarity(user, name=spec.strip())
     form, normalized, smooth = _options(spec, opts, form, normalized, smooth)
     if name not in SIMILARITIES:
-        raise ValueError(f"unknown similarity {name!r}; known: {', '.join(SIMILARITIES)}")
+        raise ValueError(f"unknown similarity {name!r}; known: {', '.join(SIMILARITIES)}, or a user's as "
+                         "'module:attribute'")
     if smooth and name != "manhattan":
         raise ValueError(f"smoothing applies to the manhattan similarity, not {name!r}")
     if not (eps > 0 and math.isfinite(eps)):
@@ -320,11 +354,11 @@ def _inner_product(name: str, normalized: bool, eps: float) -> Similarity:
     if name in ("dot", "biased_dot"):
         # Both have gradient M_mu: sum f dsim/dg = M'f, so projection = gradient dynamics.
         return Similarity(name + (":normalized" if normalized else ""), _dot if name == "dot" else _biased_dot,
-                          normalized, bilinear=not normalized, closed_gradient=_dot_gradient,
+                          normalized, bilinear=not normalized, closed_gradient=_dot_gradient, smooth=True,
                           scale_invariant=normalized and name == "dot", grows=not normalized)
     if name == "cosine":
         return Similarity("cosine" + (":normalized" if normalized else ""),
-                          lambda m, g: _cosine(m, g, eps), normalized, scale_invariant=True)
+                          lambda m, g: _cosine(m, g, eps), normalized, smooth=True, scale_invariant=True)
     # The eps floor of the sum-normalization is a kink at entries <= eps.
     return Similarity("normalized_dot", lambda m, g: _normalized_dot(m, g, eps), normalized=True, smooth=False,
                       scale_invariant=True)

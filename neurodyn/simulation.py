@@ -277,7 +277,9 @@ def _add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spik
         "stopped_at": float(ds.time[-1]),
         "cue_mode": cues.mode,
         "clamped": int(cues.clamp is not None),
-        "lyapunov_guaranteed": int(spiking is None and not network.lyapunov_obstacles(clamped=clamped)),
+        "lyapunov_guaranteed": int(spiking is None and not network.lyapunov_obstacles(clamped=clamped)
+                                   and network.lyapunov_known(clamped)),
+        "lyapunov_known": int(spiking is not None or network.lyapunov_known(clamped)),
         "lyapunov_reason": network.lyapunov_reason(clamped=clamped) if spiking is None else
         "spiking run: no Lyapunov guarantee holds for one noisy trial (check the trial mean of the rate "
         "model's energy); the synaptic filter also makes the mean field second order",

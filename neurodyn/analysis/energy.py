@@ -20,7 +20,9 @@ class LyapunovReport:
     fixed-step methods) and ``eps`` the float precision. ``worst_ratio`` is the largest
     increase divided by its tolerance: above 1 the energy rose beyond what numerics explain.
     ``non_finite``: the energy of a cue that did not fail became NaN or infinite at ``time``
-    (``max_increase`` holds that value): never monotone, whatever the theory says.
+    (``max_increase`` holds that value): never monotone, whatever the theory says. ``known``:
+    whether theory decides (false for a model whose parts do not declare the facts it needs;
+    ``reason`` then says which).
     """
 
     monotone: bool
@@ -32,6 +34,7 @@ class LyapunovReport:
     cue: int
     reason: str
     non_finite: bool = False
+    known: bool = True
 
     @property
     def verdict(self) -> str:
@@ -41,12 +44,13 @@ class LyapunovReport:
                     "tolerances")
         if self.monotone:
             return "energy non-increasing" + (" (guaranteed by theory)" if self.guaranteed else
-                                              " (observed; not guaranteed by theory)")
+                                              " (observed; not guaranteed by theory)" if self.known else
+                                              f" (observed; {self.reason})")
         head = (f"energy INCREASES by {self.max_increase:.3g} (tolerance {self.tolerance:.3g}) "
                 f"at t={self.time:g}, cue {self.cue}")
         if self.guaranteed:
             return head + ": theory guarantees a decrease, so this is solver or float error; tighten the tolerances"
-        return head + f": expected, no Lyapunov guarantee ({self.reason})"
+        return head + (f": expected, no Lyapunov guarantee ({self.reason})" if self.known else f" ({self.reason})")
 
     def __str__(self) -> str:
         return self.verdict
@@ -60,6 +64,7 @@ def lyapunov_check(ds: xr.Dataset, factor: float = 10.0) -> LyapunovReport:
     if energy.shape[0] < 2:
         raise ValueError("the Lyapunov check needs at least two recorded times")
     guaranteed = bool(int(ds.attrs.get("lyapunov_guaranteed", 0)))
+    known = bool(int(ds.attrs.get("lyapunov_known", 1)))
     reason = str(ds.attrs.get("lyapunov_reason", ""))
     failed = ds["solver_status"].values == FAILED if "solver_status" in ds else np.zeros(energy.shape[1], bool)
     blown = ~np.isfinite(energy) & ~failed[None, :]  # a failed cue's record ends in NaN by design
@@ -68,7 +73,7 @@ def lyapunov_check(ds: xr.Dataset, factor: float = 10.0) -> LyapunovReport:
         return LyapunovReport(monotone=False, guaranteed=guaranteed, worst_ratio=float("inf"),
                               max_increase=float(energy[ti, ci]), tolerance=float("nan"),
                               time=float(ds["time"].values[ti]), cue=int(ds["cue"].values[ci]), reason=reason,
-                              non_finite=True)
+                              non_finite=True, known=known)
     parts = [ds[k].transpose("time", "cue").values.astype(np.float64) for k in ds.data_vars
              if str(k).startswith("energy_")]
     scale = np.abs(np.stack(parts)).sum(0) if parts else np.abs(energy)
@@ -91,6 +96,7 @@ def lyapunov_check(ds: xr.Dataset, factor: float = 10.0) -> LyapunovReport:
         time=float(ds["time"].values[ti + 1]),
         cue=int(ds["cue"].values[ci]),
         reason=reason,
+        known=known,
     )
 
 

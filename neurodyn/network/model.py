@@ -159,15 +159,24 @@ class Network:
     @property
     def lyapunov_guaranteed(self) -> bool:
         """Whether theory guarantees ``dE/dt <= 0`` (UHN appendix A): a gradient flow with convex,
-        smooth Lagrangians (and a differentiable similarity along the trajectory)."""
-        return not self.lyapunov_obstacles()
+        smooth Lagrangians (and a differentiable similarity along the trajectory), each declared."""
+        return not self.lyapunov_obstacles() and not theory.lyapunov_unknowns(self)
+
+    def lyapunov_known(self, clamped: bool = False) -> bool:
+        """Whether theory decides either way: false when nothing refutes the guarantee but a part
+        does not declare a fact it needs (a user's Lagrangian or similarity)."""
+        return bool(self.lyapunov_obstacles(clamped)) or not theory.lyapunov_unknowns(self, clamped)
 
     def lyapunov_reason(self, clamped: bool = False) -> str:
-        """A sentence on why the energy is, or is not, guaranteed to decrease."""
+        """A sentence on why the energy is, or is not, guaranteed to decrease, or why that is not known."""
         obstacles = self.lyapunov_obstacles(clamped)
-        if not obstacles:
-            return "gradient flow of the energy with convex, smooth Lagrangians: dE/dt <= 0"
-        return "; ".join(obstacles)
+        if obstacles:
+            return "; ".join(obstacles)
+        unknowns = theory.lyapunov_unknowns(self, clamped)
+        if unknowns:
+            return ("not known: the model does not declare " + "; ".join(unknowns)
+                    + " (declare it: UserLagrangian(..., convex=, smooth=), user_similarity(..., smooth=))")
+        return "gradient flow of the energy with convex, smooth Lagrangians: dE/dt <= 0"
 
     def lyapunov_obstacles(self, clamped: bool = False) -> list[str]:
         """What stands between these dynamics and ``dE/dt <= 0`` (empty: guaranteed;

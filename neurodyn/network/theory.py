@@ -47,16 +47,33 @@ def lyapunov_obstacles(net: Network, clamped: bool = False) -> list[str]:
     if departures:
         reasons.append(f"projection dynamics are not a gradient flow: {', '.join(departures)}")
     for role, lg in (("value", net.value_lagrangian), ("memory", net.separation)):
-        if not lg.convex:
+        if lg.convex is False:
             reasons.append(f"{role} Lagrangian {lg.describe()} is not convex")
-        if not lg.smooth:
+        if lg.smooth is False:
             reasons.append(f"{role} Lagrangian {lg.describe()} has a discontinuous activation")
-    if not net.similarity.smooth:
+    if net.similarity.smooth is False:
         reasons.append(f"{net.similarity.name} is not differentiable everywhere")
-    if clamped and not net.value_lagrangian.elementwise:
+    if clamped and net.value_lagrangian.elementwise is False:
         reasons.append(f"clamping units of the non-elementwise value Lagrangian "
                        f"{net.value_lagrangian.describe()} moves g on the clamped units")
     return reasons
+
+
+def lyapunov_unknowns(net: Network, clamped: bool = False) -> list[str]:
+    """The facts the guarantee needs that the model's parts do not declare (a user's Lagrangian
+    or similarity that does not say whether it is convex, smooth...): with none of
+    :func:`lyapunov_obstacles` but some of these, the verdict is "not known"."""
+    unknown = []
+    for role, lg in (("value", net.value_lagrangian), ("memory", net.separation)):
+        if lg.convex is None:
+            unknown.append(f"whether the {role} Lagrangian {lg.describe()} is convex")
+        if lg.smooth is None:
+            unknown.append(f"whether the activation of the {role} Lagrangian {lg.describe()} is continuous")
+    if net.similarity.smooth is None:
+        unknown.append(f"whether the similarity {net.similarity.name} is differentiable everywhere")
+    if clamped and net.value_lagrangian.elementwise is None:
+        unknown.append(f"whether the value Lagrangian {net.value_lagrangian.describe()} is elementwise")
+    return unknown
 
 
 def integrable(net: Network) -> Network:

@@ -99,7 +99,7 @@ class Bank:
         sep = self.separation
         if sep.winners > 1 or (self.similarity.normalized and not self.project):
             return False
-        return sep.combines in ("log_sum_exp", "top") or sep.elementwise
+        return sep.combines in ("log_sum_exp", "top") or sep.elementwise is True
 
 
 def _bank(source: Any, project: bool, name: str) -> Bank:

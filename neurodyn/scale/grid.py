@@ -4,7 +4,6 @@ and its configuration file (:mod:`neurodyn.scale.sweep` runs it)."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import itertools
 import json
@@ -12,9 +11,10 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputFileError
+from ..named import import_named
 from .points import PointFunction
 
 if TYPE_CHECKING:
@@ -28,13 +28,9 @@ POINT_FUNCTIONS: dict[str, str] = {"recall": "neurodyn.jobs.recall:recall_point"
 def resolve_function(spec: str) -> PointFunction:
     """A point function by name (:data:`POINT_FUNCTIONS`) or as ``"module:function"`` with an
     ``outputs`` attribute naming the scalars it returns."""
-    module, _, name = POINT_FUNCTIONS.get(spec, spec).partition(":")
-    if not name:
+    if ":" not in POINT_FUNCTIONS.get(spec, spec):
         raise ValueError(f"unknown point function {spec!r}; known: {', '.join(POINT_FUNCTIONS)} or 'module:function'")
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"cannot import point function {spec!r}: {err}") from None
+    fn: Any = import_named(POINT_FUNCTIONS.get(spec, spec), "point function")
     if not isinstance(getattr(fn, "outputs", None), tuple) or not fn.outputs:
         raise ValueError(f"point function {spec!r} needs an 'outputs' attribute: a tuple of output names")
     return fn
