@@ -29,6 +29,17 @@ def _model(ds: xr.Dataset) -> dict:
     return model
 
 
+def _stepping(ds: xr.Dataset) -> str:
+    """How the run was stepped: the solver and its tolerances and work, or a spiking run's step."""
+    work = (f"{float(ds.attrs.get('wall_time_s', float('nan'))):.2f} s")
+    if "neuron_model" in ds.attrs:
+        return (f"stepping: {ds.attrs.get('solver_method', '?')}, fixed step dt={ds.attrs.get('dt', float('nan')):g} "
+                f"{ds['time'].attrs.get('units', 'ms')}; {ds.attrs.get('nfe', '?')} steps, {work}")
+    return (f"solver: {ds.attrs.get('solver_method', '?')} rtol={ds.attrs.get('rtol', 0):g} "
+            f"atol={ds.attrs.get('atol', 0):g}; {ds.attrs.get('nfe', '?')} evaluations, "
+            f"{ds.attrs.get('steps_accepted', '?')} steps ({ds.attrs.get('steps_rejected', '?')} rejected), {work}")
+
+
 def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
     """A few lines on a run: model, solver statistics, retrieval rate, Lyapunov verdict."""
     model = _model(ds)
@@ -36,11 +47,8 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
         f"model: {model.get('name', '?')} ({model.get('similarity', '?')}, {model.get('separation', '?')}, "
         f"{model.get('dynamics', '?')} dynamics, {'fast' if model.get('tau_h') is None else 'slow'} memory), "
         f"N={model.get('n_memories', '?')}, I={model.get('n_features', '?')}",
-        f"cues: {ds.sizes['cue']}, time 0..{float(ds['time'][-1]):g} {ds['time'].attrs.get('units', '')}",
-        f"solver: {ds.attrs.get('solver_method', '?')} rtol={ds.attrs.get('rtol', 0):g} "
-        f"atol={ds.attrs.get('atol', 0):g}; {ds.attrs.get('nfe', '?')} evaluations, "
-        f"{ds.attrs.get('steps_accepted', '?')} steps ({ds.attrs.get('steps_rejected', '?')} rejected), "
-        f"{float(ds.attrs.get('wall_time_s', float('nan'))):.2f} s",
+        f"cues: {ds.sizes['cue']}, time 0..{float(ds['time'][-1]):.4g} {ds['time'].attrs.get('units', '')}",
+        _stepping(ds),
     ]
     if "solver_method_used" in ds:
         status, implicit = ds["solver_status"].values, ds["solver_method_used"].values == 1
@@ -51,7 +59,7 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
     if "converged" in ds:
         n_conv = int(ds["converged"].sum())
         ct = ds["convergence_time"].values
-        median = f", median convergence time {np.nanmedian(ct):g}" if n_conv else ""
+        median = f", median convergence time {np.nanmedian(ct):.3g}" if n_conv else ""
         lines.append(f"steady state: {n_conv}/{ds.sizes['cue']} cues{median}")
     if "correct" in ds:  # recall through a codec: identity in code space, read-out error in stimulus space
         err = float(((ds["output"] - ds["output_target"]) ** 2).mean())
@@ -77,8 +85,11 @@ def summarize(ds: xr.Dataset, threshold: float = UHN_THRESHOLD) -> str:
                      f"rate {rate:.3g} Hz on average")
     if "recall_time" in ds:
         rt = ds["recall_time"].values
-        lines.append(f"recall time: {int(np.isfinite(rt).sum())}/{len(rt)} cues on their target"
-                     + (f", median {np.nanmedian(rt):g} {ds['recall_time'].attrs.get('units', '')}"
+        held = ds["recall_time"].attrs.get("overlap_threshold")
+        criterion = "the overlap criterion" if held is None else f"cosine overlap >= {float(held):g}"
+        lines.append(f"recall time: {int(np.isfinite(rt).sum())}/{len(rt)} cues reach their target and stay on it "
+                     f"to the end ({criterion}; retrieval above judges only the final state, by its squared error)"
+                     + (f", median {np.nanmedian(rt):.3g} {ds['recall_time'].attrs.get('units', '')}"
                         if np.isfinite(rt).any() else ""))
     if "energy" in ds:
         lines.append(f"Lyapunov: {lyapunov_check(ds).verdict}")
