@@ -42,38 +42,35 @@ def lyapunov_obstacles(net: Network, clamped: bool = False) -> list[str]:
     ``clamped``: some value units are held fixed, which keeps the guarantee only when the
     value Lagrangian is elementwise (then ``dg/dt = 0`` on the clamped units).
     """
-    reasons = []
     departures = projection_departures(net)
-    if departures:
-        reasons.append(f"projection dynamics are not a gradient flow: {', '.join(departures)}")
-    for role, lg in (("value", net.value_lagrangian), ("memory", net.separation)):
-        if lg.convex is False:
-            reasons.append(f"{role} Lagrangian {lg.describe()} is not convex")
-        if lg.smooth is False:
-            reasons.append(f"{role} Lagrangian {lg.describe()} has a discontinuous activation")
-    if net.similarity.smooth is False:
-        reasons.append(f"{net.similarity.name} is not differentiable everywhere")
-    if clamped and net.value_lagrangian.elementwise is False:
-        reasons.append(f"clamping units of the non-elementwise value Lagrangian "
-                       f"{net.value_lagrangian.describe()} moves g on the clamped units")
-    return reasons
+    reasons = [f"projection dynamics are not a gradient flow: {', '.join(departures)}"] if departures else []
+    return reasons + [refuted for fact, refuted, _ in _facts(net, clamped) if fact is False]
 
 
 def lyapunov_unknowns(net: Network, clamped: bool = False) -> list[str]:
     """The facts the guarantee needs that the model's parts do not declare (a user's Lagrangian
     or similarity that does not say whether it is convex, smooth...): with none of
     :func:`lyapunov_obstacles` but some of these, the verdict is "not known"."""
-    unknown = []
+    return [unknown for fact, _, unknown in _facts(net, clamped) if fact is None]
+
+
+def _facts(net: Network, clamped: bool) -> list[tuple[bool | None, str, str]]:
+    """Each fact the guarantee needs, as its parts declare it (None: not declared), with what
+    to say when it is false and when it is not known."""
+    facts = []
     for role, lg in (("value", net.value_lagrangian), ("memory", net.separation)):
-        if lg.convex is None:
-            unknown.append(f"whether the {role} Lagrangian {lg.describe()} is convex")
-        if lg.smooth is None:
-            unknown.append(f"whether the activation of the {role} Lagrangian {lg.describe()} is continuous")
-    if net.similarity.smooth is None:
-        unknown.append(f"whether the similarity {net.similarity.name} is differentiable everywhere")
-    if clamped and net.value_lagrangian.elementwise is None:
-        unknown.append(f"whether the value Lagrangian {net.value_lagrangian.describe()} is elementwise")
-    return unknown
+        facts += [(lg.convex, f"{role} Lagrangian {lg.describe()} is not convex",
+                   f"whether the {role} Lagrangian {lg.describe()} is convex"),
+                  (lg.smooth, f"{role} Lagrangian {lg.describe()} has a discontinuous activation",
+                   f"whether the activation of the {role} Lagrangian {lg.describe()} is continuous")]
+    facts.append((net.similarity.smooth, f"{net.similarity.name} is not differentiable everywhere",
+                  f"whether the similarity {net.similarity.name} is differentiable everywhere"))
+    if clamped:
+        value = net.value_lagrangian
+        facts.append((value.elementwise, f"clamping units of the non-elementwise value Lagrangian "
+                      f"{value.describe()} moves g on the clamped units",
+                      f"whether the value Lagrangian {value.describe()} is elementwise"))
+    return facts
 
 
 def integrable(net: Network) -> Network:
