@@ -62,6 +62,30 @@ class ResourceUnavailable(NeurodynError, RuntimeError):
     exit_code = RESOURCE
 
 
+class RecordTooLarge(NeurodynError, ValueError):
+    """A run whose in-memory record would exceed its monitor's bound, refused before it starts.
+    ``sizes``: bytes per recorded variable; ``limit``: the bound (bytes)."""
+
+    exit_code = BAD_INPUT
+
+    def __init__(self, sizes: dict[str, int], limit: int) -> None:
+        self.sizes, self.limit = sizes, limit
+        super().__init__(f"the record would take {self.described()}, over Monitor.max_bytes = {megabytes(limit)}: "
+                         "record fewer times (n_times), a subset of units (units=) or of memories (memories=, "
+                         "top_k=), overlaps with fewer patterns (overlap_with=), stream it to Zarr "
+                         "(store=ZarrStore(...)), or raise max_bytes (None: no bound)")
+
+    def described(self) -> str:
+        """The total and the largest variables, in MB."""
+        largest = sorted(self.sizes.items(), key=lambda item: -item[1])[:3]
+        return (f"{megabytes(sum(self.sizes.values()))} ("
+                + ", ".join(f"{name} {megabytes(size)}" for name, size in largest) + ")")
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 2**20:.3g} MB"
+
+
 class SolverError(RuntimeError):
     """The solver could not integrate the system to its tolerance (bad input to the CLI: the
     model, its scale or the tolerances)."""

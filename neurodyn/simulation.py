@@ -79,10 +79,13 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
     times_np = monitor.grid(duration)
     _check_times(times_np, network.memories.dtype)
     # A streamed run holds its store: a second run streaming to the same path is refused at once.
+    observables = Observables(monitor, network, cue)
+    if store is None:  # (a streamed record stays bounded by its chunk)
+        observables.check_size(len(times_np))
     with claim(store.path, folder=True) if store is not None else contextlib.nullcontext():
         fingerprint = _fingerprint(network, cues, cue, solver, monitor, times_np, seed)
         checkpoint = None if store is None else interrupted_run(Path(store.path), fingerprint)
-        recorder = Recorder(Observables(monitor, network, cue), time_units=monitor.time_units,
+        recorder = Recorder(observables, time_units=monitor.time_units,
                             zarr_store=None if store is None else store.path,
                             chunk_times=64 if store is None else store.chunk_times,
                             resume_rows=0 if checkpoint is None else checkpoint["rows"])
@@ -110,7 +113,7 @@ def _fingerprint(network: Network, cues: Cues, cue: Cue, method: Solver | Spikin
                network.projection),
         cues=(cue.v0, cue.current, cue.clamp, cues.ids, cues.targets, cues.target_index),
         method=(json.dumps(described, sort_keys=True), getattr(method, "block_size", None), seed),
-        monitor=(repr(monitor), times_np))
+        monitor=(repr(dataclasses.asdict(monitor)), times_np))
 
 
 def _check_times(times_np: np.ndarray, dtype: torch.dtype) -> None:

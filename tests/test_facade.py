@@ -75,3 +75,14 @@ def test_a_network_prints_in_one_line_without_its_memories():
     assert "\n" not in text and "tensor" not in text and len(text) < 200
     assert text == ("Network(mchn-l2: N=1000, I=784, biased_dot, softmax(beta=10), gradient dynamics, tau_v=1, "
                     "fast memory, float32 on cpu)")
+
+
+def test_settings_objects_print_what_differs_from_their_defaults():
+    from neurodyn import Monitor, Solver, ZarrStore
+    from neurodyn.spiking import LIF, Poisson, SpikingMemory
+
+    assert repr(Solver()) == "Solver()" and repr(Solver("rk4", step_size=0.1)) == "Solver(method='rk4', step_size=0.1)"
+    assert repr(Monitor(("v", "f"), top_k=5)) == "Monitor(variables=('v', 'f'), top_k=5)"
+    assert repr(SpikingMemory(Poisson(r_max=400.0), dt=0.05)) == "SpikingMemory(neuron=Poisson(r_max=400.0), dt=0.05)"
+    assert repr(SpikingMemory(LIF(tau_m=20.0))) == "SpikingMemory(neuron=LIF(tau_m=20.0))"
+    assert repr(ZarrStore("run.zarr")) == "ZarrStore(path='run.zarr')"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -141,7 +142,8 @@ def test_debug_shows_the_traceback_of_an_expected_failure():
 def test_sigterm_stops_a_recall_with_nothing_half_written(tmp_path):
     out = tmp_path / "long.nc"
     proc = subprocess.Popen([sys.executable, "-m", "neurodyn.cli", "recall", "--model", "uhn-manhattan",
-                             "--n-memories", "1000", "--duration", "1000", "--steady-tol", "0", "--output",
+                             "--n-memories", "1000", "--duration", "1000", "--steady-tol", "0", "--record", "v,energy",
+                             "--output",
                              str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     _wait_for(lambda: lock_path(out).exists())  # the output is claimed
@@ -288,3 +290,27 @@ def test_a_streamed_run_killed_at_any_moment_resumes_to_the_uninterrupted_run(tm
         assert done.attrs["complete"] == 1 and not list(tmp_path.glob(f".{store.name}*"))
         for name in ("v", "energy", "v_final", "converged", "solver_nfe"):
             np.testing.assert_array_equal(done[name].values, whole[name].values, err_msg=name)
+
+
+# ------------------------------------------------------------------------------------ bounded records
+def test_a_record_over_its_bound_is_refused_before_any_work_with_what_to_reduce(tmp_path, monkeypatch, capsys):
+    import neurodyn.simulation as simulation
+    from neurodyn import ZarrStore
+    from neurodyn.errors import RecordTooLarge
+
+    m = torch.rand(50, 16, generator=torch.Generator().manual_seed(0))
+    net, monitor = from_preset("mchn", m), Monitor(("v", "overlap", "energy"), n_times=101, max_bytes=100_000)
+    with monkeypatch.context() as patch:
+        patch.setattr(simulation, "_run", lambda *a, **k: pytest.fail("the run started"))
+        with pytest.raises(RecordTooLarge, match=r"the record would take 0.137 MB \(overlap 0.0963 MB, v 0.0308 MB"
+                                                 r".*over Monitor.max_bytes = 0.0954 MB: record fewer times"):
+            simulate(net, m[:5], 2.0, monitor=monitor)
+    assert simulate(net, m[:5], 2.0, monitor=dataclasses.replace(monitor, max_bytes=None)).sizes["time"] == 101
+    streamed = simulate(net, m[:5], 2.0, monitor=monitor, store=ZarrStore(tmp_path / "run.zarr", chunk_times=10))
+    assert streamed.attrs["complete"] == 1  # a streamed record is bounded by its chunk
+    with pytest.raises(ValueError, match="max_bytes must be a whole number >= 1"):
+        Monitor(max_bytes=0)
+    assert main(["recall", "--no-figure", "--max-record-mb", "1", "--output", str(tmp_path / "r.nc")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "over --max-record-mb 1: record fewer times (--n-times)" in err, err
+    assert "--top-k" in err and not (tmp_path / "r.nc").exists()

@@ -189,6 +189,8 @@ def output_options(p: argparse.ArgumentParser) -> None:
                         f"through a codec {','.join(names.ENCODED_RECORD)}, f of the {names.ENCODED_TOP_K} most "
                         "active memories)")
     g.add_argument("--top-k", type=count(1), default=None, help="record only the k most active memories")
+    g.add_argument("--max-record-mb", type=count(0), default=256,
+                   help="refuse, before it starts, a run whose record would take more memory (0: no bound)")
     g.add_argument("--threshold", type=POSITIVE, default=names.UHN_THRESHOLD,
                    help="retrieval threshold on the squared error, per 784 pixels (UHN)")
     g.add_argument("--seed", type=int, default=0, help="one seed for the choice of memories and the corruption")

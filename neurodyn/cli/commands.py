@@ -15,7 +15,7 @@ import xarray as xr
 
 from .. import analysis
 from ..devices import check_device
-from ..errors import CUES_FAILED, InputFileError
+from ..errors import CUES_FAILED, InputFileError, RecordTooLarge
 from ..files import claim
 from ..jobs.recall import CodedMemory, MemoryKind, PixelMemory, Selection, model_config, recall
 from ..memory.encoded import RECORD, TOP_K, default_model
@@ -59,7 +59,14 @@ def cmd_recall(args: argparse.Namespace) -> int:
         held.enter_context(claim(args.output, overwrite=args.overwrite))
         if figure is not None:
             held.enter_context(claim(figure, overwrite=args.overwrite))
-        return _finish_recall(args, job(), figure)
+        try:
+            ds = job()
+        except RecordTooLarge as err:
+            raise ValueError(f"the record would take {err.described()}, over --max-record-mb {args.max_record_mb}: "
+                             "record fewer times (--n-times), fewer variables (--record v,energy leaves out the "
+                             "cues x memories overlaps), the top memories only (--top-k), fewer cues (--n-cues), or "
+                             "raise --max-record-mb (0: no bound)") from None
+        return _finish_recall(args, ds, figure)
 
 
 def _recall_job(args: argparse.Namespace) -> Callable[[], xr.Dataset]:
@@ -75,6 +82,7 @@ def _recall_job(args: argparse.Namespace) -> Callable[[], xr.Dataset]:
     if args.data is None:
         args.data = PRESET_DATA.get(args.model, "digits") if args.model_file is None else "digits"
     spiking = spiking_settings(args)
+    bound = args.max_record_mb * 2**20 or None
     solver = Solver(args.solver, rtol=args.rtol, atol=args.atol, step_size=args.step_size,
                     max_steps=args.max_steps, steady_tol=args.steady_tol or None, engine=args.engine)
     selection = Selection(args.data, args.n_memories, args.corruption, args.seed, args.n_cues, args.image_size,
@@ -84,12 +92,13 @@ def _recall_job(args: argparse.Namespace) -> Callable[[], xr.Dataset]:
         if args.dtype != "float32":
             raise ValueError("runs through a codec are float32 (codes are float32); drop --dtype")
         monitor = Monitor(variables=args.record or default_record(RECORD, spiking), n_times=args.n_times,
-                          top_k=args.top_k if args.record or args.top_k else min(TOP_K, args.n_memories))
+                          top_k=args.top_k if args.record or args.top_k else min(TOP_K, args.n_memories),
+                          max_bytes=bound)
         memory = CodedMemory(args.codec or "pixels", model, args.readout, None if args.no_balance else "balance",
                              args.text_codec, tuple(args.caption) if args.caption else None, args.caption_index)
     else:
         monitor = Monitor(variables=args.record or default_record(PIXEL_RECORD, spiking), n_times=args.n_times,
-                          top_k=args.top_k)
+                          top_k=args.top_k, max_bytes=bound)
         memory = PixelMemory(model, dtype=args.dtype)
     return functools.partial(recall, selection, memory, args.duration, method=spiking or solver, monitor=monitor,
                              cue_mode=args.cue_mode, device=args.device, progress=None)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     pass
 
 from ..names import VARIABLES
+from ..reprs import concise_repr
 
 
 class Recorded(NamedTuple):
@@ -67,8 +68,13 @@ class Monitor:
     ``memories``, or all); the population rate comes with either. ``time_units``: the unit of the
     ``time`` coordinate (the network's time constants share it). ``recall_overlap``: a spiking run
     with targets gets ``recall_time``, the first recorded time from which ``g`` stays at a cosine
-    overlap of at least this with its target.
+    overlap of at least this with its target. ``max_bytes``: the most the record may take in
+    memory (None: no bound); a run whose record would take more is refused before it starts
+    (:class:`~neurodyn.errors.RecordTooLarge`, which says what to reduce), unless it streams to
+    a store.
     """
+
+    __repr__ = concise_repr
 
     variables: tuple[str, ...] = ("v", "energy", "speed")
     n_times: int = 101
@@ -79,6 +85,7 @@ class Monitor:
     overlap_with: tuple[int, ...] | None = None
     time_units: str = "ms"
     recall_overlap: float = 0.9
+    max_bytes: int | None = 2**28
 
     def __post_init__(self) -> None:
         if isinstance(self.variables, str):
@@ -92,6 +99,8 @@ class Monitor:
             raise ValueError("give either memories= (a fixed subset) or top_k=, not both")
         if self.top_k is not None:
             whole_number("top_k", self.top_k, 1)
+        if self.max_bytes is not None:
+            whole_number("max_bytes", self.max_bytes, 1)
         if not (isinstance(self.recall_overlap, (int, float)) and -1.0 <= self.recall_overlap <= 1.0):
             raise ValueError(f"recall_overlap is a cosine overlap in [-1, 1], got {self.recall_overlap!r}")
         for name in ("times", "units", "memories", "overlap_with"):

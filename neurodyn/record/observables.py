@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import RecordTooLarge
 from ..network import Cue, Network, State
 from .monitor import Monitor
 
@@ -44,6 +45,28 @@ class Observables:
         if "overlap" in monitor.variables:
             p = net.P[self.patterns.to(net.memories.device)]
             self._pattern_unit = p / p.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+
+    def bytes_per_time(self) -> dict[str, int]:
+        """What one recorded time takes in memory, per variable (bytes; an estimate: the energy
+        counts its parts, spike events are left out as they depend on the run)."""
+        net, monitor = self.network, self.monitor
+        units = net.n_features if self.units is None else len(self.units)
+        memories = self.top_k or (net.n_memories if self.memories is None else len(self.memories))
+        widths = {"v": units, "g": units, "h": memories, "f": memories, "energy": 5, "overlap": len(self.patterns),
+                  "speed": 1, "rate": memories}
+        per_value = {name: 8 if name == "rate" else net.memories.element_size() for name in widths}
+        out = {name: self.cue.batch * width * per_value[name] for name, width in widths.items()
+               if name in monitor.variables}
+        if self.top_k is not None and {"h", "f"} & set(monitor.variables):
+            out["memory_index"] = self.cue.batch * self.top_k * 8
+        return out
+
+    def check_size(self, n_times: int) -> None:
+        """Refuse a record over the monitor's ``max_bytes`` (:class:`~neurodyn.errors.RecordTooLarge`)."""
+        limit = self.monitor.max_bytes
+        sizes = {name: size * n_times for name, size in self.bytes_per_time().items()}
+        if limit is not None and sum(sizes.values()) > limit:
+            raise RecordTooLarge(sizes, limit)
 
     @torch.no_grad()
     def __call__(self, v: torch.Tensor, h: torch.Tensor | None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from ..reprs import concise_repr
+
 
 @dataclass(frozen=True)
 class ZarrStore:
@@ -14,6 +16,8 @@ class ZarrStore:
     leaves the times written so far, with ``complete`` = 0, and a checkpoint beside the store:
     the same run again resumes from it and completes the store to the uninterrupted run's
     (:mod:`~neurodyn.record.resume`)."""
+
+    __repr__ = concise_repr
 
     path: str | os.PathLike
     chunk_times: int = 64

@@ -9,6 +9,7 @@ from ..errors import SolverError as SolverError  # (defined there: the CLI knows
 from ..errors import SolverWarning as SolverWarning
 from ..errors import positive_number, whole_number
 from ..names import ADAPTIVE_METHODS, ENGINES, METHODS
+from ..reprs import concise_repr
 from . import per_cue
 
 
@@ -32,6 +33,8 @@ class Solver:
     recording intervals per torchdiffeq call when stopping at steady state (default: a twentieth
     of the grid).
     """
+
+    __repr__ = concise_repr
 
     method: str = "auto"
     rtol: float = 1e-6

@@ -10,6 +10,7 @@ from ..lagrangians import Quadratic
 from ..names import NEURON_MODELS as MODELS
 from ..names import SPIKING_PATHS as PATHS
 from ..network import Cue, Network
+from ..reprs import concise_repr
 from .neurons import LIF, NeuronModel, Poisson, Rate, check_positive
 
 _MODEL_CLASSES: dict[str, type[Poisson] | type[LIF] | type[Rate]] = {"poisson": Poisson, "lif": LIF, "rate": Rate}
@@ -27,6 +28,8 @@ class SpikingMemory:
     event-driven memory-space path) or ``"auto"`` (memory space where it applies).
     ``batch_tile``: cues per similarity evaluation on the dense path (fixed, for batch invariance).
     """
+
+    __repr__ = concise_repr
 
     neuron: NeuronModel = field(default_factory=Poisson)
     dt: float = 0.1

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..reprs import concise_repr
 from ..rng import counter_uniform
 
 STREAM_MEMORY, STREAM_VALUE, STREAM_ALLOCATION = 0, 1, 2
@@ -33,6 +34,9 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
 class Poisson(NamedTuple):
     """Poisson memory neurons firing at ``r_max * f_mu(h)`` Hz."""
 
+    def __repr__(self) -> str:
+        return concise_repr(self)
+
     r_max: float = 200.0
 
     def check(self) -> None:
@@ -41,6 +45,9 @@ class Poisson(NamedTuple):
 
 class Rate(NamedTuple):
     """The Poisson population's mean field: the expected spike input, no noise."""
+
+    def __repr__(self) -> str:
+        return concise_repr(self)
 
     def check(self) -> None:
         pass
@@ -63,6 +70,9 @@ class LIF(NamedTuple):
     ``cue_weight`` spikes in the normalized read-out (0: ``s`` starts empty and ``v`` relaxes
     towards ``I`` until the first spikes arrive), so the cue holds until the winners fire.
     """
+
+    def __repr__(self) -> str:
+        return concise_repr(self)
 
     tau_m: float = 10.0
     threshold: float = 1.0
