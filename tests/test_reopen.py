@@ -103,3 +103,42 @@ def test_a_cli_run_keeps_its_command_line_memories_labels_and_sources(tmp_path):
     np.testing.assert_array_equal(ds["memory_label"].values, digits.labels[index].numpy())
     np.testing.assert_allclose(ds["memories"].values, digits.images[index].flatten(1).numpy())
     assert net.n_memories == 12 and ds.attrs["memories_sha256"] == reopen.sha256(ds["memories"].values)
+
+
+# ------------------------------------------------------------------------------------ going on
+@pytest.mark.parametrize("slow", [False, True], ids=["fast-memory", "slow-memory"])
+def test_a_run_goes_on_from_where_it_ended_as_one_longer_run(slow, tmp_path):
+    """Brian2's second net.run: 0..10 then 10..20 is the 0..20 run (to the rounding of the time
+    grid), clamp, current and slow memory neurons included; also from the reopened file."""
+    from neurodyn import Solver
+
+    net = from_preset("mchn", MEMORIES, beta=6.0, **({"tau_h": 0.5} if slow else {}))
+    clamp = torch.arange(16) < 4
+    cues, rk4 = Cues(QUERIES, mode="both", clamp=clamp, targets=MEMORIES[:6]), Solver("rk4", step_size=0.05)
+    whole = simulate(net, cues, 20.0, method=rk4, monitor=Monitor(("v", "energy"), n_times=41))
+    first = simulate(net, cues, 10.0, method=rk4, monitor=Monitor(("v", "energy"), n_times=21))
+    ds, rebuilt = open_run(save_netcdf(first, tmp_path / "first.nc"))
+    for source, network in ((first, net), (ds, rebuilt)):
+        more = simulate(network, Cues.continuing(source), 10.0, method=rk4, monitor=Monitor(("v", "energy"), n_times=21))
+        np.testing.assert_array_equal(more.time.values, whole.time.values[20:])
+        for name in ("v", "energy"):
+            np.testing.assert_allclose(more[name].values, whole[name].values[20:], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(more["v_final"].values, whole["v_final"].values, rtol=1e-12, atol=1e-14)
+        assert more.attrs["started_at"] == 10.0 and np.array_equal(more["target"].values, whole["target"].values)
+
+
+def test_going_on_shifts_per_cue_times_and_refuses_what_cannot_go_on():
+    from neurodyn import Solver
+    from neurodyn.spiking import LIF, SpikingMemory
+
+    net = from_preset("mchn", MEMORIES, beta=6.0)
+    first = simulate(net, QUERIES, 0.5, method=Solver(steady_tol=1e-3), monitor=Monitor(("v",), n_times=6))
+    more = simulate(net, Cues.continuing(first), 30.0, method=Solver(steady_tol=1e-3), monitor=Monitor(("v",), n_times=61))
+    converged = more["convergence_time"].values[np.isfinite(more["convergence_time"].values)]
+    assert converged.size and (converged >= 0.5).all() and (more["solver_time_reached"].values >= 0.5).all()
+    spiking = simulate(net.to(dtype=torch.float32), QUERIES.float(), 2.0, method=SpikingMemory(LIF()), seed=0)
+    with pytest.raises(ValueError, match="a spiking run cannot be continued"):
+        Cues.continuing(spiking)
+    slow = simulate(from_preset("mchn", MEMORIES, tau_h=0.5), QUERIES, 1.0, monitor=Monitor(("v",), n_times=3))
+    with pytest.raises(ValueError, match="slow memory neurons but no h_final"):
+        Cues.continuing(slow.drop_vars("h_final"))

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 CUE_MODES = ("initial", "current", "both")
 
@@ -28,12 +32,14 @@ class Cue:
     """How a batch of queries drives the network (DESIGN.md section 2, "Cues").
 
     ``v0``: initial value state (B, I). ``current``: persistent input current ``I`` (B, I) or None.
-    ``clamp``: boolean mask (B, I) of value units held at ``v0``, or None.
+    ``clamp``: boolean mask (B, I) of value units held at ``v0``, or None. ``h0``: the slow memory
+    neurons' initial state (B, N) (None: at equilibrium with ``v0``).
     """
 
     v0: torch.Tensor
     current: torch.Tensor | None = None
     clamp: torch.Tensor | None = None
+    h0: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
@@ -44,7 +50,7 @@ class Cue:
         if rows is None:
             return self
         return Cue(self.v0[rows], None if self.current is None else self.current[rows],
-                   None if self.clamp is None else self.clamp[rows])
+                   None if self.clamp is None else self.clamp[rows], None if self.h0 is None else self.h0[rows])
 
 
 @dataclass
@@ -72,6 +78,9 @@ class Cues:
     recall (B, I), and ``target_index``: the index of each cue's stored pattern (B,), kept in the
     record for retrieval analysis. ``ids``: a spiking run's global cue ids, which key its random
     numbers (default ``0..B-1``): a cue with the same id gets the same spikes in any batch.
+    ``start``: the state to start from instead of the mode's ``v(0)``, as (v (B, I), h (B, N) or
+    None), at time ``start_time``: a run taken on from where another ended
+    (:meth:`continuing`).
     """
 
     queries: torch.Tensor
@@ -81,6 +90,31 @@ class Cues:
     targets: torch.Tensor | None = None
     target_index: torch.Tensor | None = None
     ids: torch.Tensor | None = None
+    start: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    start_time: float = 0.0
+
+    @classmethod
+    def continuing(cls, ds: xr.Dataset) -> Cues:
+        """The cues of a rate run (its Dataset, or :func:`~neurodyn.record.open_run`'s) taken on
+        from where it ended, as Brian2's second ``net.run`` goes on: the same queries, mode,
+        clamp, strength and targets, starting from its final state at its last time."""
+        if "neuron_model" in ds.attrs:
+            raise ValueError("a spiking run cannot be continued: its neurons' and synapses' states are not "
+                             "saved; run it again for longer")
+        if "v_final" not in ds or "query" not in ds:
+            raise ValueError("the run has no v_final and query: it is not a run's Dataset")
+        if "model_tau_h" in ds.attrs and "h_final" not in ds:
+            raise ValueError("the run has slow memory neurons but no h_final (saved by an older neurodyn): "
+                             "it cannot be continued exactly")
+        def tensor(name: str) -> torch.Tensor | None:
+            return torch.as_tensor(ds[name].transpose("cue", ...).values) if name in ds else None
+
+        clamp = tensor("clamp")
+        return cls(torch.as_tensor(ds["query"].values), str(ds.attrs.get("cue_mode", "initial")),
+                   None if clamp is None else clamp.to(torch.bool), float(ds.attrs.get("cue_strength", 1.0)),
+                   targets=tensor("target"), target_index=tensor("target_index"),
+                   start=(tensor("v_final"), tensor("h_final")),  # type: ignore[arg-type]
+                   start_time=float(ds["time"].values[-1]))
 
 
 def as_queries(queries: torch.Tensor, n_features: int, like: torch.Tensor, name: str = "cue") -> torch.Tensor:

@@ -332,8 +332,9 @@ class Network:
         return g
 
     def initial_state(self, cue: Cue) -> State:
-        """``v(0)`` from the cue; slow memory neurons start at equilibrium, ``h(0) = sim(M, g(0))``."""
-        h0 = None if self.fast_memory else self.scores(self.activation(cue.v0))
+        """``v(0)`` from the cue; slow memory neurons start at ``cue.h0``, or at equilibrium,
+        ``h(0) = sim(M, g(0))``."""
+        h0 = None if self.fast_memory else cue.h0 if cue.h0 is not None else self.scores(self.activation(cue.v0))
         return State(cue.v0, h0)
 
     # ----------------------------------------------------------------- dynamics and energy

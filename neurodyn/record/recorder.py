@@ -33,7 +33,8 @@ class Recorder:
     (a claim sweeps the folder a killed run left there).
     ``checkpoint``: the run's state, saved in the store after each append
     (:mod:`~neurodyn.record.resume`); ``resume_rows``: go on appending to the interrupted store
-    that holds this many times.
+    that holds this many times. ``time_offset``: added to the recorded times (a run taken on from
+    where another ended).
     """
 
     observables: Observables
@@ -42,6 +43,7 @@ class Recorder:
     chunk_times: int = 64
     checkpoint: Callable[[], dict] | None = None
     resume_rows: int = 0
+    time_offset: float = 0.0
     _store: dict[str, list[np.ndarray]] = field(default_factory=dict, init=False)
     _times: list[np.ndarray] = field(default_factory=list, init=False)
     _written: int = field(default=0, init=False)
@@ -63,7 +65,7 @@ class Recorder:
     def observe(self, times: torch.Tensor, v: torch.Tensor, h: torch.Tensor | None,
                 speed: torch.Tensor | None) -> None:
         """Record states at ``times`` (T,): ``v`` (T, B, I), ``h`` (T, B, N) or None, ``speed`` (T, B)."""
-        self._times.append(times.detach().cpu().numpy().astype(float))
+        self._times.append(times.detach().cpu().numpy().astype(float) + self.time_offset)
         for name, value in self.observables(v, h, speed).items():
             self._put(name, value)
         if self.zarr_store is not None and sum(len(x) for x in self._times) >= self.chunk_times:
