@@ -17,9 +17,19 @@ from .files import atomic_write
 
 
 def image_shape(ds: xr.Dataset) -> tuple[int, ...] | None:
-    """The (C, H, W) shape of a cue as an image, if the run recorded one in ``attrs``."""
+    """The (C, H, W) shape of a cue as an image: the run's ``image_shape`` attribute (a recall
+    job sets it), else a square grey (1, s, s) image of side 4 or more, or a colour (3, s, s) one
+    of side 8 or more, when the number of units is one (a Python run of 8x8 digits draws them as
+    digits), else None (drawn as a vector)."""
     shape = ds.attrs.get("image_shape")
-    return tuple(json.loads(shape)) if isinstance(shape, str) else None
+    if isinstance(shape, str):
+        return tuple(json.loads(shape))
+    units = ds.sizes.get("unit", 0)
+    for channels, smallest in ((1, 4), (3, 8)):
+        side = round((units / channels) ** 0.5)
+        if side >= smallest and channels * side * side == units:
+            return (channels, side, side)
+    return None
 
 
 def _as_image(vec: np.ndarray, shape: Sequence[int] | None) -> np.ndarray:

@@ -16,7 +16,7 @@ import xarray as xr
 from . import analysis
 from .network import Cue, Cues, Network
 from .record import Monitor, spike_variables
-from .record.provenance import package_versions
+from .record.provenance import flat_attributes, package_versions
 from .record.reopen import add_model
 from .solve import EXPLICIT, IMPLICIT, STATUS_NAMES, CueStats, Integration, Solver, SolverWarning
 from .spiking import SpikingMemory, SpikingRun
@@ -110,8 +110,8 @@ def add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_uni
                 f"{len(failures)} of {len(stats.per_cue.status)} cue(s) failed and stop with status 'failed' "
                 f"(NaN after their failure in the record; reasons in attrs['solver_failures']); cue {cue}: "
                 f"{reason} at t={float(stats.per_cue.time[cue]):g} ({json.dumps(solver.describe())})"), stacklevel=3)
+    ds.attrs.update(flat_attributes("solver", solver.describe(), skip=("rtol", "atol", "step_size")))
     ds.attrs.update({
-        "solver": json.dumps(solver.describe(), sort_keys=True),
         "solver_engine": "per-cue" if solver.per_cue else "torchdiffeq",
         "solver_method": solver.method,
         "rtol": solver.rtol if solver.adaptive else 0.0,
@@ -161,10 +161,9 @@ def add_spiking_record(ds: xr.Dataset, run: SpikingRun, monitor: Monitor) -> Non
     if "target" in ds and ("v" in ds or "g" in ds or "overlap" in ds):
         patterns = run.network.P.detach().cpu().numpy() if run.network.P.shape[1] == ds.sizes["unit"] else None
         ds["recall_time"] = analysis.recall_time(ds, monitor.recall_overlap, patterns=patterns)
+    ds.attrs.update(flat_attributes("spiking", sp.describe(), skip=("model", "dt", "tau_s", "path")))
     ds.attrs.update({
-        "solver": json.dumps({"method": "spiking", **sp.describe()}, sort_keys=True),
         "solver_method": f"spiking-{sp.model}",
-        "spiking": json.dumps(sp.describe(), sort_keys=True),
         "neuron_model": sp.model,
         "spiking_path": run.path,
         "dt": sp.dt,

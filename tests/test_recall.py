@@ -95,7 +95,7 @@ def test_provenance_and_exact_netcdf_round_trip(tmp_path, digits):
     memories = digits.take(20).flat()
     ds = simulate(from_preset("mchn", memories, beta=5.0), memories[:3], 2.0, method=STEADY,
                   targets=memories[:3], target_index=[0, 1, 2], seed=7)
-    for key in ("model_name", "memories_sha256", "solver", "rtol", "atol", "seed", "versions", "nfe", "steps_accepted"):
+    for key in ("model_name", "memories_sha256", "solver_max_steps", "rtol", "atol", "seed", "versions", "nfe", "steps_accepted"):
         assert key in ds.attrs
     assert ds.attrs["model_separation"] == "softmax" and ds.attrs["model_separation_beta"] == 5
     assert json.loads(ds.attrs["versions"])["torch"] == metadata.version("torch")

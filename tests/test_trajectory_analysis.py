@@ -302,3 +302,17 @@ def test_figures_are_labelled_from_attrs(memories, completion):
     assert isinstance(fig, plt.Figure)
     assert fig.axes[1].get_ylabel().replace("\n", " ") == "entropy of the memory activations [nat]"
     plt.close("all")
+
+
+def test_a_python_run_of_square_images_is_drawn_as_images(memories):
+    """A Python simulate of 8x8 digits has no image_shape attribute: the figure infers (1, 8, 8)
+    rather than drawing 64-wide bars; a non-square size stays a vector."""
+    from neurodyn import plot
+
+    ds = simulate(from_preset("mchn-l2", memories), memories[:3] * 0.8, 2.0, monitor=Monitor(("v", "energy"), n_times=6))
+    assert "image_shape" not in ds.attrs and plot.image_shape(ds) == (1, 8, 8)
+    fig = plot.plot_recall(ds)
+    assert fig.axes[0].images[0].get_array().shape == (8, 8)
+    assert plot.image_shape(ds.isel(unit=slice(0, 60))) is None
+    assert plot.image_shape(xr.Dataset(coords={"unit": np.arange(3 * 64)})) == (3, 8, 8)
+    assert plot.image_shape(xr.Dataset(coords={"unit": np.arange(12)})) is None  # (not a 3 x 2 x 2 image)

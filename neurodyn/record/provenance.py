@@ -41,3 +41,11 @@ def digest(*values: Any) -> str:
             h.update(repr(value).encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+def flat_attributes(prefix: str, settings: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Settings as plain netCDF attributes ``PREFIX_KEY`` (CF style, no JSON): booleans as 0/1,
+    unset (None) ones left out, keys in ``skip`` left to attributes of their own."""
+    return {f"{prefix}_{key}": int(value) if isinstance(value, bool) else value
+            for key, value in settings.items() if value is not None and key not in skip}
+
