@@ -123,3 +123,22 @@ def test_cli_experiment_resumes_from_its_store(tmp_path, real_root, capsys):
     assert main(args) == 0
     assert np.array_equal(xr.open_zarr(tmp_path / "uhn-threshold-quick.zarr")["compute_time"].values, first)
     assert "T=50" in capsys.readouterr().out
+
+
+def test_an_experiment_runs_on_other_data_and_settings_and_says_so(tmp_path, capsys):
+    """`--data` and `--set` override the paper's grid; the outputs are named after the changes
+    and the report opens with them; a zipped or unknown parameter is refused by name."""
+    args = ["experiment", "uhn-capacity", "--quick", "--workers", "0", "--out", str(tmp_path), "--data", "digits",
+            "--set", "threshold=60", "--set", "n_memories=5,10", "--set", "seed=0"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Overridden by the user: data = 'digits', threshold = 60, n_memories = [5, 10], seed = 0" in out
+    (nc,) = tmp_path.glob("uhn-capacity-quick-*.nc")
+    ds = xr.open_dataset(nc)
+    assert list(ds["data"].values) == ["digits"] and list(ds["n_memories"].values) == [5, 10]
+    assert float(ds["threshold"]) == 60 and ds.attrs["overrides"].startswith("data = 'digits'")
+    assert not (tmp_path / "uhn-capacity-quick.nc").exists()  # the paper's own run keeps its name
+    assert main([*args[:7], "--set", "corruption=none"]) == 2
+    assert "'corruption' is zipped with ['separation'] in dimension 'setting'" in capsys.readouterr().err
+    assert main([*args[:7], "--set", "bogus=1"]) == 2
+    assert "unknown sweep parameter(s) ['bogus']" in capsys.readouterr().err

@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=count(0), default=2,
                    help="LocalCluster worker processes (0: run in this process)")
     p.add_argument("--threads", type=count(1), default=1, help="threads per worker (and torch threads per task)")
+    p.add_argument("--data", default=None, help="run it on this data set (a name or an .npz file) instead of "
+                   "the paper's; short for --set data=...")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a parameter of the grid: one value (NAME=60) or a list (NAME=10,100,500); "
+                        "repeatable; the outputs are named after the changes and the report lists them")
+    p.add_argument("--overrides", default=None, help="a TOML file whose [grid], [zip.NAME] and [fixed] tables "
+                   "replace the experiment's entries")
     p.set_defaults(run="cmd_experiment")
     p = sub.add_parser("train-codec", help="train one of the project's codecs on real data, save its checkpoint",
                        formatter_class=DefaultsOnce)
@@ -78,7 +85,8 @@ class _Parser(argparse.ArgumentParser):
     def parse_known_args(self, args=None, namespace=None):  # (argparse's signature)
         parsed, extras = super().parse_known_args(args, namespace)
         for action in self._actions:  # argparse drops a "--" value (--model=--), leaving a list
-            if action.nargs is None and action.option_strings and isinstance(getattr(parsed, action.dest, None), list):
+            if (action.nargs is None and action.option_strings and not isinstance(action, argparse._AppendAction)
+                    and isinstance(getattr(parsed, action.dest, None), list)):
                 self.error(f"argument {'/'.join(action.option_strings)}: expected one value")
         return parsed, extras
 

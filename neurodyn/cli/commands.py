@@ -7,6 +7,7 @@ import contextlib
 import functools
 import json
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -167,10 +168,42 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             print(f"{name:24s} {experiment.title}")
         return 0
     result = run_experiment(args.name, args.quick, args.out, scheduler=args.scheduler, n_workers=args.workers,
-                            threads_per_worker=args.threads)
+                            threads_per_worker=args.threads, overrides=experiment_overrides(args))
     print(result.report.read_text())
     print(f"wrote {result.netcdf}, {result.figure} and {result.report}")
     return 0
+
+
+def experiment_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """``--overrides FILE``, then ``--data`` and every ``--set NAME=VALUE`` (values read as TOML:
+    60, 0.5, true, "text"; bare words are text; commas make a list)."""
+    from ..scale.grid import load_config
+
+    overrides: dict[str, object] = {}
+    if args.overrides:
+        for table, entries in load_config(args.overrides).items():
+            if table == "zip":
+                raise ValueError(f"--overrides {args.overrides}: [zip] tables are not overridable yet; set their "
+                                 "parameters with the rest of the grid")
+            if table not in ("grid", "fixed") or not isinstance(entries, dict):
+                raise ValueError(f"--overrides {args.overrides}: unknown table [{table}]; use [grid] and [fixed]")
+            overrides.update(entries)
+    if args.data:
+        overrides["data"] = args.data
+    for item in args.set:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--set {item!r}: expected NAME=VALUE (or NAME=V1,V2,...)")
+        values = [_toml_value(part) for part in text.split(",")]
+        overrides[name.strip()] = values if len(values) > 1 else values[0]
+    return overrides
+
+
+def _toml_value(text: str) -> object:
+    try:
+        return tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

@@ -16,9 +16,10 @@ import them.
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.util
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -52,8 +53,9 @@ class Experiment:
     quick: dict = field(default_factory=dict)
     cost: str = ""
 
-    def sweep_config(self, quick: bool = False) -> dict:
-        """The sweep config of the full run, or of ``--quick``."""
+    def sweep_config(self, quick: bool = False, overrides: Mapping[str, object] | None = None) -> dict:
+        """The sweep config of the full run, or of ``--quick``, with a user's ``overrides``
+        (:func:`override`) on top."""
         config = copy.deepcopy(self.config)
         for table, entries in (self.quick if quick else {}).items():
             if table not in SWEEP_TABLES:
@@ -62,7 +64,26 @@ class Experiment:
                 config["zip"] = copy.deepcopy(entries)
             else:
                 config.setdefault(table, {}).update(copy.deepcopy(entries))
+        for name, value in (overrides or {}).items():
+            override(config, name, value)
         return config
+
+
+def override(config: dict, name: str, value: object) -> None:
+    """Set parameter ``name`` of a sweep config where it lives: a list replaces a grid axis (or
+    becomes one), a single value a fixed value (or a grid axis of one value); a zipped
+    parameter cannot be set alone (its partners would no longer pair with it)."""
+    grid, fixed = config.setdefault("grid", {}), config.setdefault("fixed", {})
+    for dim, table in config.get("zip", {}).items():
+        if name in table:
+            raise ValueError(f"{name!r} is zipped with {sorted(set(table) - {name})} in dimension {dim!r}: give "
+                             f"the whole [zip.{dim}] table in an overrides file")
+    values = list(value) if isinstance(value, (list, tuple)) else None
+    if name in grid or values is not None:
+        fixed.pop(name, None)
+        grid[name] = values if values is not None else [value]
+    else:
+        fixed[name] = value
 
 
 def experiments_dir() -> Path:
@@ -105,21 +126,27 @@ class ExperimentResult:
 
 def run_experiment(name: str, quick: bool = False, out: str | os.PathLike = "runs", *,
                    scheduler: str | None = None, n_workers: int = 2, threads_per_worker: int = 1,
-                   progress: bool | None = None) -> ExperimentResult:
-    """Run (or resume) an experiment's grid and write its Dataset, figure and report."""
+                   progress: bool | None = None, overrides: Mapping[str, object] | None = None) -> ExperimentResult:
+    """Run (or resume) an experiment's grid and write its Dataset, figure and report.
+    ``overrides``: parameters set by the user (:func:`override`: a data set, a threshold, a
+    narrower grid); the outputs are then named ``NAME-SUFFIX`` after a hash of them, and the
+    report opens with what was overridden."""
     from ..plot import save_figure
     from ..record import save_netcdf
     from ..scale.sweep import describe_store, run_sweep
 
     experiment = load_experiment(name)
-    stem = writable_place(Path(out) / (experiment.name + ("-quick" if quick else "")))  # before any work
-    store = run_sweep(experiment.sweep_config(quick), stem.with_suffix(".zarr"), scheduler=scheduler,
+    config = experiment.sweep_config(quick, overrides)
+    said = ", ".join(f"{k} = {v!r}" for k, v in (overrides or {}).items())
+    suffix = ("-quick" if quick else "") + (f"-{hashlib.sha256(said.encode()).hexdigest()[:8]}" if said else "")
+    stem = writable_place(Path(out) / (experiment.name + suffix))  # before any work
+    store = run_sweep(config, stem.with_suffix(".zarr"), scheduler=scheduler,
                       n_workers=n_workers, threads_per_worker=threads_per_worker, progress=progress)
     ds = store.load()
     # The fixed values become scalar coordinates, so figures and reports read them like the axes.
-    fixed = experiment.sweep_config(quick).get("fixed", {})
+    fixed = config.get("fixed", {})
     ds = ds.assign_coords({k: v for k, v in fixed.items() if k not in ds.variables and v is not None})
-    ds.attrs.update(experiment=experiment.name, title=experiment.title, quick=int(quick))
+    ds.attrs.update(experiment=experiment.name, title=experiment.title, quick=int(quick), overrides=said)
     if (ds["status"] != 1).any():
         raise RuntimeError(describe_store(stem.with_suffix(".zarr")))
     netcdf = save_netcdf(ds.drop_vars(["error"]), stem.with_suffix(".nc"))
@@ -129,7 +156,9 @@ def run_experiment(name: str, quick: bool = False, out: str | os.PathLike = "run
     save_figure(figure, str(stem.with_suffix(".png")))
     plt.close(figure)
     report = stem.with_suffix(".md")
-    text = f"# {experiment.title}{' (--quick)' if quick else ''}\n\n{experiment.report(ds)}\n"
+    overridden = f"Overridden by the user: {said} (the paper's numbers below are for its own settings).\n\n" \
+        if said else ""
+    text = f"# {experiment.title}{' (--quick)' if quick else ''}\n\n{overridden}{experiment.report(ds)}\n"
     atomic_write(report, lambda tmp: tmp.write_text(text))
     return ExperimentResult(ds, netcdf, stem.with_suffix(".png"), report)
 
