@@ -80,13 +80,16 @@ def add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiki
     })
 
 
-def shift_times(ds: xr.Dataset, offset: float, time_units: str) -> None:
-    """A run taken on at ``offset``: its per-cue times on the clock of the run it continues (the
-    recorder shifted the recorded times)."""
-    for name in ds.data_vars:
-        var = ds[name]
-        if var.dims == ("cue",) and var.attrs.get("units") == time_units:
-            ds[name] = var.copy(data=var.values + offset)
+#: Per-cue variables that are moments on the run's clock (a step size, also in time units, is not).
+MOMENTS = ("convergence_time", "solver_switch_time", "solver_time_reached", "recall_time")
+
+
+def shift_times(ds: xr.Dataset, offset: float) -> None:
+    """A run taken on at ``offset``: its per-cue moments on the clock of the run it continues
+    (the recorder shifted the recorded times)."""
+    for name in MOMENTS:
+        if name in ds:
+            ds[name] = ds[name].copy(data=ds[name].values + offset)
 
 
 def add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_units: str) -> None:

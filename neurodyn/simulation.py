@@ -80,14 +80,17 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
     if store is None:  # (a streamed record stays bounded by its chunk)
         observables.check_size(len(times_np))
     with claim(store.path, folder=True) if store is not None else contextlib.nullcontext():
-        fingerprint = _fingerprint(network, cues, cue, solver, monitor, times_np, seed)
-        checkpoint = None if store is None else interrupted_run(Path(store.path), fingerprint)
+        fingerprint: dict[str, str] | None = None
+        checkpoint = None
+        if store is not None:  # (only a streamed run needs its fingerprint: it hashes the whole bank)
+            fingerprint = _fingerprint(network, cues, cue, solver, monitor, times_np, seed)
+            checkpoint = interrupted_run(Path(store.path), fingerprint)
         recorder = Recorder(observables, time_units=monitor.time_units, time_offset=cues.start_time,
                             zarr_store=None if store is None else store.path,
                             chunk_times=64 if store is None else store.chunk_times,
                             resume_rows=0 if checkpoint is None else checkpoint["rows"])
         run, last = _run(network, cue, times_np, solver, recorder, cues.ids, seed, progress,
-                         (fingerprint, checkpoint) if store is not None else None)
+                         None if fingerprint is None else (fingerprint, checkpoint))
         ds = recorder.dataset()
         if isinstance(run, Integration):
             assert isinstance(solver, Solver)
@@ -98,7 +101,7 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
             add_spiking_record(ds, run, monitor)
         add_provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)
         if cues.start_time:
-            shift_times(ds, cues.start_time, monitor.time_units)
+            shift_times(ds, cues.start_time)
         return recorder.finish(ds)
 
 

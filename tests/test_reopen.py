@@ -3,6 +3,7 @@ process) gives the analyses the process that made it gave."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -136,6 +137,11 @@ def test_going_on_shifts_per_cue_times_and_refuses_what_cannot_go_on():
     more = simulate(net, Cues.continuing(first), 30.0, method=Solver(steady_tol=1e-3), monitor=Monitor(("v",), n_times=61))
     converged = more["convergence_time"].values[np.isfinite(more["convergence_time"].values)]
     assert converged.size and (converged >= 0.5).all() and (more["solver_time_reached"].values >= 0.5).all()
+    # the same start on a clock from 0: moments move by 0.5, step sizes (durations) do not
+    at_zero = simulate(net, dataclasses.replace(Cues.continuing(first), start_time=0.0), 30.0,
+                       method=Solver(steady_tol=1e-3), monitor=Monitor(("v",), n_times=61))
+    np.testing.assert_array_equal(more["solver_step_size"].values, at_zero["solver_step_size"].values)
+    np.testing.assert_allclose(more["solver_time_reached"].values, at_zero["solver_time_reached"].values + 0.5)
     spiking = simulate(net.to(dtype=torch.float32), QUERIES.float(), 2.0, method=SpikingMemory(LIF()), seed=0)
     with pytest.raises(ValueError, match="a spiking run cannot be continued"):
         Cues.continuing(spiking)
