@@ -146,5 +146,11 @@ def test_going_on_shifts_per_cue_times_and_refuses_what_cannot_go_on():
     with pytest.raises(ValueError, match="a spiking run cannot be continued"):
         Cues.continuing(spiking)
     slow = simulate(from_preset("mchn", MEMORIES, tau_h=0.5), QUERIES, 1.0, monitor=Monitor(("v",), n_times=3))
-    with pytest.raises(ValueError, match="slow memory neurons but no h_final"):
+    with pytest.raises(ValueError, match="the run lacks h_final"):
         Cues.continuing(slow.drop_vars("h_final"))
+    clamped = simulate(net, Cues(QUERIES, mode="both", clamp=torch.arange(16) < 4), 1.0,
+                       monitor=Monitor(("v",), n_times=3))
+    old = clamped.drop_vars("clamp")
+    del old.attrs["cue_strength"]
+    with pytest.raises(ValueError, match="the run lacks clamp, cue_strength"):
+        Cues.continuing(old)

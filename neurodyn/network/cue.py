@@ -103,14 +103,19 @@ class Cues:
                              "saved; run it again for longer")
         if "v_final" not in ds or "query" not in ds:
             raise ValueError("the run has no v_final and query: it is not a run's Dataset")
-        if "model_tau_h" in ds.attrs and "h_final" not in ds:
-            raise ValueError("the run has slow memory neurons but no h_final (saved by an older neurodyn): "
-                             "it cannot be continued exactly")
+        mode = str(ds.attrs.get("cue_mode", "initial"))
+        missing = [name for name, needed in (
+            ("h_final", "model_tau_h" in ds.attrs), ("clamp", bool(int(ds.attrs.get("clamped", 0)))),
+            ("cue_strength", mode != "initial")) if needed and name not in ds and name not in ds.attrs]
+        if missing:
+            raise ValueError(f"the run lacks {', '.join(missing)} (saved by an older neurodyn): it cannot be "
+                             "continued exactly")
+
         def tensor(name: str) -> torch.Tensor | None:
             return torch.as_tensor(ds[name].transpose("cue", ...).values) if name in ds else None
 
         clamp = tensor("clamp")
-        return cls(torch.as_tensor(ds["query"].values), str(ds.attrs.get("cue_mode", "initial")),
+        return cls(torch.as_tensor(ds["query"].values), mode,
                    None if clamp is None else clamp.to(torch.bool), float(ds.attrs.get("cue_strength", 1.0)),
                    targets=tensor("target"), target_index=tensor("target_index"),
                    start=(tensor("v_final"), tensor("h_final")),  # type: ignore[arg-type]

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import torch
 from torchdiffeq import odeint, odeint_adjoint
 
+from .. import names
 from ..errors import positive_number, whole_number
 from ..lagrangians import Lagrangian
 from ..similarity import Similarity
 
-METHODS = ("dopri5", "bosh3", "rk4", "euler", "midpoint", "dopri8", "adaptive_heun")
+#: The library's methods that torchdiffeq has (the per-cue engine's own, auto and rosenbrock23, run without gradients).
+METHODS = tuple(m for m in names.METHODS if m not in ("auto", "rosenbrock23"))
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class ContinuousTime:
             positive_number("step_size", self.step_size)
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r} for a layer; known: {', '.join(METHODS)}")
-        if self.method in ("rk4", "euler", "midpoint") and self.step_size is None:
+        if self.method in names.FIXED_METHODS and self.step_size is None:
             raise ValueError(f"the fixed-step method {self.method} needs a step_size")
 
 
@@ -86,20 +88,16 @@ def recall(similarity: Similarity, separation: Lagrangian, keys: torch.Tensor, v
     def associate(q: torch.Tensor, into: torch.Tensor) -> torch.Tensor:
         return weights(similarity, separation, keys, q) @ into
 
+    moves = isinstance(how, ContinuousTime) or how.steps > 1
+    if moves and keys.shape[-1] != queries.shape[-1]:
+        raise ValueError(f"iterated or continuous-time recall moves the queries in the keys' space: queries "
+                         f"have {queries.shape[-1]} features, keys {keys.shape[-1]}")
     if isinstance(how, OneShot):
         q = queries
         for _ in range(how.steps - 1):
-            q = associate(q, _in_key_space(keys, q))
+            q = associate(q, keys)
         return associate(q, values)
-    q = _integrate(lambda t, v: associate(v, _in_key_space(keys, v)) - v, queries, how, keys)
-    return associate(q, values)
-
-
-def _in_key_space(keys: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-    if keys.shape[-1] != queries.shape[-1]:
-        raise ValueError(f"iterated or continuous-time recall moves the queries in the keys' space: queries "
-                         f"have {queries.shape[-1]} features, keys {keys.shape[-1]}")
-    return keys
+    return associate(_integrate(lambda t, v: associate(v, keys) - v, queries, how, keys), values)
 
 
 def _integrate(flow: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], q0: torch.Tensor,
@@ -108,10 +106,9 @@ def _integrate(flow: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], q0: t
     t = torch.tensor([0.0, how.duration], dtype=q0.dtype, device=q0.device)
     options = {"step_size": how.step_size} if how.step_size is not None else None
     if how.adjoint:
-        # The adjoint needs the tensors the flow reads that need gradients.
-        params = tuple(x for x in (keys,) if x.requires_grad)
+        # The adjoint needs the tensors the flow reads that need gradients: the keys.
         return odeint_adjoint(flow, q0, t, rtol=how.rtol, atol=how.atol, method=how.method, options=options,
-                              adjoint_params=params)[-1]
+                              adjoint_params=(keys,) if keys.requires_grad else ())[-1]
     return odeint(flow, q0, t, rtol=how.rtol, atol=how.atol, method=how.method, options=options)[-1]
 
 
