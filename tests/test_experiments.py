@@ -142,3 +142,23 @@ def test_an_experiment_runs_on_other_data_and_settings_and_says_so(tmp_path, cap
     assert "'corruption' is zipped with ['separation'] in dimension 'setting'" in capsys.readouterr().err
     assert main([*args[:7], "--set", "bogus=1"]) == 2
     assert "unknown sweep parameter(s) ['bogus']" in capsys.readouterr().err
+
+
+def test_an_overrides_file_and_set_options_make_one_set_of_overrides(tmp_path):
+    import argparse
+
+    from neurodyn.cli.commands import experiment_overrides
+    from neurodyn.jobs.experiment import load_experiment
+
+    file = tmp_path / "mine.toml"
+    file.write_text('[grid]\nn_memories = [5, 10]\n[fixed]\nthreshold = 60\n')
+    args = argparse.Namespace(overrides=str(file), data="mine.npz", set=["seed=0,1", "model=uhn-dot"])
+    overrides = experiment_overrides(args)
+    assert overrides == {"n_memories": [5, 10], "threshold": 60, "data": "mine.npz", "seed": [0, 1],
+                         "model": "uhn-dot"}
+    config = load_experiment("uhn-capacity").sweep_config(True, overrides)
+    assert config["grid"]["data"] == ["mine.npz"] and config["grid"]["model"] == ["uhn-dot"]
+    assert config["fixed"]["threshold"] == 60 and config["grid"]["seed"] == [0, 1]
+    file.write_text('[zip.setting]\ncorruption = ["none"]\nseparation = ["max"]\n')
+    with pytest.raises(ValueError, match="zipped dimensions cannot be overridden"):
+        experiment_overrides(args)

@@ -183,8 +183,8 @@ def experiment_overrides(args: argparse.Namespace) -> dict[str, object]:
     if args.overrides:
         for table, entries in load_config(args.overrides).items():
             if table == "zip":
-                raise ValueError(f"--overrides {args.overrides}: [zip] tables are not overridable yet; set their "
-                                 "parameters with the rest of the grid")
+                raise ValueError(f"--overrides {args.overrides}: an experiment's zipped dimensions cannot be "
+                                 "overridden; use [grid] and [fixed]")
             if table not in ("grid", "fixed") or not isinstance(entries, dict):
                 raise ValueError(f"--overrides {args.overrides}: unknown table [{table}]; use [grid] and [fixed]")
             overrides.update(entries)

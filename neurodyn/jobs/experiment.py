@@ -76,8 +76,8 @@ def override(config: dict, name: str, value: object) -> None:
     grid, fixed = config.setdefault("grid", {}), config.setdefault("fixed", {})
     for dim, table in config.get("zip", {}).items():
         if name in table:
-            raise ValueError(f"{name!r} is zipped with {sorted(set(table) - {name})} in dimension {dim!r}: give "
-                             f"the whole [zip.{dim}] table in an overrides file")
+            raise ValueError(f"{name!r} is zipped with {sorted(set(table) - {name})} in dimension {dim!r}: a "
+                             "zipped parameter cannot be overridden (its partners would no longer pair with it)")
     values = list(value) if isinstance(value, (list, tuple)) else None
     if name in grid or values is not None:
         fixed.pop(name, None)
