@@ -95,12 +95,18 @@ class Lagrangian:
         return self.describe()
 
 
-class Quadratic(Lagrangian):
+class Declared(Lagrangian):
+    """The library's own Lagrangians, which declare their facts: convex, and smooth unless one
+    says otherwise (max, top-k, threshold)."""
+
+    convex = True
+    smooth = True
+
+
+class Quadratic(Declared):
     """``L = sum x^2 / 2``; activation identity. Classical HN separation, linear value neurons."""
 
     name = "identity"
-    convex = True
-    smooth = True
 
     def value(self, x: torch.Tensor) -> torch.Tensor:
         return 0.5 * (x * x).sum(-1)
@@ -110,7 +116,7 @@ class Quadratic(Lagrangian):
 
 
 @dataclass(repr=False)
-class RectifiedPolynomial(Lagrangian):
+class RectifiedPolynomial(Declared):
     """``L = sum relu(x)^(n+1) / (n+1)``; activation ``relu(x)^n`` (DAM, Krotov & Hopfield 2016).
 
     Any real degree ``n > 0`` is allowed: ``n = 0.5`` is UHN table 3's square root, ``n = 2, 3,
@@ -119,8 +125,6 @@ class RectifiedPolynomial(Lagrangian):
 
     degree: float = 2.0
     name = "polynomial"
-    convex = True
-    smooth = True
     nonnegative = True
 
     def __post_init__(self) -> None:
@@ -134,13 +138,11 @@ class RectifiedPolynomial(Lagrangian):
 
 
 @dataclass(repr=False)
-class LogSumExp(Lagrangian):
+class LogSumExp(Declared):
     """``L = logsumexp(beta x) / beta``; activation ``softmax(beta x)`` (MCHN, UHN eq. 5)."""
 
     beta: float = 1.0
     name = "softmax"
-    convex = True
-    smooth = True
     nonnegative = True
     sums_to_one = True
     elementwise = False
@@ -156,14 +158,13 @@ class LogSumExp(Lagrangian):
         return torch.softmax(self.beta * x, dim=-1)
 
 
-class Max(Lagrangian):
+class Max(Declared):
     """``L = max(x)``; activation one-hot at the arg-max: the ``beta -> inf`` limit of softmax.
 
     Convex but not differentiable where the maximum is tied; heuristic (UHN section 4).
     """
 
     name = "max"
-    convex = True
     nonnegative = True
     smooth = False
     sums_to_one = True
@@ -182,7 +183,7 @@ class Max(Lagrangian):
 
 
 @dataclass(repr=False)
-class TopK(Lagrangian):
+class TopK(Declared):
     """``L = sum of the k largest x``; activation the indicator of the top k (SDM-like).
 
     Convex (a sum of order statistics); not differentiable at ties.
@@ -190,7 +191,6 @@ class TopK(Lagrangian):
 
     k: int = 1
     name = "topk"
-    convex = True
     nonnegative = True
     smooth = False
     elementwise = False
@@ -217,7 +217,7 @@ class TopK(Lagrangian):
 
 
 @dataclass(repr=False)
-class Threshold(Lagrangian):
+class Threshold(Declared):
     """``L = sum relu(x - theta)``; activation the step ``H(x - theta)`` (SDM's activation radius).
 
     Convex; the activation jumps at ``theta``, so the energy is only piecewise smooth.
@@ -225,7 +225,6 @@ class Threshold(Lagrangian):
 
     theta: float = 0.0
     name = "threshold"
-    convex = True
     nonnegative = True
     smooth = False
 
@@ -242,7 +241,7 @@ class Threshold(Lagrangian):
 
 
 @dataclass(repr=False)
-class Log(Lagrangian):
+class Log(Declared):
     """``L = sum (x log x - x)`` for ``x > 0``; activation ``log x`` (UHN table 3's log).
 
     Convex on ``x > 0`` (Hessian ``1/x``). Inputs are floored at ``eps`` so the activation stays
@@ -251,8 +250,6 @@ class Log(Lagrangian):
 
     eps: float = 1e-12
     name = "log"
-    convex = True
-    smooth = True
 
     def __post_init__(self) -> None:
         self.eps = _positive("log floor eps", self.eps)
@@ -267,13 +264,11 @@ class Log(Lagrangian):
 
 
 @dataclass(repr=False)
-class Sigmoid(Lagrangian):
+class Sigmoid(Declared):
     """``L = sum softplus(beta x) / beta``; activation the logistic ``sigmoid(beta x)`` in (0, 1)."""
 
     beta: float = 1.0
     name = "sigmoid"
-    convex = True
-    smooth = True
     nonnegative = True
 
     def __post_init__(self) -> None:
@@ -288,13 +283,11 @@ class Sigmoid(Lagrangian):
 
 
 @dataclass(repr=False)
-class Tanh(Lagrangian):
+class Tanh(Declared):
     """``L = sum log cosh(beta x) / beta``; activation ``tanh(beta x)`` in (-1, 1)."""
 
     beta: float = 1.0
     name = "tanh"
-    convex = True
-    smooth = True
 
     def __post_init__(self) -> None:
         self.beta = _positive("beta (gain)", self.beta)
