@@ -66,8 +66,6 @@ class RecordTooLarge(NeurodynError, ValueError):
     """A run whose in-memory record would exceed its monitor's bound, refused before it starts.
     ``sizes``: bytes per recorded variable; ``limit``: the bound (bytes)."""
 
-    exit_code = BAD_INPUT
-
     def __init__(self, sizes: dict[str, int], limit: int) -> None:
         self.sizes, self.limit = sizes, limit
         super().__init__(f"the record would take {self.described()}, over Monitor.max_bytes = {megabytes(limit)}: "

@@ -31,7 +31,7 @@ class Recorder:
     way leaves a store that opens with the times written so far (its ``complete`` attribute is 0
     until the run finishes). The first chunk is written beside the store and renamed into place
     (a claim sweeps the folder a killed run left there).
-    ``checkpoint``: the run's state, saved in the store after each append
+    ``checkpoint``: the run's state, saved beside the store after each append
     (:mod:`~neurodyn.record.resume`); ``resume_rows``: go on appending to the interrupted store
     that holds this many times. ``time_offset``: added to the recorded times (a run taken on from
     where another ended).
@@ -79,22 +79,19 @@ class Recorder:
         part.attrs["complete"] = 0  # an append rewrites the attributes
         assert self.zarr_store is not None  # (only a streaming recorder flushes)
         store = Path(self.zarr_store)
-        if self._written == 0:  # laid out beside, with its checkpoint, and renamed into place
-            beside = store.with_name(f".{store.name}.{os.getpid()}.tmp")
+        # The first chunk is laid out beside, and renamed into place once its checkpoint is saved.
+        beside = store.with_name(f".{store.name}.{os.getpid()}.tmp") if self._written == 0 else None
+        if beside is not None:
             part.to_zarr(beside, mode="w", zarr_format=2, consolidated=True)
-            self._written = part.sizes["time"]
-            self._save_checkpoint(store)
-            os.replace(beside, store)
         else:
             part.to_zarr(store, append_dim="time", zarr_format=2, consolidated=True)
-            self._written += part.sizes["time"]
-            self._save_checkpoint(store)
-        self._store.clear()
-        self._times.clear()
-
-    def _save_checkpoint(self, store: Path) -> None:
+        self._written += part.sizes["time"]
         if self.checkpoint is not None:
             save_checkpoint(store, {"rows": self._written, **self.checkpoint()})
+        if beside is not None:
+            os.replace(beside, store)
+        self._store.clear()
+        self._times.clear()
 
     def finish(self, ds: xr.Dataset) -> xr.Dataset:
         """Complete a streamed run: write what ``ds`` adds to the store (final states, per-cue

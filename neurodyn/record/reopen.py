@@ -77,8 +77,8 @@ def run_network(ds: xr.Dataset, *, memories: torch.Tensor | np.ndarray | None = 
     """The network a run's Dataset describes (see :func:`open_run`)."""
     settings = {key.removeprefix("model_"): value for key, value in ds.attrs.items() if key.startswith("model_")}
     if not settings:
-        raise InputFileError(source, "holds no model_* attributes: it is not a run saved by neurodyn >= 1.1",
-                             "rerun it to save the model with it")
+        raise InputFileError(source, "holds no model_* attributes: it is not a run, or one saved before runs "
+                             "kept their model", "rerun it to save the model with it")
     dtype = getattr(torch, str(ds.attrs.get("dtype", "float32")))
     m = _bank(ds, "memories", memories, source)
     p = _bank(ds, "projection", projection, source) if settings.get("heteroassociative") else None

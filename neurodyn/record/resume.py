@@ -1,4 +1,4 @@
-"""Streamed runs that resume: the checkpoint a streamed run keeps in its Zarr store.
+"""Streamed runs that resume: the checkpoint a streamed run keeps beside its Zarr store.
 
 With every chunk of recorded times appended to the store, the run saves a checkpoint beside the
 store (``.NAME.resume.pt``, written by :func:`~neurodyn.files.atomic_write`; Zarr warns about
@@ -90,4 +90,4 @@ def fingerprint_parts(**parts: Any) -> dict[str, str]:
     return {name: digest(*(value if isinstance(value, tuple) else (value,))) for name, value in parts.items()}
 
 
-__all__ = ["checkpoint_path", "digest", "discard_checkpoint", "fingerprint_parts", "interrupted_run", "save_checkpoint"]
+__all__ = ["checkpoint_path", "discard_checkpoint", "fingerprint_parts", "interrupted_run", "save_checkpoint"]
