@@ -20,16 +20,16 @@ _EXPORTS = {
     "Solver": "solve", "SolverError": "solve", "SolverWarning": "solve",
     "make_lagrangian": "lagrangians",
     "PRESETS": "network", "Cue": "network", "Cues": "network", "Network": "network", "State": "network",
-    "from_config": "network", "from_preset": "network",
+    "Timecourse": "network", "from_config": "network", "from_preset": "network",
     "Monitor": "record", "ZarrStore": "record", "load_netcdf": "record", "open_run": "record", "save_netcdf": "record",
     "make_similarity": "similarity",
     "simulate": "simulation",
 }
 
 __all__ = [
-    "PRESETS", "Cue", "Cues", "Monitor", "Network", "Solver", "SolverError", "SolverWarning", "State", "ZarrStore",
-    "from_config", "from_preset", "load_netcdf", "make_lagrangian", "make_similarity", "open_run", "save_netcdf",
-    "simulate",
+    "PRESETS", "Cue", "Cues", "Monitor", "Network", "Solver", "SolverError", "SolverWarning", "State", "Timecourse",
+    "ZarrStore", "from_config", "from_preset", "load_netcdf", "make_lagrangian", "make_similarity", "open_run",
+    "save_netcdf", "simulate",
 ]
 
 if TYPE_CHECKING:  # what type checkers and editors see
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .network import Cues as Cues
     from .network import Network as Network
     from .network import State as State
+    from .network import Timecourse as Timecourse
     from .network import from_config as from_config
     from .network import from_preset as from_preset
     from .record import Monitor as Monitor

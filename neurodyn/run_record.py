@@ -15,6 +15,7 @@ import xarray as xr
 
 from . import analysis
 from .network import Cue, Cues, Network
+from .network.timecourse import Timecourse, as_timecourse
 from .record import Monitor, spike_variables
 from .record.provenance import flat_attributes, package_versions
 from .record.reopen import add_model
@@ -53,7 +54,9 @@ def add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiki
     """What ran: the model (and its memories: :mod:`~neurodyn.record.reopen`), the cue mode, the
     Lyapunov facts, dtype, device, seed and versions."""
     add_model(ds, network)
-    clamped = cue.clamp is not None
+    clamped, timed = cue.clamp is not None, cue.gain is not None
+    if cues.timecourse is not None:
+        ds["input_gain"] = recorded_gain(as_timecourse(cues.timecourse), ds["time"].values)
     if cue.clamp is not None:
         ds["clamp"] = (("cue", "unit"), cue.clamp.cpu().numpy().astype(np.int8),
                        {"long_name": "value units held at their initial state (1: held)", "units": "1"})
@@ -65,10 +68,10 @@ def add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiki
         "cue_strength": float(cues.strength),
         "started_at": float(cues.start_time),
         "clamped": int(cues.clamp is not None),
-        "lyapunov_guaranteed": int(spiking is None and not network.lyapunov_obstacles(clamped=clamped)
-                                   and network.lyapunov_known(clamped)),
-        "lyapunov_known": int(spiking is not None or network.lyapunov_known(clamped)),
-        "lyapunov_reason": network.lyapunov_reason(clamped=clamped) if spiking is None else
+        "lyapunov_guaranteed": int(spiking is None and not network.lyapunov_obstacles(clamped, timed)
+                                   and network.lyapunov_known(clamped, timed)),
+        "lyapunov_known": int(spiking is not None or network.lyapunov_known(clamped, timed)),
+        "lyapunov_reason": network.lyapunov_reason(clamped, timed) if spiking is None else
         "spiking run: no Lyapunov guarantee holds for one noisy trial (check the trial mean of the rate "
         "model's energy); the synaptic filter also makes the mean field second order",
         "dtype": str(network.memories.dtype).replace("torch.", ""),
@@ -78,6 +81,19 @@ def add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiki
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "Conventions": "CF-1.10",
     })
+
+
+def recorded_gain(course: Timecourse, times: np.ndarray) -> xr.DataArray:
+    """What a run keeps of its input's time course, as ``input_gain`` on its own ``input_time``
+    dimension: the grid as given, or a function sampled at the recorded ``times`` with its name
+    (the file cannot hold the function; :func:`~neurodyn.network.timecourse.saved_timecourse`)."""
+    attrs = {"long_name": "gain s(t) of the input current I(t) = s(t) strength q", "units": "1"}
+    if callable(course.gain):
+        return xr.DataArray(course.gain_at(times), dims="input_time", coords={"input_time": times},
+                            attrs={**attrs, "function": course.describe()})
+    assert course.dims is not None
+    return xr.DataArray(course.gain, dims=("input_time", *course.dims[1:]), coords={"input_time": course.times},
+                        attrs={**attrs, "interpolation": course.interpolation})
 
 
 #: Per-cue variables that are moments on the run's clock (a step size, also in time units, is not).

@@ -21,6 +21,7 @@ import xarray as xr
 
 from .files import claim
 from .network import Cue, Cues, Network, State, check_targets
+from .network.timecourse import as_timecourse
 from .record import Monitor, Observables, Recorder, ZarrStore, spiking_monitor
 from .record.progress import progress_bar
 from .record.resume import fingerprint_parts, interrupted_run
@@ -113,9 +114,20 @@ def _fingerprint(network: Network, cues: Cues, cue: Cue, method: Solver | Spikin
     return fingerprint_parts(
         model=(json.dumps(network.describe(), sort_keys=True), repr(network.similarity), network.memories,
                network.projection),
-        cues=(cue.v0, cue.current, cue.clamp, cues.ids, cues.targets, cues.target_index),
+        cues=(cue.v0, cue.current, cue.clamp, cues.ids, cues.targets, cues.target_index,
+              *_timecourse_key(cues)),
         method=(json.dumps(described, sort_keys=True), getattr(method, "block_size", None), seed),
         monitor=(repr(dataclasses.asdict(monitor)), times_np))
+
+
+def _timecourse_key(cues: Cues) -> tuple:
+    """What identifies a run's input time course (a function by its name)."""
+    if cues.timecourse is None:
+        return ()
+    course = as_timecourse(cues.timecourse)
+    if callable(course.gain):
+        return (course.describe(),)
+    return (course.interpolation, json.dumps(course.dims), course.times, course.gain)
 
 
 def _check_times(times_np: np.ndarray, dtype: torch.dtype) -> None:
@@ -196,6 +208,12 @@ def _prepare(network: Network, cues: Cues, spiking: SpikingMemory | None,
     cue = network.make_cue(queries, cues.mode, clamp=cues.clamp, strength=cues.strength)
     if cues.start is not None:
         cue = _started(network, cue, cues.start, spiking)
+    if cues.timecourse is not None:
+        if cue.current is None:
+            raise ValueError("a timecourse scales the cue's input current, and mode 'initial' has none: use "
+                             "Cues(mode='current') or mode='both'")
+        gain = as_timecourse(cues.timecourse).bind(cue.batch, network.n_features, queries, cues.start_time)
+        cue = dataclasses.replace(cue, gain=gain)
     if spiking is None:
         network = network.integrable()
         obstacle = network.retrieval_obstacle(with_current=cue.current is not None)
@@ -218,14 +236,14 @@ def _run(network: Network, cue: Cue, times_np: np.ndarray, method: Solver | Spik
         return State(y[..., :n_v], None if network.fast_memory else y[..., n_v:])
 
     def rhs(t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        return _pack(network.velocity(unpack(y), cue.select(rows)))
+        return _pack(network.velocity(unpack(y), cue.select(rows), t))
 
     monitor = recorder.observables.monitor
     run: Integration | SpikingRun
     if isinstance(method, Solver):
         block_size = method.block_size or max(1, math.ceil((len(times_np) - 1) / 20))
         run = integrate(rhs, _pack(network.initial_state(cue)), times, method, block_size=block_size,
-                        record_speed="speed" in monitor.variables)
+                        record_speed="speed" in monitor.variables, time_dependence=cue.gain)
     else:
         counted = _counted_units(recorder, network) if "rate" in monitor.variables else None
         run = SpikingRun(network, cue, method, times, 0 if seed is None else seed, cue_ids,

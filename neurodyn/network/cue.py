@@ -8,11 +8,14 @@ clamp mask holds chosen value units at ``v(0)`` (``dv/dt = 0`` there).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+from .timecourse import BoundGain, Timecourse, saved_timecourse
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -33,13 +36,17 @@ class Cue:
 
     ``v0``: initial value state (B, I). ``current``: persistent input current ``I`` (B, I) or None.
     ``clamp``: boolean mask (B, I) of value units held at ``v0``, or None. ``h0``: the slow memory
-    neurons' initial state (B, N) (None: at equilibrium with ``v0``).
+    neurons' initial state (B, N) (None: at equilibrium with ``v0``). ``gain``: the current's
+    time course bound to the run (:class:`~neurodyn.network.timecourse.Timecourse`; None: the
+    current is constant), and ``rows``: the cues of the whole batch these are (None: all).
     """
 
     v0: torch.Tensor
     current: torch.Tensor | None = None
     clamp: torch.Tensor | None = None
     h0: torch.Tensor | None = None
+    gain: BoundGain | None = None
+    rows: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
@@ -50,7 +57,17 @@ class Cue:
         if rows is None:
             return self
         return Cue(self.v0[rows], None if self.current is None else self.current[rows],
-                   None if self.clamp is None else self.clamp[rows], None if self.h0 is None else self.h0[rows])
+                   None if self.clamp is None else self.clamp[rows], None if self.h0 is None else self.h0[rows],
+                   self.gain, rows if self.rows is None else self.rows[rows])
+
+    def current_at(self, t: torch.Tensor | float | None) -> torch.Tensor | None:
+        """The input current at solver time ``t`` (a number, or one time per cue (B,)): ``I`` scaled
+        by its time course (UHN eq. 2's ``I`` as a function of time); None without a current."""
+        if self.current is None or self.gain is None:
+            return self.current
+        if t is None:
+            raise ValueError("this cue's input current varies in time: give the time to evaluate it at")
+        return self.current * self.gain(torch.as_tensor(t), self.rows)
 
 
 @dataclass
@@ -80,7 +97,9 @@ class Cues:
     numbers (default ``0..B-1``): a cue with the same id gets the same spikes in any batch.
     ``start``: the state to start from instead of the mode's ``v(0)``, as (v (B, I), h (B, N) or
     None), at time ``start_time``: a run taken on from where another ended
-    (:meth:`continuing`).
+    (:meth:`continuing`). ``timecourse``: how the input current varies in time, ``I(t) = s(t)
+    strength q`` (a :class:`~neurodyn.network.timecourse.Timecourse`, or what it takes: a
+    DataArray on a time grid or a function of time); modes ``"current"`` and ``"both"`` only.
     """
 
     queries: torch.Tensor
@@ -92,12 +111,15 @@ class Cues:
     ids: torch.Tensor | None = None
     start: tuple[torch.Tensor, torch.Tensor | None] | None = None
     start_time: float = 0.0
+    timecourse: Timecourse | xr.DataArray | Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @classmethod
-    def continuing(cls, ds: xr.Dataset) -> Cues:
+    def continuing(cls, ds: xr.Dataset, timecourse: Timecourse | None = None) -> Cues:
         """The cues of a rate run (its Dataset, or :func:`~neurodyn.record.open_run`'s) taken on
         from where it ended, as Brian2's second ``net.run`` goes on: the same queries, mode,
-        clamp, strength and targets, starting from its final state at its last time."""
+        clamp, strength, input time course and targets, starting from its final state at its
+        last time. A run whose input followed a function of time is continued only with that
+        function given again as ``timecourse`` (the file holds its values, not the function)."""
         if "neuron_model" in ds.attrs:
             raise ValueError("a spiking run cannot be continued: its neurons' and synapses' states are not "
                              "saved; run it again for longer")
@@ -115,11 +137,13 @@ class Cues:
             return torch.as_tensor(ds[name].transpose("cue", ...).values) if name in ds else None
 
         clamp = tensor("clamp")
+        if timecourse is None and "input_gain" in ds:
+            timecourse = saved_timecourse(ds["input_gain"])
         return cls(torch.as_tensor(ds["query"].values), mode,
                    None if clamp is None else clamp.to(torch.bool), float(ds.attrs.get("cue_strength", 1.0)),
                    targets=tensor("target"), target_index=tensor("target_index"),
                    start=(tensor("v_final"), tensor("h_final")),  # type: ignore[arg-type]
-                   start_time=float(ds["time"].values[-1]))
+                   start_time=float(ds["time"].values[-1]), timecourse=timecourse)
 
 
 def as_queries(queries: torch.Tensor, n_features: int, like: torch.Tensor, name: str = "cue") -> torch.Tensor:

@@ -162,14 +162,15 @@ class Network:
         smooth Lagrangians (and a differentiable similarity along the trajectory), each declared."""
         return not self.lyapunov_obstacles() and not theory.lyapunov_unknowns(self)
 
-    def lyapunov_known(self, clamped: bool = False) -> bool:
+    def lyapunov_known(self, clamped: bool = False, timed: bool = False) -> bool:
         """Whether theory decides either way: false when nothing refutes the guarantee but a part
         does not declare a fact it needs (a user's Lagrangian or similarity)."""
-        return bool(self.lyapunov_obstacles(clamped)) or not theory.lyapunov_unknowns(self, clamped)
+        return bool(self.lyapunov_obstacles(clamped, timed)) or not theory.lyapunov_unknowns(self, clamped)
 
-    def lyapunov_reason(self, clamped: bool = False) -> str:
-        """A sentence on why the energy is, or is not, guaranteed to decrease, or why that is not known."""
-        obstacles = self.lyapunov_obstacles(clamped)
+    def lyapunov_reason(self, clamped: bool = False, timed: bool = False) -> str:
+        """A sentence on why the energy is, or is not, guaranteed to decrease, or why that is not
+        known (``clamped``: some value units are held; ``timed``: the input current varies in time)."""
+        obstacles = self.lyapunov_obstacles(clamped, timed)
         if obstacles:
             return "; ".join(obstacles)
         unknowns = theory.lyapunov_unknowns(self, clamped)
@@ -178,10 +179,10 @@ class Network:
                     + " (declare it: UserLagrangian(..., convex=, smooth=), user_similarity(..., smooth=))")
         return "gradient flow of the energy with convex, smooth Lagrangians: dE/dt <= 0"
 
-    def lyapunov_obstacles(self, clamped: bool = False) -> list[str]:
+    def lyapunov_obstacles(self, clamped: bool = False, timed: bool = False) -> list[str]:
         """What stands between these dynamics and ``dE/dt <= 0`` (empty: guaranteed;
         :func:`neurodyn.network.theory.lyapunov_obstacles`)."""
-        return theory.lyapunov_obstacles(self, clamped)
+        return theory.lyapunov_obstacles(self, clamped, timed)
 
     def integrable(self) -> Network:
         """The network whose rate dynamics :func:`~neurodyn.simulation.simulate` integrates
@@ -338,8 +339,9 @@ class Network:
         return State(cue.v0, h0)
 
     # ----------------------------------------------------------------- dynamics and energy
-    def velocity(self, state: State, cue: Cue) -> State:
-        """``(dv/dt, dh/dt)`` of the gradient or projection dynamics."""
+    def velocity(self, state: State, cue: Cue, t: torch.Tensor | float | None = None) -> State:
+        """``(dv/dt, dh/dt)`` of the gradient or projection dynamics at time ``t`` (a number, or
+        one per cue; needed only when the cue's input current varies in time)."""
         v = state.v
         g = self.activation(v)
         if self.streams(len(g)):  # fast memory neurons only
@@ -350,19 +352,22 @@ class Network:
             f = self.separate(h)
             f = flush_subnormal_nonnegative(f) if self.separation.nonnegative else flush_subnormal(f)
             dv = self.drive(g, f) - v
-        if cue.current is not None:
-            dv = dv + cue.current
+        current = cue.current_at(t)
+        if current is not None:
+            dv = dv + current
         if cue.clamp is not None:
             dv = dv.masked_fill(cue.clamp, 0.0)
         dv = dv / self.tau_v
         dh = None if self.tau_h is None else (self.scores(g) - state.memory()) / self.tau_h
         return State(dv, dh)
 
-    def energy(self, state: State, cue: Cue | None = None) -> dict[str, torch.Tensor]:
-        """Named energy components (B,) and their ``total`` (UHN eq. 3, or eq. 4 for fast memory).
+    def energy(self, state: State, cue: Cue | None = None,
+               t: torch.Tensor | float | None = None) -> dict[str, torch.Tensor]:
+        """Named energy components (B,) and their ``total`` (UHN eq. 3, or eq. 4 for fast memory),
+        at time ``t`` where the cue's input current varies in time.
 
         ``value`` = v.g - L_v(v); ``memory`` = h.f - L_h(h) (full) or -L_h(sim(M, g)) (reduced);
-        ``interaction`` = -sum f_mu sim_mu (full only); ``input`` = -I.g.
+        ``interaction`` = -sum f_mu sim_mu (full only); ``input`` = -I(t).g.
         """
         v = state.v
         g = self.activation(v)
@@ -376,7 +381,7 @@ class Network:
             f = self.separate(h)
             parts["memory"] = self.separation.legendre(h, f)
             parts["interaction"] = -(f * self.scores(g)).sum(-1)
-        current = None if cue is None else cue.current
+        current = None if cue is None else cue.current_at(t)
         parts["input"] = torch.zeros_like(parts["value"]) if current is None else -(current * g).sum(-1)
         parts["total"] = functools.reduce(torch.add, parts.values())
         return parts

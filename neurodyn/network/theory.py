@@ -36,14 +36,19 @@ def projection_departures(net: Network) -> list[str]:
     return out
 
 
-def lyapunov_obstacles(net: Network, clamped: bool = False) -> list[str]:
+def lyapunov_obstacles(net: Network, clamped: bool = False, timed: bool = False) -> list[str]:
     """What stands between these dynamics and ``dE/dt <= 0`` (empty: guaranteed).
 
     ``clamped``: some value units are held fixed, which keeps the guarantee only when the
-    value Lagrangian is elementwise (then ``dg/dt = 0`` on the clamped units).
+    value Lagrangian is elementwise (then ``dg/dt = 0`` on the clamped units). ``timed``: the
+    input current varies in time, so the energy's time derivative gains ``-g . dI/dt``, of
+    either sign (:mod:`~neurodyn.network.timecourse`).
     """
     departures = projection_departures(net)
     reasons = [f"projection dynamics are not a gradient flow: {', '.join(departures)}"] if departures else []
+    if timed:
+        reasons.append("the input current varies in time: dE/dt gains -g.dI/dt, so the energy can rise while the "
+                       "input changes (it falls only where the input is constant)")
     return reasons + [refuted for fact, refuted, _ in _facts(net, clamped) if fact is False]
 
 

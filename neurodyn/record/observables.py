@@ -69,10 +69,10 @@ class Observables:
             raise RecordTooLarge(sizes, limit)
 
     @torch.no_grad()
-    def __call__(self, v: torch.Tensor, h: torch.Tensor | None,
+    def __call__(self, times: torch.Tensor, v: torch.Tensor, h: torch.Tensor | None,
                  speed: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """The monitored quantities for states ``v`` (T, B, I), ``h`` (T, B, N) or None and
-        ``speed`` (T, B), each (T, B, ...)."""
+        ``speed`` (T, B) at solver ``times`` (T,), each (T, B, ...)."""
         want = set(self.monitor.variables)
         n_t, batch = v.shape[:2]
         net = self.network
@@ -91,8 +91,12 @@ class Observables:
             out["g"] = sub(unflat(g))
         flat_h = None if h is None else h.reshape(n_t * batch, -1)
         if "energy" in want:
-            current = None if self.cue.current is None else self.cue.current.repeat(n_t, 1)
-            for key, value in net.energy(State(flat_v, flat_h), Cue(flat_v, current)).items():
+            # Every cue at every time: the cues' currents repeated, each row at its own time.
+            cue = self.cue
+            rows = torch.arange(batch, device=v.device).repeat(n_t)
+            flat_cue = Cue(flat_v, None if cue.current is None else cue.current[rows], gain=cue.gain, rows=rows)
+            at = times.to(device=v.device, dtype=torch.float64).repeat_interleave(batch)
+            for key, value in net.energy(State(flat_v, flat_h), flat_cue, at).items():
                 out["energy" if key == "total" else f"energy_{key}"] = unflat(value)
         if want & {"h", "f"}:
             picked, indices = self._memories(g, flat_h)

@@ -66,7 +66,7 @@ class Recorder:
                 speed: torch.Tensor | None) -> None:
         """Record states at ``times`` (T,): ``v`` (T, B, I), ``h`` (T, B, N) or None, ``speed`` (T, B)."""
         self._times.append(times.detach().cpu().numpy().astype(float) + self.time_offset)
-        for name, value in self.observables(v, h, speed).items():
+        for name, value in self.observables(times, v, h, speed).items():
             self._put(name, value)
         if self.zarr_store is not None and sum(len(x) for x in self._times) >= self.chunk_times:
             self._flush()

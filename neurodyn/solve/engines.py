@@ -14,6 +14,7 @@ from .integration import Block, Integration, SolverStats
 from .per_cue import PerCueSolve
 from .settings import Solver
 from .status import FAILED, STEADY
+from .step import TimeDependence
 from .torchdiffeq_engine import TorchdiffeqIntegration
 
 
@@ -21,11 +22,12 @@ class PerCueIntegration(Integration):
     """:class:`~neurodyn.solve.per_cue.PerCueSolve` as an integration; ``rhs(t, y, rows)``."""
 
     def __init__(self, rhs: Callable[..., torch.Tensor], y0: torch.Tensor, times: torch.Tensor, solver: Solver,
-                 record_speed: bool = True) -> None:
+                 record_speed: bool = True, time_dependence: TimeDependence | None = None) -> None:
         super().__init__(rhs, y0, times, solver, record_speed)
         s = solver
         self.run = PerCueSolve(rhs, y0, times, s.method, rtol=s.rtol, atol=s.atol, step_size=self.step_size,
-                               steady_tol=s.steady_tol, max_steps=s.max_steps, sync_every=s.sync_every)
+                               steady_tol=s.steady_tol, max_steps=s.max_steps, sync_every=s.sync_every,
+                               time_dependence=time_dependence)
 
     @property
     def stats(self) -> SolverStats:
@@ -67,9 +69,11 @@ class PerCueIntegration(Integration):
 
 
 def integrate(rhs: Callable[..., torch.Tensor], y0: torch.Tensor, times: torch.Tensor, solver: Solver, *,
-              block_size: int = 10, record_speed: bool = True) -> Integration:
+              block_size: int = 10, record_speed: bool = True,
+              time_dependence: TimeDependence | None = None) -> Integration:
     """An integration of ``rhs`` from ``y0`` (B, D) over ``times`` by ``solver``'s engine;
-    ``block_size``: recording intervals per torchdiffeq block when stopping at steady state."""
+    ``block_size``: recording intervals per torchdiffeq block when stopping at steady state;
+    ``time_dependence``: how ``rhs`` depends on ``t`` (None: it does not)."""
     if solver.per_cue:
-        return PerCueIntegration(rhs, y0, times, solver, record_speed)
-    return TorchdiffeqIntegration(rhs, y0, times, solver, block_size, record_speed)
+        return PerCueIntegration(rhs, y0, times, solver, record_speed, time_dependence)
+    return TorchdiffeqIntegration(rhs, y0, times, solver, block_size, record_speed, time_dependence)

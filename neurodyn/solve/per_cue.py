@@ -57,7 +57,7 @@ from .status import (
     CueStats,
     WorkingBatch,
 )
-from .step import CountedField, Field, Frame, Trial
+from .step import CountedField, Field, Frame, TimeDependence, Trial
 from .stiffness import stiffness_switch
 from .tableau import TABLEAUS
 
@@ -69,8 +69,11 @@ class PerCueSolve:
     """Integrate ``dy/dt = rhs(t, y, rows)`` from ``y0`` (B, D) over the recording ``times``.
 
     ``rhs`` gets times (b,), states (b, D) and ``rows``, the indices (b,) of the cues in the
-    working batch (None while it is the whole batch in order); it must not depend on ``t`` for
-    ``rosenbrock23`` (the network's dynamics are autonomous). Iterating yields ``(times,
+    working batch (None while it is the whole batch in order). ``time_dependence``: how ``rhs``
+    depends on ``t`` (None: not at all, the network's own dynamics): adaptive steps land on its
+    breaks (just before a jump, going on from the jump with a fresh derivative),
+    ``rosenbrock23`` adds the time derivative of a field that changes between breaks, and no cue
+    stops at steady state before the field stops changing. Iterating yields ``(times,
     states)``, (T_k,) and (T_k, B, D), for the recording times every running cue has passed.
     ``steady_tol``: a cue stops when ``max |dy/dt| <= steady_tol * max(1, max |y|)`` after an
     accepted step, and its state is held on the rest of the grid (:attr:`convergence_time`: the
@@ -91,7 +94,7 @@ class PerCueSolve:
                  rtol: float = 1e-6, atol: float = 1e-8, step_size: float | None = None,
                  steady_tol: float | None = None, max_steps: int = 100_000, sync_every: int | None = None,
                  first_step: float | None = None, window: int | None = None,
-                 cheap_sync: bool | None = None) -> None:
+                 cheap_sync: bool | None = None, time_dependence: TimeDependence | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown per-cue method {method!r}; known: {', '.join(METHODS)}")
         self.adaptive = method in ADAPTIVE
@@ -107,7 +110,8 @@ class PerCueSolve:
                                      probe=self.can_switch)
         # Larger states solve the implicit stages matrix-free (neurodyn.krylov), smaller ones by LU.
         self.matrix_free = dims > rosenbrock.DENSE_JACOBIAN_MAX_DIM
-        self.implicit = Rosenbrock23(self.field, self.control, self.matrix_free)
+        self.implicit = Rosenbrock23(self.field, self.control, self.matrix_free,
+                                     time_derivative=time_dependence is not None and not time_dependence.jumps)
         self.step = step_size
         # A host look costs nothing on the CPU; on a GPU it waits for the device.
         self.cheap_sync = y0.device.type == "cpu" if cheap_sync is None else cheap_sync
@@ -115,6 +119,13 @@ class PerCueSolve:
         self.max_steps, self.sync_every, self.first_step = max_steps, max(1, int(sync_every)), first_step
         self.y0 = y0
         self.times = times.to(torch.float64)  # time is float64 whatever the state's dtype
+        # Where adaptive steps land: on the field's breaks, or just before where it jumps.
+        breaks = None if time_dependence is None or not self.adaptive else time_dependence.breaks
+        self.breaks = None if breaks is None else breaks.to(device=y0.device, dtype=torch.float64)
+        self.jumps = time_dependence is not None and time_dependence.jumps
+        self.landing = None if self.breaks is None else (
+            torch.nextafter(self.breaks, torch.full_like(self.breaks, -math.inf)) if self.jumps else self.breaks)
+        self.constant_after = -math.inf if time_dependence is None else time_dependence.constant_after
         self.span = float(self.times[-1] - self.times[0])
         self.ring = RecordingRing(self.times, y0, window, 2 * CROSSINGS * self.sync_every)
         # Recording times one step may cross: fixed steps land on the next one.
@@ -334,6 +345,9 @@ class PerCueSolve:
         limit = self.times[(w.idx + (self.crossings - 1)).clamp(max=horizon)]
         # Fixed steps divide the recording spacing to 1e-3 (Integration checks), so rounding of
         # t never leaves a sliver of a step.
+        if self.landing is not None:  # (and onto the field's next break)
+            after = torch.searchsorted(self.landing, w.t, right=True)
+            limit = torch.minimum(limit, torch.cat([self.landing, self.landing.new_full((1,), math.inf)])[after])
         lands = w.h >= (limit - w.t) * (1 - (1e-6 if self.adaptive else 1e-3))
         h = torch.where(lands, limit - w.t, w.h)
         return Frame(active, lands, h, torch.where(lands, limit, w.t + h))
@@ -355,11 +369,14 @@ class PerCueSolve:
         # States decaying to 0 go subnormal, which x86 CPUs compute on 100x slower: set to 0.
         y_out = torch.where(acc, flush_subnormal(trial.y_new), w.y)
         f_out = None if trial.f_new is None else torch.where(acc, trial.f_new, w.derivative())
+        if self.jumps and self.landing is not None:
+            t_out, f_out = self._over_jumps(w, t_out, y_out, f_out, accept)
         status = torch.where(accept & (trial.t_new >= self.times[-1]), FINISHED, w.status)
         if self.steady is not None:
             speed_f = f_out if f_out is not None else self.field(t_out, y_out, w.rows)
             w.counts[NFE] += 0 if f_out is not None else accept
-            status = torch.where(accept & (status == RUNNING) & self.steady.reached(speed_f, y_out), STEADY, status)
+            at_rest = accept & (status == RUNNING) & self.steady.reached(speed_f, y_out)
+            status = torch.where(at_rest & (t_out >= self.constant_after), STEADY, status)
         over = w.counts[ACCEPTED] + w.counts[REJECTED] > self.max_steps
         # Underflow: the step no longer moves time at float64's resolution of the time span.
         tiny = 64 * torch.finfo(torch.float64).eps * torch.clamp_min(t_out.abs(), self.span)
@@ -374,6 +391,24 @@ class PerCueSolve:
         w.t, w.y, w.f, w.h, w.idx = t_out, y_out, f_out, h_next, w.idx + crossed
         w.status = torch.where(failure > 0, FAILED, status)
         return w, failure
+
+
+    def _over_jumps(self, w: WorkingBatch, t_out: torch.Tensor, y_out: torch.Tensor, f_out: torch.Tensor | None,
+                    accept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Cues that landed just before a jump of the field go on from the jump itself, with the
+        derivative there (the step before it saw the field's value before the jump only)."""
+        assert self.landing is not None and self.breaks is not None
+        at = torch.searchsorted(self.landing, t_out).clamp(max=len(self.landing) - 1)
+        jumped = accept & (self.landing[at] == t_out)
+        if not bool(jumped.any()):  # (a host look; only runs whose field jumps take it)
+            return t_out, f_out
+        t_out = torch.where(jumped, self.breaks[at], t_out)
+        if f_out is not None:
+            rows = jumped.nonzero().squeeze(-1)
+            f_out = f_out.clone()
+            f_out[rows] = self.field(t_out[rows], y_out[rows], w.rows[rows])
+            w.counts[NFE, rows] += 1
+        return t_out, f_out
 
 
 def _like(saved: Any, current: object) -> Any:

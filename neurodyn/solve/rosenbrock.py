@@ -48,13 +48,17 @@ class Rosenbrock23:
         err = h (k1 - 2 k2 + k3) / 6
 
     ``W^-1`` is an LU factorization (:meth:`dense_solver`) for ``matrix_free`` False, a
-    matrix-free Krylov solve (:meth:`krylov_solver`) otherwise. The field must not depend on ``t``
-    (the network's dynamics are autonomous)."""
+    matrix-free Krylov solve (:meth:`krylov_solver`) otherwise. ``time_derivative``: the field
+    depends on ``t`` (a time-varying input current): ``T = df/dt``, a forward difference in time
+    at the step's start, enters the first and third stages as ``+ h d T`` (ode23s's
+    non-autonomous form); without it the field must not depend on ``t``."""
 
     order = 3
 
-    def __init__(self, field: CountedField, control: ErrorControl, matrix_free: bool) -> None:
+    def __init__(self, field: CountedField, control: ErrorControl, matrix_free: bool,
+                 time_derivative: bool = False) -> None:
         self.field, self.control, self.matrix_free = field, control, matrix_free
+        self.time_derivative = time_derivative
 
     def attempt(self, w: WorkingBatch, frame: Frame) -> Trial:
         """One attempt; also leaves the cues' Jacobians and their ages in ``w``."""
@@ -67,12 +71,13 @@ class Rosenbrock23:
             solve, solved, jac, need = self.dense_solver(w, active, h)
         hc = h[:, None].to(y.dtype)
         w.counts[SOLVES] += 3 * active
-        k1 = solve(f0)
+        hdt = self.time_term(w, active, h) if self.time_derivative else 0.0
+        k1 = solve(f0 + hdt)
         f1 = self.field(w.t + 0.5 * h, y + 0.5 * hc * k1, w.rows)
         k2 = solve(f1 - k1) + k1
         y_new = y + hc * k2
         f2 = self.field(frame.t_new, y_new, w.rows)
-        k3 = solve(f2 - E32 * (k2 - f1) - 2.0 * (k1 - f0))
+        k3 = solve(f2 - E32 * (k2 - f1) - 2.0 * (k1 - f0) + hdt)
         err_norm = self.control.error_norm(hc / 6.0 * (k1 - 2.0 * k2 + k3), y, y_new)
         err_norm = torch.where(solved & torch.isfinite(f2).all(-1), err_norm, math.inf)
         accept, h_next = self.control.next_step(w.h, active, frame.lands, h, err_norm, self.order)
@@ -83,6 +88,17 @@ class Rosenbrock23:
 
         w.jac, w.jac_age = jac, torch.where(need, 0, w.jac_age) + accept
         return Trial(accept, h_next, frame.t_new, y_new, f2, 2, interpolate)
+
+    def time_term(self, w: WorkingBatch, active: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``h d df/dt`` at the step's start, ``df/dt`` by a forward difference in time (one more
+        evaluation per cue; forward, so that a step starting on a kink of the input sees the
+        slope it steps into)."""
+        y, f0 = w.y, w.derivative()
+        t_ahead = w.t + math.sqrt(torch.finfo(y.dtype).eps) * w.t.abs().clamp_min(1.0)
+        delta = (t_ahead - w.t)[:, None]  # the step as represented (float64)
+        w.counts[NFE] += active
+        slope = (self.field(t_ahead, y, w.rows) - f0) / delta.to(y.dtype)
+        return (h * GAMMA)[:, None].to(y.dtype) * slope
 
     def dense_solver(self, w: WorkingBatch, active: torch.Tensor,
                      h: torch.Tensor) -> tuple[Solve, torch.Tensor, torch.Tensor, torch.Tensor]:

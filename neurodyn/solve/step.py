@@ -5,13 +5,27 @@ returns (accepted or not, the new state, the next step size and the dense output
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 
 #: ``rhs(t, y, rows)``: times (b,), states (b, D) and the cues' indices (b,) in the whole batch
 #: (None while the working batch is the whole batch in order).
 Field = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+class TimeDependence(Protocol):
+    """How a vector field depends on time explicitly (a time-varying input current), as far as
+    the solvers must know: the times where it bends or jumps (``breaks``, float64 on the
+    solver's clock; None: none known), which the adaptive methods step onto; whether it jumps
+    there (``jumps``: then a step lands just before, the next starts on the break with its
+    derivative taken afresh, and between breaks it does not change, so implicit steps need no
+    time derivative); and the time after which it no longer changes (``constant_after``; inf:
+    unknown), before which no cue stops at steady state."""
+
+    breaks: torch.Tensor | None
+    jumps: bool
+    constant_after: float
 
 
 class CountedField:

@@ -11,6 +11,9 @@ What torchdiffeq lacks and this module adds around it:
   are frozen the run stops. Blocks resume from the last accepted step size, but each block's
   last step overshoots its end and is partly wasted, so blocks cost a few steps: without
   ``steady_tol`` the whole grid is one block;
+- a field that depends on time: adaptive methods step onto its breaks (torchdiffeq's
+  ``step_t`` where it bends, ``jump_t`` where it jumps), and no cue is frozen before it stops
+  changing;
 - a :class:`~neurodyn.solve.settings.SolverError` naming the method, tolerances and time span
   when a solver cannot meet its tolerance (step underflow, step budget) or the state becomes
   non-finite.
@@ -27,6 +30,7 @@ from torchdiffeq import odeint
 
 from .integration import Block, Integration, SolverStats
 from .settings import Solver, SolverError
+from .step import TimeDependence
 
 
 class _CountingField:
@@ -65,8 +69,10 @@ class TorchdiffeqIntegration(Integration):
     without ``steady_tol``); ``rhs(t, y)``."""
 
     def __init__(self, rhs: Callable[..., torch.Tensor], y0: torch.Tensor, times: torch.Tensor, solver: Solver,
-                 block_size: int = 10, record_speed: bool = True) -> None:
+                 block_size: int = 10, record_speed: bool = True,
+                 time_dependence: TimeDependence | None = None) -> None:
         super().__init__(rhs, y0, times, solver, record_speed)
+        self.time_dependence = time_dependence
         self.block_size = max(1, int(block_size)) if solver.steady_tol else len(times) - 1
         counting = _AdaptiveCountingField if solver.adaptive else _CountingField
         self.field = counting(rhs, y0.shape[0], y0.device)
@@ -89,24 +95,32 @@ class TorchdiffeqIntegration(Integration):
             return
         scale = states.abs().amax(-1).clamp_min(1.0)
         below = (speed <= tol * scale) & ~self.field.frozen[None]
+        if self.time_dependence is not None:  # (a cue at rest before the input stops changing goes on)
+            below &= (tb.double() >= self.time_dependence.constant_after)[:, None].to(below.device)
         newly = below.any(0)
         if newly.any():
             first = below.to(torch.int8).argmax(0)
             self.convergence_time[newly.cpu()] = tb[first].to("cpu", torch.float64)[newly.cpu()]
             self.field.frozen |= newly
 
-    def _options(self) -> dict:
+    def _options(self, tb: torch.Tensor) -> dict:
         if self.solver.adaptive:
             opts: dict = {"max_num_steps": max(1, self.solver.max_steps - self.stats.accepted_steps)}
             if self.field.last_dt is not None:
                 opts["first_step"] = self.field.last_dt
+            timed = self.time_dependence
+            if timed is not None and timed.breaks is not None:
+                breaks = timed.breaks.to(tb)
+                inside = breaks[(breaks > tb[0]) & (breaks < tb[-1])]
+                if len(inside):
+                    opts["jump_t" if timed.jumps else "step_t"] = inside
             return opts
         return {"step_size": self.step_size}
 
     def _solve(self, y: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
         s = self.solver
         try:
-            ys = odeint(self.field, y, tb, method=s.method, rtol=s.rtol, atol=s.atol, options=self._options())
+            ys = odeint(self.field, y, tb, method=s.method, rtol=s.rtol, atol=s.atol, options=self._options(tb))
         except AssertionError as err:
             raise SolverError(
                 f"{s.method} could not integrate from t={float(tb[0]):g} to t={float(tb[-1]):g} "

@@ -86,6 +86,8 @@ class SpikingMemory:
             return "the value neurons are not linear (g = v)"
         if cue.clamp is not None:
             return "clamped value units"
+        if cue.gain is not None:
+            return "an input current that varies in time"
         if self.value_rate is not None:
             return "spiking value neurons"
         if network.normalize_separation and not network.separation.sums_to_one:

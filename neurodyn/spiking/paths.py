@@ -91,10 +91,12 @@ class DensePath:
             return self.filters.held(x, syn, current)
         return self.filters.decaying(x, syn, current)
 
-    def step(self) -> None:
-        """``v`` over one step from the synaptic input at its start, then the synapse's decay (a
-        normalized read-out's ratio does not decay)."""
-        v = self.advance(self.v, self.s.value, self.current)
+    def step(self, t: float) -> None:
+        """``v`` over one step from ``t``, from the synaptic input and the input current at its
+        start, then the synapse's decay (a normalized read-out's ratio does not decay)."""
+        current = self.current if self.cue.gain is None else self.cue.current_at(t)
+        assert current is not None  # (a time course comes with a current)
+        v = self.advance(self.v, self.s.value, current)
         if self.cue.clamp is not None:
             v = torch.where(self.cue.clamp, self.cue.v0, v)
         self.v = v
@@ -165,7 +167,7 @@ class MemoryPath(DensePath):
         assert self.scores.bias is not None  # (bilinear)
         return self.y + self.scores.bias
 
-    def step(self) -> None:
+    def step(self, t: float) -> None:
         self.y = self.advance(self.y, self.z.value, self.y_current)
         if not self.normalized:
             self.z.value = self.filters.a_s * self.z.value

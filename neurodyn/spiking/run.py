@@ -145,7 +145,8 @@ class SpikingRun:
                 self.n_hat = self.n_hat + cue_weight
         else:
             f0 = self._weights(h0)  # s(0): the mean-field equilibrium of the synapse given v(0)
-        s0 = cue.v0 if cue.current is None else cue.v0 - cue.current
+        current = cue.current_at(0.0)
+        s0 = cue.v0 if current is None else cue.v0 - current
         # (A normalized read-out keeps s / n_hat.)
         path_class = MemoryPath if self.path == "memory" else DensePath
         s = value_input(net, f0, g0, sp.batch_tile, self.gradient_drive) + cue_weight * s0
@@ -194,7 +195,7 @@ class SpikingRun:
         h = self.paths.memory_input(self._value_output)
         counts, expected = self.memory_spikes(h, step, t)
         # v over (t, t + dt] from the synaptic input at t; then the spikes at t + dt.
-        self.paths.step()
+        self.paths.step(t)
         self.n_hat = self.filters.a_s * self.n_hat
         self.stats.steps += 1
         cues, units = counts.nonzero(as_tuple=True)
