@@ -98,7 +98,7 @@ class Codec(nn.Module):
                              f"got {shape}")
 
     def encode(self, stimuli: Stimuli, *, batch_size: int = 256, grad: bool = False) -> Tensor:
-        """Codes of a batch of stimuli, shape (n, *code_shape), on the codec's device.
+        """Codes of a batch of stimuli, shape ``(n, *code_shape)``, on the codec's device.
 
         Images: an (n, C, H, W) float tensor with values in [0, 1]. Text: a sequence of strings.
         ``grad=True`` keeps the autograd graph (for training); by default none is built.
@@ -113,7 +113,7 @@ class Codec(nn.Module):
         return self._batched(self._encode, x, batch_size, grad)
 
     def decode(self, codes: Tensor, *, batch_size: int = 256, grad: bool = False) -> Tensor:
-        """Stimuli (images in [0, 1]) from codes of shape (n, *code_shape) or flattened (n, code_size)."""
+        """Stimuli (images in [0, 1]) from codes of shape ``(n, *code_shape)`` or flattened (n, code_size)."""
         if not self.has_decoder:
             raise NotImplementedError(f"codec {self.name!r} has no decoder (it is a feature map only)")
         z = torch.as_tensor(codes)

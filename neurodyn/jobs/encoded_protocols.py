@@ -78,7 +78,7 @@ _CODES: dict[tuple, Tensor] = {}
 
 
 def code_cache(spec: str, key: tuple, stimuli: Stimuli, root: str | None = None) -> Tensor:
-    """The codes (n, *code_shape) of a fixed set of stimuli named by ``key``, encoded once."""
+    """The codes ``(n, *code_shape)`` of a fixed set of stimuli named by ``key``, encoded once."""
     full = (spec, root) + key
     if full not in _CODES:
         _CODES[full] = codec(spec, root).encode(stimuli).float()

@@ -97,7 +97,7 @@ class MemoryBank:
 
     @classmethod
     def from_codes(cls, parts: Mapping[str, tuple[Codec, Tensor, Stimuli]], *, scale: Scale = "balance") -> MemoryBank:
-        """A bank from codes already computed: modality -> (its codec, codes (N, *code_shape), the
+        """A bank from codes already computed: modality -> (its codec, codes ``(N, *code_shape)``, the
         stimuli they encode); each slot scaled as in :meth:`build` (experiments that sweep N or
         beta encode each stimulus once and assemble banks from cached codes)."""
         slots, vectors, start = [], [], 0
@@ -147,7 +147,7 @@ class MemoryBank:
         return mask
 
     def codes(self, vectors: Tensor, modality: str) -> Tensor:
-        """One modality's codes (n, *code_shape), unscaled, cut out of memory-space vectors (n, D)."""
+        """One modality's codes ``(n, *code_shape)``, unscaled, cut out of memory-space vectors (n, D)."""
         slot = self.slot(modality)
         v = torch.as_tensor(vectors)
         if v.ndim != 2 or v.shape[1] != self.n_features:

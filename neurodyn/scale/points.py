@@ -16,7 +16,9 @@ class PointFunction(Protocol):
 
 
 def point_function(*outputs: str) -> Callable[[Callable[..., dict[str, float]]], PointFunction]:
-    """Declare a sweep point function and the scalars it returns::
+    """Declare a sweep point function and the scalars it returns.
+
+    For example::
 
         @point_function("retrieval_rate", "mse")
         def my_point(n_memories: int, seed: int = 0) -> dict[str, float]: ...

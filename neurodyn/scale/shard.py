@@ -148,7 +148,7 @@ class Shards:
         return out
 
     def scores(self, net: Network, g: torch.Tensor) -> torch.Tensor:
-        """This shard's scores; a normalized similarity divides by the |sum| over all shards."""
+        """This shard's scores; a normalized similarity divides by ``|sum|`` over all shards."""
         if not net.similarity.normalized:
             return net.similarity(net.memories, g)
         raw = net.similarity.score(net.memories, g)
