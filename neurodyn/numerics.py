@@ -2,7 +2,35 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
+
 import torch
+
+#: Values derived from tensors, by name and the sources' ids: the sources (weakly), their
+#: versions when computed, and the value (:func:`derived`).
+DERIVED: dict[tuple, tuple[tuple[weakref.ref, ...], tuple[int, ...], torch.Tensor]] = {}
+
+
+def derived(name: str, compute: Callable[[], torch.Tensor], *sources: torch.Tensor) -> torch.Tensor:
+    """``compute()``, kept per process for the tensors ``sources`` it derives from until one of
+    them is modified in place (its version counter moves) or freed: a value every step asks for
+    that costs as much as the step (a bank's squared norms, a Gram matrix). Not kept for views
+    or tensors that need a graph, nor inside a compiled function, which computes it in its graph."""
+    if torch.compiler.is_compiling() or any(s.requires_grad or s._base is not None for s in sources):
+        return compute()
+    key = (name, *map(id, sources))
+    versions = tuple(s._version for s in sources)
+    entry = DERIVED.get(key)
+    alive = entry is not None and all(ref() is s for ref, s in zip(entry[0], sources, strict=True))
+    if alive and entry is not None and entry[1] == versions:
+        return entry[2]
+    value = compute()
+    if not alive:
+        for source in sources:
+            weakref.finalize(source, DERIVED.pop, key, None)
+    DERIVED[key] = (tuple(weakref.ref(s) for s in sources), versions, value)
+    return value
 
 
 def flush_subnormal(x: torch.Tensor) -> torch.Tensor:

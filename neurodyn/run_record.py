@@ -122,6 +122,7 @@ def add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_uni
         records.update(_per_cue_stats(stats.per_cue, time_units))
         failures = run.failures()
         ds.attrs.update({"cue_evaluations": stats.cue_evaluations, "host_syncs": stats.blocks,
+                         "solver_compiled_blocks": stats.compiled_blocks,
                          "solver_failures": json.dumps({str(c): r for c, r in failures.items()})})
         if failures:
             cue, reason = next(iter(failures.items()))

@@ -27,7 +27,7 @@ import torch
 
 from . import triton_distance
 from .named import import_named
-from .numerics import divide_nonzero
+from .numerics import derived, divide_nonzero
 
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -38,25 +38,11 @@ def _sum_normalized(x: torch.Tensor, eps: float) -> torch.Tensor:
     return x / x.sum(-1, keepdim=True)
 
 
-_NORMS: dict[int, tuple[weakref.ref, int, torch.Tensor]] = {}
-
-
 def squared_norms(memories: torch.Tensor) -> torch.Tensor:
     """``|M_mu|^2`` per memory. Every right-hand side asks for them, and for small networks they
     cost as much as the scores, so they are kept per memory tensor until it is modified in place
-    or freed (views, such as the tiles of :mod:`neurodyn.network.tiled`, and tensors that need a graph
-    are not kept)."""
-    if memories.requires_grad or memories._base is not None:
-        return (memories * memories).sum(-1)
-    key = id(memories)
-    entry = _NORMS.get(key)
-    if entry is not None and entry[0]() is memories and entry[1] == memories._version:
-        return entry[2]
-    norms = (memories * memories).sum(-1)
-    if entry is None or entry[0]() is not memories:
-        weakref.finalize(memories, _NORMS.pop, key, None)
-    _NORMS[key] = (weakref.ref(memories), memories._version, norms)
-    return norms
+    or freed (:func:`~neurodyn.numerics.derived`)."""
+    return derived("squared_norms", lambda: (memories * memories).sum(-1), memories)
 
 
 def sq_euclidean_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

@@ -320,14 +320,17 @@ def test_js_in_query_chunks_equals_one_block(monkeypatch):
 
 
 def test_squared_norms_are_kept_until_the_memories_change():
-    from neurodyn.similarity import _NORMS, squared_norms
+    from neurodyn.numerics import DERIVED
+    from neurodyn.similarity import squared_norms
 
     memories = torch.rand(5, 3, dtype=torch.float64)
     first = squared_norms(memories)
     assert squared_norms(memories) is first  # kept
     memories.mul_(2.0)  # in place: recomputed
     torch.testing.assert_close(squared_norms(memories), (memories * memories).sum(-1))
-    assert squared_norms(memories[1:]).shape == (4,) and id(memories[1:]) not in _NORMS  # views: not kept
-    key = id(memories)
+    before = len(DERIVED)
+    assert squared_norms(memories[1:]).shape == (4,) and len(DERIVED) == before  # views: not kept
+    key = ("squared_norms", id(memories))
+    assert key in DERIVED
     del memories
-    assert key not in _NORMS  # freed with the tensor
+    assert key not in DERIVED  # freed with the tensor

@@ -13,6 +13,8 @@ One concept per module:
   :mod:`~neurodyn.solve.stiffness` (the switch from explicit to implicit),
   :mod:`~neurodyn.solve.ring` (the recording ring), :mod:`~neurodyn.solve.step` (what one
   attempt is made of) and :mod:`~neurodyn.solve.status` (per-cue status and counters);
+- :mod:`~neurodyn.solve.compiled`: blocks of per-cue explicit attempts compiled by
+  ``torch.compile``, and the rule for when a run compiles;
 - :mod:`~neurodyn.solve.torchdiffeq_engine`: torchdiffeq with statistics and steady-state stopping.
 
 A new explicit method is one :class:`~neurodyn.solve.tableau.Tableau` and one row of

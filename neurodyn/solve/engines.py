@@ -27,7 +27,7 @@ class PerCueIntegration(Integration):
         s = solver
         self.run = PerCueSolve(rhs, y0, times, s.method, rtol=s.rtol, atol=s.atol, step_size=self.step_size,
                                steady_tol=s.steady_tol, max_steps=s.max_steps, sync_every=s.sync_every,
-                               time_dependence=time_dependence)
+                               time_dependence=time_dependence, compiled=s.compile)
 
     @property
     def stats(self) -> SolverStats:
@@ -38,7 +38,8 @@ class PerCueIntegration(Integration):
         per_cue = run.stats
         return SolverStats(nfe=run.batch_calls, attempted_steps=run.attempts,
                            accepted_steps=int(per_cue.accepted.max()), blocks=run.host_syncs,
-                           wall_time=run.wall_time, cue_evaluations=run.rhs_rows, per_cue=per_cue)
+                           wall_time=run.wall_time, cue_evaluations=run.rhs_rows, per_cue=per_cue,
+                           compiled_blocks=run.compiled_blocks)
 
     @property
     def converged(self) -> torch.Tensor:

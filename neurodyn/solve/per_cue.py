@@ -37,6 +37,7 @@ import torch
 
 from ..numerics import flush_subnormal
 from . import rosenbrock
+from .compiled import BLOCK_ATTEMPTS, compiled_block, repays
 from .control import ErrorControl, SteadyState
 from .explicit import ExplicitStep
 from .ring import CROSSINGS, RecordingRing
@@ -62,6 +63,8 @@ from .stiffness import stiffness_switch
 from .tableau import TABLEAUS
 
 ADAPTIVE = ("auto", "dopri5", "rosenbrock23")
+#: Steps between two host looks where a look waits for the device (a GPU).
+DEVICE_SYNC_EVERY = 16
 METHODS = ("auto", "dopri5", "rosenbrock23", "euler", "midpoint", "rk4")
 
 
@@ -94,7 +97,8 @@ class PerCueSolve:
                  rtol: float = 1e-6, atol: float = 1e-8, step_size: float | None = None,
                  steady_tol: float | None = None, max_steps: int = 100_000, sync_every: int | None = None,
                  first_step: float | None = None, window: int | None = None,
-                 cheap_sync: bool | None = None, time_dependence: TimeDependence | None = None) -> None:
+                 cheap_sync: bool | None = None, time_dependence: TimeDependence | None = None,
+                 compiled: bool | None = False) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown per-cue method {method!r}; known: {', '.join(METHODS)}")
         self.adaptive = method in ADAPTIVE
@@ -108,16 +112,27 @@ class PerCueSolve:
         self.tab = TABLEAUS["dopri5" if self.adaptive else method]
         self.explicit = ExplicitStep(self.tab, self.field, self.control if self.adaptive else None,
                                      probe=self.can_switch)
+        # The field's calls per explicit attempt (a compiled block counts them itself).
+        self.calls_per_attempt = len(self.tab.c) - (1 if self.tab.fsal else 0) + (
+            1 if steady_tol is not None and not self.tab.fsal else 0)
         # Larger states solve the implicit stages matrix-free (neurodyn.krylov), smaller ones by LU.
         self.matrix_free = dims > rosenbrock.DENSE_JACOBIAN_MAX_DIM
         self.implicit = Rosenbrock23(self.field, self.control, self.matrix_free,
                                      time_derivative=time_dependence is not None and not time_dependence.jumps)
         self.step = step_size
-        # A host look costs nothing on the CPU; on a GPU it waits for the device.
-        self.cheap_sync = y0.device.type == "cpu" if cheap_sync is None else cheap_sync
-        sync_every = sync_every or (1 if self.cheap_sync else 16)
-        self.max_steps, self.sync_every, self.first_step = max_steps, max(1, int(sync_every)), first_step
+        # Blocks of explicit attempts compiled as one function (neurodyn.solve.compiled): from the
+        # start (True), never (False), or once the run is projected to repay it (None). Not where a
+        # step lands on a jump of the field (finding those cues is a host look).
+        self.compile_setting = compiled if time_dependence is None or not time_dependence.jumps else False
+        self.compiled, self.compiled_blocks = bool(self.compile_setting), 0
+        # A host look costs nothing on the CPU; on a GPU it waits for the device, and inside a
+        # compiled block it would cut the block.
+        self.cheap_sync = (y0.device.type == "cpu" if cheap_sync is None else cheap_sync) and not self.compiled
+        self.max_steps, self.first_step, self._sync_asked = max_steps, first_step, sync_every
+        self.sync_every = max(1, int(sync_every or (
+            1 if self.cheap_sync else BLOCK_ATTEMPTS if self.compiled else DEVICE_SYNC_EVERY)))
         self.y0 = y0
+        self.explicit.coefficients(y0)  # (built before any block: a compiled one takes them as inputs)
         self.times = times.to(torch.float64)  # time is float64 whatever the state's dtype
         # Where adaptive steps land: on the field's breaks, or just before where it jumps.
         breaks = None if time_dependence is None or not self.adaptive else time_dependence.breaks
@@ -127,7 +142,7 @@ class PerCueSolve:
             torch.nextafter(self.breaks, torch.full_like(self.breaks, -math.inf)) if self.jumps else self.breaks)
         self.constant_after = -math.inf if time_dependence is None else time_dependence.constant_after
         self.span = float(self.times[-1] - self.times[0])
-        self.ring = RecordingRing(self.times, y0, window, 2 * CROSSINGS * self.sync_every)
+        self.ring = RecordingRing(self.times, y0, window, 2 * CROSSINGS * max(self.sync_every, BLOCK_ATTEMPTS))
         # Recording times one step may cross: fixed steps land on the next one.
         self.crossings = (self.ring.window if self.cheap_sync else CROSSINGS) if self.adaptive else 1
         self.convergence_time = torch.full((batch,), math.nan, dtype=torch.float64)
@@ -229,18 +244,28 @@ class PerCueSolve:
         w = self._w
         while True:
             if bool((w.status == RUNNING).any()):
-                for _ in range(self.sync_every):
-                    w = self._attempt(w, self._done_rows)
+                stepped = None
+                if self.compiled and self._plan == "explicit":
+                    stepped = compiled_block(self, w, torch.tensor(self.ring.horizon(self._done_rows)))
+                if stepped is not None:
+                    w = stepped
+                else:
+                    for _ in range(self.sync_every):
+                        w = self._attempt(w, self.ring.horizon(self._done_rows))
             self.host_syncs += 1  # the one host look per block of steps
-            stopped = w.status != RUNNING
-            if bool(stopped.any()):
+            running = w.status == RUNNING
+            if not bool(running.all()):
                 self._settle(w)
-                keep = (~stopped).nonzero().squeeze(-1)
+                keep = running.nonzero().squeeze(-1)
                 if len(keep) == 0:
                     break
-                w = w.take(keep)
+                if not self.compiled:  # (a compiled block keeps its shapes: stopped cues ride along)
+                    w = w.take(keep)
             self._replan(w)
-            complete = int(w.idx.min())  # every running cue has written the rows before it
+            if self.compile_setting is None and not self.compiled and repays(self, w):
+                self._enter_compiled()
+            # Every running cue has written the rows before it.
+            complete = int(torch.where(w.status == RUNNING, w.idx, len(self.times)).min())
             if complete > self._done_rows:
                 rows = self.ring.read(self._done_rows, complete)
                 self._w, self._done_rows = w, complete
@@ -255,6 +280,13 @@ class PerCueSolve:
         self.wall_time = time.perf_counter() - start
         if last > done:
             yield self.ring.read(done, last)
+
+    def _enter_compiled(self) -> None:
+        """Go on in compiled blocks (the auto rule found the run long enough): a fixed number of
+        recording crossings per step, as on a GPU, and blocks of :data:`BLOCK_ATTEMPTS`."""
+        self.compiled, self.cheap_sync = True, False
+        self.crossings = CROSSINGS if self.adaptive else 1
+        self.sync_every = max(1, int(self._sync_asked or BLOCK_ATTEMPTS))
 
     #: What :meth:`snapshot` saves of the solve itself (the working batch and the ring apart).
     _SNAPSHOT = ("_done_rows", "_ended", "wall_time", "host_syncs", "attempts", "convergence_time", "_switch_time",
@@ -310,37 +342,36 @@ class PerCueSolve:
             if w.jac is None and not self.matrix_free:
                 w.jac = w.y.new_zeros(len(w.t), w.y.shape[1], w.y.shape[1])
 
-    def _attempt(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
+    def _attempt(self, w: WorkingBatch, horizon: int | torch.Tensor) -> WorkingBatch:
         """One step attempt of the working batch, each cue by the method :meth:`_replan` gave it;
         cues not running are carried through unchanged."""
         self.attempts += 1
         if self._plan == "explicit":
-            return self._explicit(w, done_rows)
+            return self._explicit(w, horizon)
         if self._plan == "implicit":
-            return self._implicit(w, done_rows)
+            return self._implicit(w, horizon)
         assert self._split is not None
         imp, exp = self._split
-        w.put(exp, self._explicit(w.take(exp), done_rows))
-        w.put(imp, self._implicit(w.take(imp), done_rows))
+        w.put(exp, self._explicit(w.take(exp), horizon))
+        w.put(imp, self._implicit(w.take(imp), horizon))
         return w
 
-    def _explicit(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
-        frame = self._frame(w, done_rows)
+    def _explicit(self, w: WorkingBatch, horizon: int | torch.Tensor) -> WorkingBatch:
+        frame = self._frame(w, horizon)
         trial = self.explicit.attempt(w, frame)
         out, failure = self._finish(w, frame, trial)
         if trial.probe is not None:
-            switch = stiffness_switch(out, trial.accept, frame.h, *trial.probe, failure)
+            switch = stiffness_switch(out, frame.active, trial.accept, frame.h, *trial.probe, failure)
             self._switch_time[out.rows] = torch.where(switch, out.t, self._switch_time[out.rows])
         return out
 
-    def _implicit(self, w: WorkingBatch, done_rows: int) -> WorkingBatch:
-        frame = self._frame(w, done_rows)
+    def _implicit(self, w: WorkingBatch, horizon: int | torch.Tensor) -> WorkingBatch:
+        frame = self._frame(w, horizon)
         return self._finish(w, frame, self.implicit.attempt(w, frame))[0]
 
-    def _frame(self, w: WorkingBatch, done_rows: int) -> Frame:
-        """The attempt's frame: a cue a whole window ahead waits; a step that almost reaches the
-        recording limit lands on it."""
-        horizon = self.ring.horizon(done_rows)
+    def _frame(self, w: WorkingBatch, horizon: int | torch.Tensor) -> Frame:
+        """The attempt's frame: a cue beyond the ring's ``horizon`` (a whole window ahead) waits;
+        a step that almost reaches the recording limit lands on it."""
         active = (w.status == RUNNING) & (w.idx <= horizon)
         limit = self.times[(w.idx + (self.crossings - 1)).clamp(max=horizon)]
         # Fixed steps divide the recording spacing to 1e-3 (Integration checks), so rounding of

@@ -31,7 +31,10 @@ class Solver:
     between two looks of the host at the batch (default: every step on the CPU, where a look
     costs nothing, and every 16 on a GPU, where it waits for the device). ``block_size``:
     recording intervals per torchdiffeq call when stopping at steady state (default: a twentieth
-    of the grid).
+    of the grid). ``compile``: run the per-cue engine's blocks of explicit steps as one function
+    compiled by ``torch.compile`` (:mod:`neurodyn.solve.compiled`): True from the start, False
+    never, None (default) when the run turns out long enough to repay the compilation
+    (:data:`~neurodyn.solve.compiled.REPAYS_AFTER` attempts projected).
     """
 
     __repr__ = concise_repr
@@ -45,6 +48,7 @@ class Solver:
     engine: str = "auto"
     sync_every: int | None = None
     block_size: int | None = None
+    compile: bool | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -57,6 +61,11 @@ class Solver:
         if self.engine == "per-cue" and self.method not in per_cue.METHODS:
             raise ValueError(f"the per-cue engine has {', '.join(per_cue.METHODS)}, not {self.method!r}; "
                              "use engine='torchdiffeq'")
+        if self.compile is not None and not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be True, False or None (when it repays), got {self.compile!r}")
+        if self.compile and not self.per_cue:
+            raise ValueError("compile applies to the per-cue engine's blocks of steps; torchdiffeq runs eagerly "
+                             "(use engine='per-cue' or drop compile)")
         for name in ("sync_every", "block_size", "max_steps"):  # (only max_steps has no "off")
             if getattr(self, name) is not None or name == "max_steps":
                 whole_number(name, getattr(self, name), 1)
@@ -78,6 +87,8 @@ class Solver:
                "engine": "per-cue" if self.per_cue else "torchdiffeq"}
         if self.per_cue:
             out["sync_every"] = self.sync_every
+            if self.compile is not None:
+                out["compile"] = self.compile
         if self.adaptive:
             out.update(rtol=self.rtol, atol=self.atol)
         else:

@@ -35,10 +35,14 @@ class CountedField:
         self.rhs = rhs
         self.calls = self.rows = 0
         self.all_rows: torch.Tensor | None = None  # the whole batch's indices: passed on as None
+        # False inside a compiled block, which counts its calls itself (a Python counter would
+        # be a guard on its value, and so a recompilation per block).
+        self.counting = True
 
     def __call__(self, t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        self.rows += len(y)
-        self.calls += 1
+        if self.counting:
+            self.rows += len(y)
+            self.calls += 1
         return self.rhs(t, y, None if rows is self.all_rows else rows)
 
 

@@ -20,10 +20,10 @@ STIFF_H_LAMBDA, STIFF_STEPS, CALM_STEPS = 3.25, 15, 6
 STRUGGLE_REJECTS = 50
 
 
-def stiffness_switch(w: WorkingBatch, accept: torch.Tensor, h: torch.Tensor, dk: torch.Tensor, dy: torch.Tensor,
-                     failure: torch.Tensor) -> torch.Tensor:
+def stiffness_switch(w: WorkingBatch, active: torch.Tensor, accept: torch.Tensor, h: torch.Tensor,
+                     dk: torch.Tensor, dy: torch.Tensor, failure: torch.Tensor) -> torch.Tensor:
     """Update the cues' stiffness counts after a dopri5 attempt (``dk = k7 - k6``, ``dy = y7 -
-    y6``) and mark the cues that switch (``w.implicit``; a cue rescued from a step-size underflow
+    y6``) and mark the ``active`` cues that switch (``w.implicit``; a cue rescued from a step-size underflow
     runs on); returns which cues switched now. No host sync: the switch is recorded on the device
     and acted on at the next look."""
     num, den = dk.pow(2).sum(-1).double(), dy.pow(2).sum(-1).double()
@@ -35,7 +35,7 @@ def stiffness_switch(w: WorkingBatch, accept: torch.Tensor, h: torch.Tensor, dk:
     stiff_steps = torch.where(calm_steps >= CALM_STEPS, 0, stiff_steps)
     rescue = failure == UNDERFLOW  # (on the explicit path, also a cue flagged since the last look)
     struggling = (w.counts[REJECTED] >= STRUGGLE_REJECTS) & (w.counts[REJECTED] > w.counts[ACCEPTED])
-    switch = ((stiff_steps >= STIFF_STEPS) | struggling | rescue) & ~w.implicit
+    switch = ((stiff_steps >= STIFF_STEPS) | struggling | rescue) & ~w.implicit & active
     w.calm_steps, w.stiff_steps = calm_steps, stiff_steps
     w.implicit, w.jac_age = w.implicit | switch, torch.where(switch, -1, w.jac_age)
     w.status, w.failure = torch.where(rescue, RUNNING, w.status), torch.where(rescue, 0, w.failure)
