@@ -14,8 +14,9 @@ on a GPU), and the field's calls are counted outside
 (:attr:`~neurodyn.solve.step.CountedField.counting`).
 
 When it is used (``Solver(compile=...)``): from the start (True), never (False), or by default
-(None) once the run is projected to take :data:`REPAYS_AFTER` attempts or more, judged after
-:data:`PROBE_ATTEMPTS` eager ones from how far the slowest running cue got. The rule counts
+(None) once the run is projected to take :data:`REPAYS_AFTER` more attempts, judged after
+:data:`PROBE_ATTEMPTS` eager ones (with every cue on the explicit method) from how far the
+slowest running cue got. The rule counts
 attempts, not seconds, so that whether a run compiles does not depend on the machine's load.
 """
 
@@ -42,8 +43,10 @@ BLOCK_ATTEMPTS = 4
 #: the block in it; a small network's attempt costs about 1.2 ms eagerly and 0.3 ms compiled, so
 #: a cold compilation repays after about 70,000 attempts).
 REPAYS_AFTER = 100_000
-#: Eager attempts before the rule judges.
-PROBE_ATTEMPTS = 64
+#: Eager attempts before the rule judges: enough that the run is long already, and that the
+#: projection does not extrapolate a first transient (a stiff cue crawls at first, and a model
+#: matrix run whose first 64 attempts projected 10^5 finished in a few thousand).
+PROBE_ATTEMPTS = 5_000
 #: The ``torch.compile`` backend (tests trace with ``"eager"``, which checks the block traces whole
 #: without generating code).
 BACKEND = "inductor"
@@ -92,7 +95,7 @@ def repays(solve: PerCueSolve, w: WorkingBatch) -> bool:
     """Whether the run, judged after :data:`PROBE_ATTEMPTS` attempts, is projected to take
     :data:`REPAYS_AFTER` more: the attempts so far scaled by the span left over the span the
     slowest running cue covered."""
-    if solve.attempts < PROBE_ATTEMPTS:
+    if solve.attempts < PROBE_ATTEMPTS or solve._plan != "explicit":  # (implicit steps run eagerly)
         return False
     t0 = float(solve.times[0])
     slowest = float(torch.where(w.status == RUNNING, w.t, math.inf).min())

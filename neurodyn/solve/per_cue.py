@@ -290,7 +290,8 @@ class PerCueSolve:
 
     #: What :meth:`snapshot` saves of the solve itself (the working batch and the ring apart).
     _SNAPSHOT = ("_done_rows", "_ended", "wall_time", "host_syncs", "attempts", "convergence_time", "_switch_time",
-                 "_counts", "_status", "_method", "_failure", "_h", "_t", "final_state")
+                 "_counts", "_status", "_method", "_failure", "_h", "_t", "final_state",
+                 "compiled", "compiled_blocks", "cheap_sync", "crossings", "sync_every")
 
     def snapshot(self) -> dict:
         """Everything the solve needs to go on from where its last yield left it, bit for bit:
@@ -309,8 +310,8 @@ class PerCueSolve:
     def restore(self, snapshot: dict) -> None:
         """Go on from a :meth:`snapshot` of a solve of the same problem (its tensors may be on
         another device: each goes where the solve keeps its own)."""
-        for name in self._SNAPSHOT:
-            setattr(self, name, _like(snapshot[name], getattr(self, name)))
+        for name in self._SNAPSHOT:  # (a checkpoint from before compiled blocks lacks their settings)
+            setattr(self, name, _like(snapshot.get(name, getattr(self, name)), getattr(self, name)))
         self.field.calls, self.field.rows = snapshot["field"]
         ring, saved = self.ring, snapshot["ring"]
         ahead = torch.arange(self._done_rows, self._done_rows + len(saved["ahead"]), device=ring.rows.device)
