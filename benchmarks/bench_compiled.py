@@ -15,7 +15,7 @@ and, for the compiled engine, how long compiling takes in a fresh process with a
 cache (cold) and again with the cache it left (warm): the one-time cost a run must repay. Each
 solve's time is the best of ``--repeat`` runs, taken in ``--rounds`` interleaved rounds (the
 machine is a shared VM); the table gives the fastest round. ``--write-docs`` replaces the
-section "Compiled step blocks" of docs/performance.md.
+table of docs/performance.md's section "Compiled step blocks".
 """
 
 from __future__ import annotations
@@ -147,19 +147,20 @@ def measure(sizes: list[tuple[int, int, int]], block: int, rounds: int, repeat: 
     return rows
 
 
-def write_docs(rows: list[str], block: int) -> None:
+def write_docs(rows: list[str]) -> None:
+    """Replace the table between the markers of docs/performance.md's "Compiled step blocks"."""
     path = ROOT / "docs" / "performance.md"
     text = path.read_text()
-    section = ("## Compiled step blocks (issue 19, `benchmarks/bench_compiled.py`)\n\n"
-               f"The solve alone on the same vector field, float32, dopri5 at rtol {RTOL:g}, atol {ATOL:g}, "
-               f"{DURATION:g} time units, {N_TIMES} recording times; 2 torch threads on this machine (2 cores, "
-               f"CPU build of torch {torch.__version__.split('+')[0]}), best of interleaved rounds. Compile: the "
-               "first compiled solve in a fresh process less its eager solve, with an empty inductor cache "
-               "(cold) and with the cache that left (warm).\n\n" + "\n".join(rows) + "\n")
-    pattern = re.compile(r"## Compiled step blocks \(issue 19.*?(?=\n## |\Z)", re.S)
-    text = pattern.sub(section.rstrip("\n") + "\n", text) if pattern.search(text) else \
-        text.rstrip("\n") + "\n\n\n" + section
-    path.write_text(text)
+    table = (f"The solve alone on the same vector field, float32, dopri5 at rtol {RTOL:g}, atol {ATOL:g}, "
+             f"{DURATION:g} time units, {N_TIMES} recording times; 2 torch threads on this machine (2 cores, "
+             f"CPU build of torch {torch.__version__.split('+')[0]}), best of interleaved rounds. Compile: the "
+             "first compiled solve in a fresh process less its eager solve, with an empty inductor cache "
+             "(cold) and with the cache that left (warm).\n\n" + "\n".join(rows) + "\n")
+    begin, end = "<!-- bench_compiled:begin -->\n", "<!-- bench_compiled:end -->"
+    if begin not in text:
+        raise SystemExit("docs/performance.md has no bench_compiled markers")
+    head, rest = text.split(begin, 1)
+    path.write_text(head + begin + table + rest[rest.index(end):])
 
 
 def main() -> None:
@@ -174,7 +175,7 @@ def main() -> None:
     rows = measure(sizes, args.block, args.rounds, args.repeat)  # type: ignore[arg-type]
     print("\n".join(rows))
     if args.write_docs:
-        write_docs(rows, args.block)
+        write_docs(rows)
 
 
 if __name__ == "__main__":

@@ -59,11 +59,15 @@ def _block(solve: PerCueSolve, w: WorkingBatch, horizon: torch.Tensor) -> Workin
 
 
 @functools.cache
-def _compiled(backend: str) -> Any:
-    """The block compiled once per process and backend (dynamo keeps a graph per shape, dtype and
-    setting it guards on; inductor caches the generated code on disk across processes). Whole
-    (``fullgraph``): a field it cannot trace fails at once instead of falling back silently."""
-    return torch.compile(_block, backend=backend, fullgraph=True, dynamic=False)
+def _compiled(backend: str, device: str) -> Any:
+    """The block compiled once per process, backend and device type (dynamo keeps a graph per
+    shape, dtype and setting it guards on; inductor caches the generated code on disk across
+    processes). Whole (``fullgraph``): a field it cannot trace fails at once instead of falling
+    back silently. On the CPU inductor's wrapper is C++ too (``cpp_wrapper``): its Python wrapper
+    spent about 0.2 ms per block launching kernels and allocating buffers (6.4 against 5.6 ms for
+    a whole solve at N = 100, B = 32)."""
+    options: dict[str, Any] | None = {"cpp_wrapper": True} if backend == "inductor" and device == "cpu" else None
+    return torch.compile(_block, backend=backend, fullgraph=True, dynamic=False, options=options)
 
 
 def compiled_block(solve: PerCueSolve, w: WorkingBatch, horizon: torch.Tensor) -> WorkingBatch | None:
@@ -74,7 +78,7 @@ def compiled_block(solve: PerCueSolve, w: WorkingBatch, horizon: torch.Tensor) -
     field = solve.field
     field.counting = False
     try:
-        w = _compiled(BACKEND)(solve, w, horizon)
+        w = _compiled(BACKEND, w.y.device.type)(solve, w, horizon)
     except torch._dynamo.exc.TorchDynamoException as err:  # (compiling fails before the block runs)
         solve.compiled = False
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

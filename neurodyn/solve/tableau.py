@@ -72,5 +72,9 @@ class Coefficients(NamedTuple):
 
 
 def combine(coefficients: torch.Tensor, stages: torch.Tensor) -> torch.Tensor:
-    """``sum_j c_j k_j`` for stages (S, B, D): one matrix-vector product."""
+    """``sum_j c_j k_j`` for stages (S, B, D): one matrix-vector product eagerly (one kernel);
+    inside a compiled function a sum, which inductor fuses with what consumes it (a product
+    there is an external call per combination)."""
+    if torch.compiler.is_compiling():
+        return (coefficients.view(-1, 1, 1) * stages).sum(0)
     return (coefficients @ stages.flatten(1)).view(stages.shape[1:])
