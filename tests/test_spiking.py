@@ -103,14 +103,16 @@ def test_tiled_products_do_not_depend_on_the_batch():
 
 
 # ----------------------------------------------------------------------------- batch invariance and paths
-@pytest.mark.parametrize("neuron,path", [(Poisson(800.0), "dense"), (Poisson(800.0), "memory"),
-                                         (LIF(bias=0.5, gain=0.6), "dense"), (LIF(bias=0.5, gain=0.6), "memory")])
-def test_spikes_of_a_cue_do_not_depend_on_its_batch(neuron, path):
+@pytest.mark.parametrize("neuron,path,tile", [(Poisson(800.0), "dense", 16), (Poisson(800.0), "memory", 16),
+                                              (LIF(bias=0.5, gain=0.6), "dense", 16),
+                                              (LIF(bias=0.5, gain=0.6), "memory", 16),
+                                              (LIF(bias=0.5, gain=0.6), "dense", 1)])  # (no padding for one cue)
+def test_spikes_of_a_cue_do_not_depend_on_its_batch(neuron, path, tile):
     gen = torch.Generator().manual_seed(1)
     m = torch.rand(60, 100, generator=gen)
     net = Network(m, "dot", "softmax:20", tau_v=10.0)
     q = (m[:20] * (torch.rand(20, 100, generator=gen) > 0.4)).float()
-    sp = SpikingMemory(neuron, path=path)
+    sp = SpikingMemory(neuron, path=path, batch_tile=tile)
     full = simulate(net, q, 30.0, method=sp, seed=5, monitor=Monitor(("spikes",), n_times=4))
     assert full.attrs["n_spikes"] > 20 and full.attrs["spiking_path"] == path
     for k in (0, 7, 19):

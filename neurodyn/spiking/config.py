@@ -26,7 +26,9 @@ class SpikingMemory:
     neurons firing at ``value_rate * g`` (``g`` clipped at 0), whose filtered spikes (``tau_s``)
     the memory neurons see instead of ``g``. ``path``: ``"dense"``, ``"memory"`` (the
     event-driven memory-space path) or ``"auto"`` (memory space where it applies).
-    ``batch_tile``: cues per similarity evaluation on the dense path (fixed, for batch invariance).
+    ``batch_tile``: cues per similarity evaluation on the dense path (fixed, for batch invariance:
+    a cue's spikes are the same alone and in any batch run with the same tile); 1 for single-cue
+    runs, which then pad nothing (docs/spiking.md, "One cue").
     """
 
     __repr__ = concise_repr
