@@ -108,3 +108,40 @@ def test_an_inductor_compiled_run_agrees_with_the_eager_one(problem) -> None:
     ran = simulate(network, cues, 10.0, method=Solver("dopri5", rtol=1e-7, atol=1e-9, compile=True))
     assert ran.attrs["solver_compiled_blocks"] > 0
     np.testing.assert_allclose(ran.v_final.values, eager.v_final.values, atol=1e-6)
+
+
+@pytest.mark.parametrize("setting", [True, None])
+def test_a_compiled_run_restored_from_any_yield_goes_on_as_the_uninterrupted_one(problem, monkeypatch, setting):
+    """A streamed run's checkpoint (issue 17) keeps whether it ran compiled: one restored from any
+    yield, including after the default rule switched it, gives the uninterrupted run's rows."""
+    import io
+
+    from neurodyn.network import State
+    from neurodyn.solve import integrate
+
+    monkeypatch.setattr(compiled, "REPAYS_AFTER", 100)
+    monkeypatch.setattr(compiled, "PROBE_ATTEMPTS", 10)
+    network, cues = problem
+    cue = network.make_cue(cues)
+
+    def rhs(t, y, rows=None):
+        return network.velocity(State(y), cue.select(rows), t).v
+
+    times = torch.linspace(0, 10, 101, dtype=torch.float64)
+    solver = Solver("rk4", step_size=0.02, compile=setting, sync_every=2)
+    whole = integrate(rhs, cue.v0, times, solver)
+    blocks = [b.states for b in whole]
+    assert whole.stats.compiled_blocks > 0
+    for k in (1, len(blocks) // 2, len(blocks) - 1):
+        cut = integrate(rhs, cue.v0, times, solver)
+        it = iter(cut)
+        for _ in range(k):
+            next(it)
+        buffer = io.BytesIO()
+        torch.save(cut.snapshot(), buffer)
+        buffer.seek(0)
+        resumed = integrate(rhs, cue.v0, times, solver)
+        resumed.restore(torch.load(buffer, weights_only=False))
+        rest = [b.states for b in resumed]
+        assert torch.equal(torch.cat(rest), torch.cat(blocks[k:])), k
+        assert resumed.stats.compiled_blocks == whole.stats.compiled_blocks
