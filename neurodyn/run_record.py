@@ -15,7 +15,7 @@ import xarray as xr
 
 from . import analysis
 from .network import Cue, Cues, Network
-from .network.timecourse import Timecourse, as_timecourse
+from .network.timecourse import Timecourse
 from .record import Monitor, spike_variables
 from .record.provenance import flat_attributes, package_versions
 from .record.reopen import add_model
@@ -55,8 +55,8 @@ def add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiki
     Lyapunov facts, dtype, device, seed and versions."""
     add_model(ds, network)
     clamped, timed = cue.clamp is not None, cue.gain is not None
-    if cues.timecourse is not None:
-        ds["input_gain"] = recorded_gain(as_timecourse(cues.timecourse), ds["time"].values)
+    if cue.gain is not None:
+        ds["input_gain"] = recorded_gain(cue.gain.course, ds["time"].values)
     if cue.clamp is not None:
         ds["clamp"] = (("cue", "unit"), cue.clamp.cpu().numpy().astype(np.int8),
                        {"long_name": "value units held at their initial state (1: held)", "units": "1"})

@@ -115,16 +115,16 @@ def _fingerprint(network: Network, cues: Cues, cue: Cue, method: Solver | Spikin
         model=(json.dumps(network.describe(), sort_keys=True), repr(network.similarity), network.memories,
                network.projection),
         cues=(cue.v0, cue.current, cue.clamp, cues.ids, cues.targets, cues.target_index,
-              *_timecourse_key(cues)),
+              *_timecourse_key(cue)),
         method=(json.dumps(described, sort_keys=True), getattr(method, "block_size", None), seed),
         monitor=(repr(dataclasses.asdict(monitor)), times_np))
 
 
-def _timecourse_key(cues: Cues) -> tuple:
+def _timecourse_key(cue: Cue) -> tuple:
     """What identifies a run's input time course (a function by its name)."""
-    if cues.timecourse is None:
+    if cue.gain is None:
         return ()
-    course = as_timecourse(cues.timecourse)
+    course = cue.gain.course
     if callable(course.gain):
         return (course.describe(),)
     return (course.interpolation, json.dumps(course.dims), course.times, course.gain)

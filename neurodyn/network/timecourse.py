@@ -25,7 +25,6 @@ The energy of a time-varying input is not a Lyapunov function: ``dE/dt = -g . dI
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +141,7 @@ class Timecourse:
         dtype, on the solver's clock (the run's clock less ``offset``); checks the grid's
         dimensions against the cues before any work."""
         if callable(self.gain):
-            return _FunctionGain(self.gain, like, offset)
+            return _FunctionGain(self, like, offset)
         assert self.dims is not None
         for axis, dim in enumerate(self.dims):
             size, what = (batch, "cues") if dim == "cue" else (n_features, "value neurons")
@@ -157,9 +156,7 @@ def as_timecourse(given: Any) -> Timecourse:
     time grid (interpolated linearly) or a function of time."""
     if isinstance(given, Timecourse):
         return given
-    if hasattr(given, "dims") and hasattr(given, "coords"):
-        return Timecourse.from_dataarray(given)
-    if callable(given):
+    if (hasattr(given, "dims") and hasattr(given, "coords")) or callable(given):
         return Timecourse(given)
     raise ValueError(f"a timecourse is a Timecourse, an xarray.DataArray on a time grid or a function of time, "
                      f"got {type(given).__name__}")
@@ -178,6 +175,9 @@ class BoundGain:
     """A timecourse bound to a run: the gain at solver times, and what the solver must know of
     it (where it has kinks or jumps, and from when it is constant)."""
 
+    #: The time course bound (what the run records and its fingerprint hashes).
+    course: Timecourse
+
     #: Times (float64, on the solver's clock) the solver steps onto, or None.
     breaks: torch.Tensor | None = None
     #: Whether the gain jumps at ``breaks`` (held values) rather than bending (linear ones).
@@ -192,12 +192,12 @@ class BoundGain:
 
 
 class _FunctionGain(BoundGain):
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], like: torch.Tensor, offset: float) -> None:
-        self.fn, self.like, self.offset = fn, like, offset
+    def __init__(self, course: Timecourse, like: torch.Tensor, offset: float) -> None:
+        self.course, self.like, self.offset = course, like, offset
 
     def __call__(self, t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=torch.float64, device=self.like.device)
-        out = torch.as_tensor(self.fn(t + self.offset)).to(self.like)
+        out = torch.as_tensor(self.course.gain(t + self.offset)).to(self.like)
         if out.shape != t.shape:
             raise ValueError(f"the timecourse function must return one gain per time, shape {tuple(t.shape)}, "
                              f"got {tuple(out.shape)}")
@@ -209,6 +209,7 @@ class _GridGain(BoundGain):
 
     def __init__(self, course: Timecourse, like: torch.Tensor, offset: float) -> None:
         assert course.dims is not None
+        self.course = course
         values = torch.as_tensor(course.gain, dtype=like.dtype, device=like.device)
         self.per_cue = "cue" in course.dims
         if not self.per_cue:

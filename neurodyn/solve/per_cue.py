@@ -136,7 +136,9 @@ class PerCueSolve:
         self.times = times.to(torch.float64)  # time is float64 whatever the state's dtype
         # Where adaptive steps land: on the field's breaks, or just before where it jumps.
         breaks = None if time_dependence is None or not self.adaptive else time_dependence.breaks
-        self.breaks = None if breaks is None else breaks.to(device=y0.device, dtype=torch.float64)
+        # (each with +inf last: past the last break, nothing limits a step)
+        self.breaks = None if breaks is None else torch.cat(
+            [breaks.to(device=y0.device, dtype=torch.float64), torch.full((1,), math.inf, device=y0.device)])
         self.jumps = time_dependence is not None and time_dependence.jumps
         self.landing = None if self.breaks is None else (
             torch.nextafter(self.breaks, torch.full_like(self.breaks, -math.inf)) if self.jumps else self.breaks)
@@ -378,8 +380,7 @@ class PerCueSolve:
         # Fixed steps divide the recording spacing to 1e-3 (Integration checks), so rounding of
         # t never leaves a sliver of a step.
         if self.landing is not None:  # (and onto the field's next break)
-            after = torch.searchsorted(self.landing, w.t, right=True)
-            limit = torch.minimum(limit, torch.cat([self.landing, self.landing.new_full((1,), math.inf)])[after])
+            limit = torch.minimum(limit, self.landing[torch.searchsorted(self.landing, w.t, right=True)])
         lands = w.h >= (limit - w.t) * (1 - (1e-6 if self.adaptive else 1e-3))
         h = torch.where(lands, limit - w.t, w.h)
         return Frame(active, lands, h, torch.where(lands, limit, w.t + h))
@@ -430,7 +431,7 @@ class PerCueSolve:
         """Cues that landed just before a jump of the field go on from the jump itself, with the
         derivative there (the step before it saw the field's value before the jump only)."""
         assert self.landing is not None and self.breaks is not None
-        at = torch.searchsorted(self.landing, t_out).clamp(max=len(self.landing) - 1)
+        at = torch.searchsorted(self.landing, t_out)
         jumped = accept & (self.landing[at] == t_out)
         if not bool(jumped.any()):  # (a host look; only runs whose field jumps take it)
             return t_out, f_out
