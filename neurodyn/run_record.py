@@ -199,4 +199,6 @@ def add_spiking_record(ds: xr.Dataset, run: SpikingRun, monitor: Monitor) -> Non
         "value_clipped_steps": stats.value_clipped,
         "wall_time_s": stats.wall_time,
         "setup_time_s": stats.setup_time,
+        "spiking_compiled_blocks": stats.compiled_blocks,
+        "spiking_blocks_redone": stats.blocks_redone,
     })

@@ -28,7 +28,10 @@ class SpikingMemory:
     event-driven memory-space path) or ``"auto"`` (memory space where it applies).
     ``batch_tile``: cues per similarity evaluation on the dense path (fixed, for batch invariance:
     a cue's spikes are the same alone and in any batch run with the same tile); 1 for single-cue
-    runs, which then pad nothing (docs/spiking.md, "One cue").
+    runs, which then pad nothing (docs/spiking.md, "One cue"). ``compile``: step LIF neurons in
+    blocks compiled by ``torch.compile`` (:mod:`neurodyn.spiking.compiled`): True from the start,
+    False never, None (the default) for runs of at least
+    :data:`~neurodyn.spiking.compiled.REPAYS_AFTER` steps where they apply.
     """
 
     __repr__ = concise_repr
@@ -39,6 +42,7 @@ class SpikingMemory:
     value_rate: float | None = None
     path: str = "auto"
     batch_tile: int = 16
+    compile: bool | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.neuron, (Poisson, LIF, Rate)):
@@ -54,6 +58,10 @@ class SpikingMemory:
             raise ValueError(f"unknown spiking path {self.path!r}; known: {', '.join(PATHS)}")
         if self.batch_tile < 1:
             raise ValueError(f"batch_tile must be >= 1, got {self.batch_tile}")
+        if self.compile is not None and not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be True, False or None (when it repays), got {self.compile!r}")
+        if self.compile and not isinstance(self.neuron, LIF):
+            raise ValueError(f"compile applies to LIF neurons; {self.model} neurons step eagerly (drop compile)")
         constants = {"tau_s": self.tau_s}
         if isinstance(self.neuron, LIF):
             constants.update(tau_m=self.neuron.tau_m, tau_inh=self.neuron.tau_inh)
@@ -67,7 +75,8 @@ class SpikingMemory:
 
     def describe(self) -> dict:
         return {"model": self.model, **self.neuron._asdict(), "dt": self.dt, "tau_s": self.tau_s,
-                "value_rate": self.value_rate, "path": self.path, "batch_tile": self.batch_tile}
+                "value_rate": self.value_rate, "path": self.path, "batch_tile": self.batch_tile,
+                "compile": self.compile}
 
     def check_network(self, network: Network) -> None:
         """Raise ``ValueError`` when the network's time constants do not fit ``dt``."""

@@ -179,8 +179,10 @@ def lif_drive(h: torch.Tensor, p: LIF) -> torch.Tensor:
     return p.bias + p.gain * h
 
 
-def lif_step(drive: torch.Tensor, state: LIFState, t: float, dt: float, p: LIF) -> tuple[torch.Tensor, LIFState]:
-    """Advance LIF neurons by ``dt`` from time ``t`` with the input held over the step.
+def lif_step(drive: torch.Tensor, state: LIFState, t: float | torch.Tensor, dt: float,
+             p: LIF) -> tuple[torch.Tensor, LIFState]:
+    """Advance LIF neurons by ``dt`` from time ``t`` (a float, or a 0-d float64 tensor inside a
+    compiled block) with the input held over the step.
 
     The membrane relaxes exactly towards ``drive - inh - gamma(t)``; a neuron that reaches the
     threshold fires at ``t + dt`` and is reset. The population's spikes raise the inhibition for
@@ -188,7 +190,9 @@ def lif_step(drive: torch.Tensor, state: LIFState, t: float, dt: float, p: LIF) 
     """
     inh = state.inh
     if p.gamma_amplitude > 0 and p.gamma_hz > 0:
-        inh = inh + p.gamma_amplitude * 0.5 * (1.0 - math.cos(2 * math.pi * p.gamma_hz * t * 1e-3))
+        phase = 2 * math.pi * p.gamma_hz * t * 1e-3
+        inh = inh + p.gamma_amplitude * 0.5 * (1.0 - (torch.cos(phase) if isinstance(phase, torch.Tensor)
+                                                      else math.cos(phase)))
     # Exact relaxation towards drive - inh: u + (1 - decay) (target - u), as one lerp.
     relaxed = torch.lerp(state.u, drive - inh, 1.0 - math.exp(-dt / p.tau_m))
     u = torch.where(state.refractory_until <= t + 0.5 * dt, relaxed, state.u)  # half a step absorbs rounding

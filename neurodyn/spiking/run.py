@@ -29,6 +29,7 @@ import torch
 from ..network import Cue, Network
 from ..rng import counter_uniform
 from ..solve import Block
+from .compiled import BLOCK_STEPS, REPAYS_AFTER, compile_reason, compiled_block, spike_events
 from .config import SpikingMemory
 from .filters import ExponentialFilters
 from .neurons import (
@@ -56,6 +57,8 @@ class SpikingStats:
     value_clipped: int = 0  # value neuron-steps with g < 0 (spiking value neurons fire at 0)
     setup_time: float = 0.0  # of wall_time: initial state, and the Gram matrix on the memory path
     wall_time: float = 0.0
+    compiled_blocks: int = 0  # blocks of steps run compiled (neurodyn.spiking.compiled)
+    blocks_redone: int = 0  # compiled blocks thrown away and run eagerly (a cue fired too many at once)
 
 
 class SpikingRun:
@@ -105,6 +108,11 @@ class SpikingRun:
         self.normalized_readout = isinstance(spiking.neuron, LIF) and spiking.neuron.readout_rate is None
         self.gradient_drive = network.dynamics == "gradient" and not network.similarity.bilinear
         self._setup()
+        reason = compile_reason(self)
+        if spiking.compile and reason is not None:
+            raise ValueError(f"compile=True does not apply: {reason}; drop compile")
+        self.compiled = reason is None and (spiking.compile or (
+            spiking.compile is None and self.record_steps[-1] >= REPAYS_AFTER))
         self.stats.setup_time = time.perf_counter() - self._started
         self._position: tuple[int, int] | None = None  # the next recording index and step to take
 
@@ -248,11 +256,26 @@ class SpikingRun:
         first, step = self._position
         for k in range(first, len(self.record_steps)):
             events: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+            blocks: list[torch.Tensor] = []  # compiled blocks' fired units, from step blocks_from
+            blocks_from = step
             while step < self.record_steps[k]:
-                cues, units = self.step(step)
-                step += 1
-                if len(cues):
-                    events.append((torch.full_like(cues, step), cues, units))
+                steps = min(BLOCK_STEPS, self.record_steps[k] - step) if self.compiled else 1
+                fired = compiled_block(self, step, steps) if self.compiled else None
+                if fired is not None:
+                    blocks_from = blocks_from if blocks else step
+                    blocks.append(fired)
+                    step += steps
+                    continue
+                if blocks:  # (a block redone eagerly: the spikes stay in order)
+                    events.append(spike_events(blocks_from, blocks))
+                    blocks = []
+                for _ in range(steps):
+                    cues, units = self.step(step)
+                    step += 1
+                    if len(cues):
+                        events.append((torch.full_like(cues, step), cues, units))
+            if blocks:
+                events.append(spike_events(blocks_from, blocks))
             self._bin(events)
             v = self.value_state()
             if not torch.isfinite(v).all():
