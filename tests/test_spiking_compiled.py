@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import neurodyn.solve.compiled as solve_compiled
 import neurodyn.spiking.compiled as compiled
 from neurodyn import Monitor, simulate
 from neurodyn.network import Network
@@ -24,7 +25,7 @@ F64 = torch.float64
 @pytest.fixture(autouse=True)
 def traced_only(monkeypatch, request) -> None:
     if "slow" not in request.keywords:
-        monkeypatch.setattr(compiled, "BACKEND", "eager")
+        monkeypatch.setattr(solve_compiled, "BACKEND", "eager")
 
 
 def network(n: int = 12, i: int = 24, similarity: str = "biased_dot") -> tuple[Network, torch.Tensor]:
@@ -82,6 +83,14 @@ def test_a_long_run_compiles_by_itself(monkeypatch) -> None:
     long = simulate(net, q, 10.0, method=lif, seed=0)
     assert long.attrs["spiking_compiled_blocks"] > 0
     assert np.array_equal(events(long), events(short))
+
+
+def test_a_process_compiles_more_configurations_than_dynamos_default_eight() -> None:
+    net, q = network()
+    for k in range(10):  # (each gain is a constant of its own graph)
+        lif = LIF(bias=1.0, gain=0.8 + 0.01 * k, w_inh=0.5)
+        ds = simulate(net, q, 2.0, method=SpikingMemory(lif, dt=0.1, compile=True), seed=1)
+        assert ds.attrs["spiking_compiled_blocks"] == 20
 
 
 def test_compile_where_it_does_not_apply_is_a_clear_error() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -58,16 +59,38 @@ def _block(solve: PerCueSolve, w: WorkingBatch, horizon: torch.Tensor) -> Workin
     return w
 
 
+#: Configurations (shapes, dtypes, the settings a block reads as constants) one process compiles
+#: a block for. Dynamo's default, 8, fails the ninth with ``fullgraph``: a sweep over parameters
+#: in one process would stop there.
+RECOMPILE_LIMIT = 256
+
+
 @functools.cache
-def _compiled(backend: str, device: str) -> Any:
-    """The block compiled once per process, backend and device type (dynamo keeps a graph per
+def _compiled(fn: Callable[..., Any], backend: str, device: str) -> Any:
+    """``fn`` compiled once per process, backend and device type (dynamo keeps a graph per
     shape, dtype and setting it guards on; inductor caches the generated code on disk across
-    processes). Whole (``fullgraph``): a field it cannot trace fails at once instead of falling
-    back silently. On the CPU inductor's wrapper is C++ too (``cpp_wrapper``): its Python wrapper
-    spent about 0.2 ms per block launching kernels and allocating buffers (6.4 against 5.6 ms for
-    a whole solve at N = 100, B = 32)."""
+    processes). Whole (``fullgraph``): a function it cannot trace fails at once instead of
+    falling back silently. On the CPU inductor's wrapper is C++ too (``cpp_wrapper``): its
+    Python wrapper spent about 0.2 ms per block launching kernels and allocating buffers (6.4
+    against 5.6 ms for a whole solve at N = 100, B = 32)."""
     options: dict[str, Any] | None = {"cpp_wrapper": True} if backend == "inductor" and device == "cpu" else None
-    return torch.compile(_block, backend=backend, fullgraph=True, dynamic=False, options=options)
+    return torch.compile(fn, backend=backend, fullgraph=True, dynamic=False, options=options)
+
+
+def call_compiled(fn: Callable[..., Any], device: torch.device, *args: Any) -> tuple[Any, str | None]:
+    """``fn(*args)`` compiled by :data:`BACKEND` for ``device``: (its result, None), or (None,
+    why) when it cannot be compiled (a function ``torch.compile`` cannot trace whole). Dynamo's
+    limit on configurations is raised to :data:`RECOMPILE_LIMIT` only when a new one needs it
+    (patching it on every call cost 20 us)."""
+    compiled = _compiled(fn, BACKEND, device.type)
+    try:
+        try:
+            return compiled(*args), None
+        except torch._dynamo.exc.FailOnRecompileLimitHit:
+            with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+                return compiled(*args), None
+    except (torch._dynamo.exc.TorchDynamoException, torch._dynamo.exc.FailOnRecompileLimitHit) as err:
+        return None, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def compiled_block(solve: PerCueSolve, w: WorkingBatch, horizon: torch.Tensor) -> WorkingBatch | None:
@@ -78,15 +101,15 @@ def compiled_block(solve: PerCueSolve, w: WorkingBatch, horizon: torch.Tensor) -
     field = solve.field
     field.counting = False
     try:
-        w = _compiled(BACKEND, w.y.device.type)(solve, w, horizon)
-    except torch._dynamo.exc.TorchDynamoException as err:  # (compiling fails before the block runs)
+        stepped, reason = call_compiled(_block, w.y.device, solve, w, horizon)
+    finally:
+        field.counting = True
+    if stepped is None:  # (compiling fails before the block runs)
         solve.compiled = False
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         warnings.warn(f"the per-cue solver's steps could not be compiled ({reason}); they run eagerly",
                       SolverWarning, stacklevel=4)
         return None
-    finally:
-        field.counting = True
+    w = stepped
     calls = solve.sync_every * solve.calls_per_attempt
     field.calls += calls
     field.rows += calls * len(w.t)

@@ -24,18 +24,19 @@ When it is used (``SpikingMemory(compile=...)``): True from the start, False nev
 default) for runs of at least :data:`REPAYS_AFTER` steps (a compiled step saves about 0.08 ms
 at N = 1,000; compiling takes tens of seconds cold, seconds with inductor's cache). Only LIF
 neurons with rate value neurons and an input constant in time compile
-(:func:`compile_reason` says why not otherwise).
+(:func:`compile_reason` says why not otherwise). The backend and the limit on configurations
+are the rate solver's (:mod:`neurodyn.solve.compiled`).
 """
 
 from __future__ import annotations
 
-import functools
 import warnings
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
 from ..errors import SolverWarning
+from ..solve.compiled import call_compiled
 from .neurons import LIF, LIFState, lif_drive, lif_step
 from .paths import MemoryPath
 
@@ -49,8 +50,6 @@ BLOCK_STEPS = 10
 MAX_SPIKES = 4
 #: Steps of a run from which the default compiles (``SpikingMemory(compile=None)``).
 REPAYS_AFTER = 100_000
-#: The ``torch.compile`` backend (tests trace with ``"eager"``).
-BACKEND = "inductor"
 
 
 class BlockState(NamedTuple):
@@ -147,14 +146,6 @@ def _where(on: torch.Tensor, new: Any, old: Any) -> Any:
     return torch.where(on, new, old)
 
 
-@functools.cache
-def _compiled(backend: str, device: str) -> Any:
-    """The block compiled once per process, backend and device type (see
-    :func:`neurodyn.solve.compiled._compiled` for the options)."""
-    options: dict[str, Any] | None = {"cpp_wrapper": True} if backend == "inductor" and device == "cpu" else None
-    return torch.compile(_block, backend=backend, fullgraph=True, dynamic=False, options=options)
-
-
 def compiled_block(run: SpikingRun, step: int, steps: int) -> torch.Tensor | None:
     """Advance ``run`` by ``steps`` (at most :data:`BLOCK_STEPS`) steps from ``step`` in one
     compiled call; returns the fired units per step (steps, B, :data:`MAX_SPIKES`; -1 where
@@ -168,15 +159,14 @@ def compiled_block(run: SpikingRun, step: int, steps: int) -> torch.Tensor | Non
     state = BlockState(run.lif, run.n_hat, paths.v, paths.s.value, None if memory is None else memory.y,
                        None if memory is None else memory.z.value)
     device = paths.v.device
-    try:
-        new, units, over = _compiled(BACKEND, device.type)(
-            run, state, torch.tensor(step, device=device), torch.tensor(steps, device=device))
-    except torch._dynamo.exc.TorchDynamoException as err:
+    out, reason = call_compiled(_block, device, run, state, torch.tensor(step, device=device),
+                                torch.tensor(steps, device=device))
+    if out is None:
         run.compiled = False
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         warnings.warn(f"the spiking steps could not be compiled ({reason}); they run eagerly", SolverWarning,
                       stacklevel=3)
         return None
+    new, units, over = out
     if bool(over):
         run.stats.blocks_redone += 1
         return None
