@@ -74,9 +74,11 @@ class SpikingMemory:
         return next(name for name, cls in _MODEL_CLASSES.items() if isinstance(self.neuron, cls))
 
     def describe(self) -> dict:
-        return {"model": self.model, **self.neuron._asdict(), "dt": self.dt, "tau_s": self.tau_s,
-                "value_rate": self.value_rate, "path": self.path, "batch_tile": self.batch_tile,
-                "compile": self.compile}
+        out = {"model": self.model, **self.neuron._asdict(), "dt": self.dt, "tau_s": self.tau_s,
+               "value_rate": self.value_rate, "path": self.path, "batch_tile": self.batch_tile}
+        if self.compile is not None:  # (as Solver.describe: a store from before the option resumes)
+            out["compile"] = self.compile
+        return out
 
     def check_network(self, network: Network) -> None:
         """Raise ``ValueError`` when the network's time constants do not fit ``dt``."""
