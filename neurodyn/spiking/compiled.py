@@ -21,8 +21,9 @@ The spikes are the eager loop's wherever a threshold is not crossed within round
 arithmetic rounds differently in the last bit); tests/test_spiking_compiled.py compares them.
 
 When it is used (``SpikingMemory(compile=...)``): True from the start, False never, None (the
-default) for runs of at least :data:`REPAYS_AFTER` steps (a compiled step saves about 0.08 ms
-at N = 1,000; compiling takes tens of seconds cold, seconds with inductor's cache). Only LIF
+default) for runs of at least :data:`REPAYS_AFTER` steps. Measured at N = 1,000: a step saves
+0.06 ms for one cue and 0.38 ms for 64, and compiling takes 35-50 s cold, 5-10 s with inductor's
+cache, so a cold compilation repays after 100,000 to 800,000 steps. Only LIF
 neurons with rate value neurons and an input constant in time compile
 (:func:`compile_reason` says why not otherwise). The backend and the limit on configurations
 are the rate solver's (:mod:`neurodyn.solve.compiled`).
@@ -48,8 +49,9 @@ BLOCK_STEPS = 10
 #: Neurons per cue and step whose spikes a compiled block adds (winner-take-all populations fire
 #: one at a time); a block where a cue fires more is run eagerly instead.
 MAX_SPIKES = 4
-#: Steps of a run from which the default compiles (``SpikingMemory(compile=None)``).
-REPAYS_AFTER = 100_000
+#: Steps of a run from which the default compiles (``SpikingMemory(compile=None)``): where a
+#: cold compilation has repaid itself for a single cue (docs/spiking.md).
+REPAYS_AFTER = 500_000
 
 
 class BlockState(NamedTuple):
