@@ -417,10 +417,9 @@ def verdicts(rows: list[Row]) -> list[str]:
         return f" (per round: {', '.join(f'{r:.1f}x' for r in ratios)}; met in {met} of {len(ratios)})"
 
     def borderline(ratio: float, goal: float) -> str:
-        if abs(ratio / goal - 1) < 0.25:
-            return ("; borderline: within 25% of the target, which is less than the spread between rounds "
-                    "that some rows of the table show on this shared machine")
-        return ""
+        note = borderline_note(ratio, goal)
+        return note and note + (", which is less than the spread between rounds that some rows of the table "
+                                "show on this shared machine")
 
     for n, r in ref.items():
         mem = next((x for x in rows if x.n == n and x.impl == "neurodyn memory" and x.batch > 1), None)

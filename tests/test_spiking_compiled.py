@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import neurodyn.solve.compiled as solve_compiled
-import neurodyn.spiking.compiled as compiled
 from neurodyn import Monitor, simulate
 from neurodyn.network import Network
 from neurodyn.spiking import LIF, Poisson, SpikingMemory
@@ -78,8 +77,7 @@ def test_a_long_run_compiles_by_itself(monkeypatch) -> None:
     lif = SpikingMemory(LIF(bias=1.0, gain=0.8, w_inh=0.5), dt=0.1)
     short = simulate(net, q, 10.0, method=lif, seed=0)
     assert short.attrs["spiking_compiled_blocks"] == 0
-    monkeypatch.setattr(compiled, "REPAYS_AFTER", 100)  # (as if 10 ms were long)
-    monkeypatch.setattr("neurodyn.spiking.run.REPAYS_AFTER", 100)
+    monkeypatch.setattr("neurodyn.spiking.run.REPAYS_AFTER", 100)  # (as if 10 ms were long)
     long = simulate(net, q, 10.0, method=lif, seed=0)
     assert long.attrs["spiking_compiled_blocks"] > 0
     assert np.array_equal(events(long), events(short))

@@ -85,7 +85,7 @@ def compile_reason(run: SpikingRun) -> str | None:
 def _step(run: SpikingRun, state: BlockState, t: torch.Tensor) -> tuple[BlockState, torch.Tensor, torch.Tensor]:
     """One step from ``t`` (float64, 0-d), as :meth:`SpikingRun.step` takes it: the new state,
     and the first :data:`MAX_SPIKES` neurons that fired per cue with whether each did (B, S)."""
-    sp, paths, filters = run.spiking, run.paths, run.filters
+    sp, paths = run.spiking, run.paths
     neuron = sp.neuron
     assert isinstance(neuron, LIF)
     memory = paths if isinstance(paths, MemoryPath) else None
@@ -96,12 +96,12 @@ def _step(run: SpikingRun, state: BlockState, t: torch.Tensor) -> tuple[BlockSta
     spiked, lif = lif_step(lif_drive(h, neuron), state.lif, t, sp.dt, neuron)
     current = paths.current
     v = paths.advance(state.v, state.s, current)
-    s = state.s if run.normalized_readout else filters.a_s * state.s
+    s = paths.decay(state.s)
     y = z = None
     if memory is not None and state.y is not None and state.z is not None:
         y = paths.advance(state.y, state.z, memory.y_current)
-        z = state.z if run.normalized_readout else filters.a_s * state.z
-    n_hat = filters.a_s * state.n_hat
+        z = paths.decay(state.z)
+    n_hat = run.filters.a_s * state.n_hat
     fired, units = torch.topk(spiked.to(h.dtype), min(MAX_SPIKES, spiked.shape[-1]), dim=-1)
     fired = fired > 0
     count = spiked.sum(-1, keepdim=True).to(h.dtype)

@@ -92,6 +92,11 @@ class DensePath:
             return self.filters.held(x, syn, current)
         return self.filters.decaying(x, syn, current)
 
+    def decay(self, syn: torch.Tensor) -> torch.Tensor:
+        """A synaptic input after one step without spikes (a normalized read-out's ratio does not
+        decay)."""
+        return syn if self.normalized else self.filters.a_s * syn
+
     def step(self, t: float) -> None:
         """``v`` over one step from ``t``, from the synaptic input and the input current at its
         start, then the synapse's decay (a normalized read-out's ratio does not decay)."""
@@ -101,8 +106,7 @@ class DensePath:
         if self.cue.clamp is not None:
             v = torch.where(self.cue.clamp, self.cue.v0, v)
         self.v = v
-        if not self.normalized:
-            self.s.value = self.filters.a_s * self.s.value
+        self.s.value = self.decay(self.s.value)
 
     def catch_up(self, rows: torch.Tensor) -> None:
         """Bring ``v`` and ``s`` of cues ``rows`` up to date (dense: they are)."""
@@ -173,8 +177,7 @@ class MemoryPath(DensePath):
 
     def step(self, t: float) -> None:
         self.y = self.advance(self.y, self.z.value, self.y_current)
-        if not self.normalized:
-            self.z.value = self.filters.a_s * self.z.value
+        self.z.value = self.decay(self.z.value)
         self.steps += 1
 
     def catch_up(self, rows: torch.Tensor) -> None:
