@@ -1,6 +1,6 @@
-"""Compiled blocks of per-cue steps against the eager engine, torchdiffeq and torchode (issue 19).
+"""Compiled loops of per-cue steps against the eager engine, torchdiffeq and torchode (issue 19).
 
-    python benchmarks/bench_compiled.py [--sizes N,B,I ...] [--block K] [--rounds R] [--write-docs]
+    python benchmarks/bench_compiled.py [--sizes N,B,I ...] [--rounds R] [--write-docs]
 
 Run by hand (not a test). For the reduced MCHN (``mchn-l2``, beta 10, float32, dopri5 at rtol
 1e-4, atol 1e-6, 10 time units, 21 recording times; cues: stored patterns with their second half
@@ -8,21 +8,20 @@ zeroed), times the solve alone on the same vector field ``network.velocity``:
 
 - torchdiffeq's dopri5 (one step size for the batch);
 - torchode's Dopri5 with its integral controller (per-sample step sizes), where installed;
-- the per-cue engine eagerly (``Solver(compile=False)``), and in compiled blocks of ``--block``
-  attempts (``compile=True``), after a warm-up run that compiles;
+- the per-cue engine eagerly (``Solver(compile=False)``), and as compiled loops of attempts
+  (``compile=True``), after a warm-up run that compiles;
 
 and, for the compiled engine, how long compiling takes in a fresh process with an empty inductor
 cache (cold) and again with the cache it left (warm): the one-time cost a run must repay. Each
 solve's time is the best of ``--repeat`` runs, taken in ``--rounds`` interleaved rounds (the
 machine is a shared VM); the table gives the fastest round. ``--write-docs`` replaces the
-table of docs/performance.md's section "Compiled step blocks".
+table of docs/performance.md's section "Compiled step loops".
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ def best(fn, repeat: int) -> float:
     return min(times)
 
 
-def per_cue(net, cue, compiled: bool, block: int):
+def per_cue(net, cue, compiled: bool):
     times = torch.linspace(0, DURATION, N_TIMES)
 
     def rhs(t, y, rows=None):
@@ -66,7 +65,7 @@ def per_cue(net, cue, compiled: bool, block: int):
 
     def run():
         solve = PerCueSolve(rhs, cue.v0, times, "dopri5", rtol=RTOL, atol=ATOL, compiled=compiled,
-                            sync_every=block if compiled else None)
+                            field_size=cue.batch * net.n_memories * net.n_features)
         with torch.no_grad():
             rows = [ys for _, ys in solve]
         return solve, torch.cat(rows)[-1]
@@ -101,29 +100,29 @@ def torchode_run(net, cue):
     return run
 
 
-def compile_seconds(n: int, b: int, i: int, block: int, cache: str) -> float:
+def compile_seconds(n: int, b: int, i: int, cache: str) -> float:
     """The first compiled solve in a fresh process with inductor's cache at ``cache``, less the
     same process's eager solve (the compile's share of the first run)."""
     code = (f"import sys, time, torch; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
             "from bench_compiled import problem, per_cue; torch.set_num_threads(2); "
-            f"net, cue = problem({n}, {b}, {i}); eager = per_cue(net, cue, False, {block}); eager(); "
+            f"net, cue = problem({n}, {b}, {i}); eager = per_cue(net, cue, False); eager(); "
             "s = time.perf_counter(); eager(); e = time.perf_counter() - s; "
-            f"s = time.perf_counter(); per_cue(net, cue, True, {block})(); print(time.perf_counter() - s - e)")
+            f"s = time.perf_counter(); per_cue(net, cue, True)(); print(time.perf_counter() - s - e)")
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def measure(sizes: list[tuple[int, int, int]], block: int, rounds: int, repeat: int) -> list[str]:
+def measure(sizes: list[tuple[int, int, int]], rounds: int, repeat: int) -> list[str]:
     torch.set_num_threads(2)
     rows = ["| N | B | I | torchdiffeq dopri5 | torchode Dopri5 | per-cue eager | per-cue compiled "
-            "(blocks of {}) | compiled vs torchdiffeq | compiled vs eager | max abs diff to torchdiffeq | "
-            "compile: cold / warm cache |".format(block),
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| compiled vs torchdiffeq | compiled vs eager | max abs diff to torchdiffeq | compiled loops, attempts | "
+            "compile: cold / warm cache |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n, b, i in sizes:
         net, cue = problem(n, b, i)
         runs = {"torchdiffeq": torchdiffeq_run(net, cue), "torchode": torchode_run(net, cue),
-                "eager": per_cue(net, cue, False, block), "compiled": per_cue(net, cue, True, block)}
+                "eager": per_cue(net, cue, False), "compiled": per_cue(net, cue, True)}
         runs["compiled"]()  # (compiles in this process)
         walls: dict[str, float] = {}
         for _ in range(rounds):
@@ -134,21 +133,22 @@ def measure(sizes: list[tuple[int, int, int]], block: int, rounds: int, repeat: 
         solve, last = runs["compiled"]()
         diff = float((last - ref).abs().max())
         with tempfile.TemporaryDirectory() as cache:
-            cold = compile_seconds(n, b, i, block, cache)
-            warm = compile_seconds(n, b, i, block, cache)
+            cold = compile_seconds(n, b, i, cache)
+            warm = compile_seconds(n, b, i, cache)
 
         def ms(name: str) -> str:
             return f"{walls[name] * 1e3:.1f} ms" if name in walls else "not installed"
 
         rows.append(f"| {n:,} | {b} | {i} | {ms('torchdiffeq')} | {ms('torchode')} | {ms('eager')} | "
                     f"{ms('compiled')} | {walls['torchdiffeq'] / walls['compiled']:.2f}x | "
-                    f"{walls['eager'] / walls['compiled']:.2f}x | {diff:.1e} | {cold:.0f} s / {warm:.1f} s |")
+                    f"{walls['eager'] / walls['compiled']:.2f}x | {diff:.1e} | {solve.compiled_blocks}, "
+                    f"{solve.attempts} | {cold:.0f} s / {warm:.1f} s |")
         print(rows[-1], flush=True)
     return rows
 
 
 def write_docs(rows: list[str]) -> None:
-    """Replace the table between the markers of docs/performance.md's "Compiled step blocks"."""
+    """Replace the table between the markers of docs/performance.md's "Compiled step loops"."""
     path = ROOT / "docs" / "performance.md"
     text = path.read_text()
     table = (f"The solve alone on the same vector field, float32, dopri5 at rtol {RTOL:g}, atol {ATOL:g}, "
@@ -166,13 +166,12 @@ def write_docs(rows: list[str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["100,32,64", "1000,64,784"])
-    parser.add_argument("--block", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     sizes = [tuple(int(x) for x in s.split(",")) for s in args.sizes]
-    rows = measure(sizes, args.block, args.rounds, args.repeat)  # type: ignore[arg-type]
+    rows = measure(sizes, args.rounds, args.repeat)  # type: ignore[arg-type]
     print("\n".join(rows))
     if args.write_docs:
         write_docs(rows)

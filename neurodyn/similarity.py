@@ -51,7 +51,7 @@ def sq_euclidean_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tens
     The factor 1/2 makes ``-d`` have gradient ``M_mu - g``. Note that ``-d`` ranks memories exactly
     like ``M_mu.g - |M_mu|^2/2``: the ``|g|^2/2`` term is common to all memories.
     """
-    gm = g @ memories.T
+    gm = g @ memories.t()
     d = 0.5 * ((g * g).sum(-1, keepdim=True) + squared_norms(memories) - 2.0 * gm)
     return d.clamp_min(0.0)
 
@@ -125,7 +125,7 @@ def hamming_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
     Equals the number of differing bits when both are binary.
     """
-    return g.sum(-1, keepdim=True) + memories.sum(-1) - 2.0 * (g @ memories.T)
+    return g.sum(-1, keepdim=True) + memories.sum(-1) - 2.0 * (g @ memories.t())
 
 
 def _kl_rows(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -221,7 +221,7 @@ class Similarity:
 
 
 def _dot(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    return g @ memories.T
+    return g @ memories.t()
 
 
 def _dot_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -230,7 +230,7 @@ def _dot_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> t
 
 def _biased_dot(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``g.M_mu - |M_mu|^2 / 2``: the negative squared distance without its ``-|g|^2/2`` term."""
-    return g @ memories.T - 0.5 * squared_norms(memories)
+    return g @ memories.t() - 0.5 * squared_norms(memories)
 
 
 def _neg_sq_euclidean_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

@@ -243,7 +243,8 @@ def _run(network: Network, cue: Cue, times_np: np.ndarray, method: Solver | Spik
     if isinstance(method, Solver):
         block_size = method.block_size or max(1, math.ceil((len(times_np) - 1) / 20))
         run = integrate(rhs, _pack(network.initial_state(cue)), times, method, block_size=block_size,
-                        record_speed="speed" in monitor.variables, time_dependence=cue.gain)
+                        record_speed="speed" in monitor.variables, time_dependence=cue.gain,
+                        field_size=cue.batch * network.n_memories * n_v)
     else:
         counted = _counted_units(recorder, network) if "rate" in monitor.variables else None
         run = SpikingRun(network, cue, method, times, 0 if seed is None else seed, cue_ids,

@@ -22,12 +22,13 @@ class PerCueIntegration(Integration):
     """:class:`~neurodyn.solve.per_cue.PerCueSolve` as an integration; ``rhs(t, y, rows)``."""
 
     def __init__(self, rhs: Callable[..., torch.Tensor], y0: torch.Tensor, times: torch.Tensor, solver: Solver,
-                 record_speed: bool = True, time_dependence: TimeDependence | None = None) -> None:
+                 record_speed: bool = True, time_dependence: TimeDependence | None = None,
+                 field_size: int | None = None) -> None:
         super().__init__(rhs, y0, times, solver, record_speed)
         s = solver
         self.run = PerCueSolve(rhs, y0, times, s.method, rtol=s.rtol, atol=s.atol, step_size=self.step_size,
                                steady_tol=s.steady_tol, max_steps=s.max_steps, sync_every=s.sync_every,
-                               time_dependence=time_dependence, compiled=s.compile)
+                               time_dependence=time_dependence, compiled=s.compile, field_size=field_size)
 
     @property
     def stats(self) -> SolverStats:
@@ -71,10 +72,12 @@ class PerCueIntegration(Integration):
 
 def integrate(rhs: Callable[..., torch.Tensor], y0: torch.Tensor, times: torch.Tensor, solver: Solver, *,
               block_size: int = 10, record_speed: bool = True,
-              time_dependence: TimeDependence | None = None) -> Integration:
+              time_dependence: TimeDependence | None = None, field_size: int | None = None) -> Integration:
     """An integration of ``rhs`` from ``y0`` (B, D) over ``times`` by ``solver``'s engine;
     ``block_size``: recording intervals per torchdiffeq block when stopping at steady state;
-    ``time_dependence``: how ``rhs`` depends on ``t`` (None: it does not)."""
+    ``time_dependence``: how ``rhs`` depends on ``t`` (None: it does not); ``field_size``: the
+    multiply-adds of one batched product of ``rhs`` where known (B x N x I for a network), which
+    sizes a compiled loop's threads (:data:`~neurodyn.solve.compiled.SMALL_FIELD`)."""
     if solver.per_cue:
-        return PerCueIntegration(rhs, y0, times, solver, record_speed, time_dependence)
+        return PerCueIntegration(rhs, y0, times, solver, record_speed, time_dependence, field_size)
     return TorchdiffeqIntegration(rhs, y0, times, solver, block_size, record_speed, time_dependence)

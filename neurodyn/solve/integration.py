@@ -28,7 +28,7 @@ class SolverStats:
     blocks: int = 0
     wall_time: float = 0.0
     cue_evaluations: int = 0  # right-hand sides of single cues computed (batch size x calls)
-    compiled_blocks: int = 0  # blocks of steps run as one compiled function (neurodyn.solve.compiled)
+    compiled_blocks: int = 0  # loops of steps run compiled (neurodyn.solve.compiled)
     per_cue: CueStats | None = None
 
     @property

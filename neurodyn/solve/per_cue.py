@@ -37,10 +37,10 @@ import torch
 
 from ..numerics import flush_subnormal
 from . import rosenbrock
-from .compiled import BLOCK_ATTEMPTS, compiled_block, repays
+from .compiled import LOOP_ATTEMPTS, LOOP_RING_BYTES, compiled_loop, compiled_start, repays
 from .control import ErrorControl, SteadyState
 from .explicit import ExplicitStep
-from .ring import CROSSINGS, RecordingRing
+from .ring import CROSSINGS, RING_BYTES, RecordingRing
 from .rosenbrock import Rosenbrock23
 from .status import (
     ACCEPTED,
@@ -85,12 +85,16 @@ class PerCueSolve:
     stopped early the run ends at the first recording time after the last stop.
     ``first_step``: the adaptive methods' first step (default: Hairer's estimate per cue, one
     evaluation). ``window``: recording rows kept on the device (default: as many as fit
-    :data:`~neurodyn.solve.ring.RING_BYTES`, at least ``2 * CROSSINGS * sync_every``); a cue that
-    runs a whole window ahead of the slowest waits for it. ``cheap_sync``: whether looking at
-    device values from the host is free (default: on the CPU); False takes the GPU's sync-free
-    path. Statistics are in :attr:`stats` afterwards; :attr:`rhs_rows` counts cue-evaluations
-    computed (stopped cues ride along until the next host look, and Jacobians count one per
-    column) and :attr:`batch_calls` the calls of ``rhs``.
+    :data:`~neurodyn.solve.ring.RING_BYTES`, at least ``2 * CROSSINGS * sync_every``; compiled:
+    :data:`~neurodyn.solve.compiled.LOOP_RING_BYTES`); a cue that runs a whole window ahead of the
+    slowest waits for it. ``cheap_sync``: whether looking at device values from the host is free
+    (default: on the CPU); False takes the GPU's sync-free path. ``compiled``: run the explicit
+    attempts as compiled loops (:mod:`~neurodyn.solve.compiled`): True, False, or None (once the
+    run is projected to repay it); ``field_size``: the multiply-adds of one batched product of
+    ``rhs`` where known, which sizes a compiled loop's threads. Statistics are in :attr:`stats`
+    afterwards; :attr:`rhs_rows` counts cue-evaluations computed (stopped cues ride along until
+    the next host look, and Jacobians count one per column) and :attr:`batch_calls` the calls of
+    ``rhs``.
     """
 
     def __init__(self, rhs: Field, y0: torch.Tensor, times: torch.Tensor, method: str = "dopri5", *,
@@ -98,7 +102,7 @@ class PerCueSolve:
                  steady_tol: float | None = None, max_steps: int = 100_000, sync_every: int | None = None,
                  first_step: float | None = None, window: int | None = None,
                  cheap_sync: bool | None = None, time_dependence: TimeDependence | None = None,
-                 compiled: bool | None = False) -> None:
+                 compiled: bool | None = False, field_size: int | None = None) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown per-cue method {method!r}; known: {', '.join(METHODS)}")
         self.adaptive = method in ADAPTIVE
@@ -125,12 +129,14 @@ class PerCueSolve:
         # step lands on a jump of the field (finding those cues is a host look).
         self.compile_setting = compiled if time_dependence is None or not time_dependence.jumps else False
         self.compiled, self.compiled_blocks = bool(self.compile_setting), 0
+        self.field_size = field_size  # (sizes a compiled loop's threads)
         # A host look costs nothing on the CPU; on a GPU it waits for the device, and inside a
         # compiled block it would cut the block.
         self.cheap_sync = (y0.device.type == "cpu" if cheap_sync is None else cheap_sync) and not self.compiled
-        self.max_steps, self.first_step, self._sync_asked = max_steps, first_step, sync_every
+        self.max_steps, self.first_step = max_steps, first_step
+        self._sync_asked, self._window_asked = sync_every, window
         self.sync_every = max(1, int(sync_every or (
-            1 if self.cheap_sync else BLOCK_ATTEMPTS if self.compiled else DEVICE_SYNC_EVERY)))
+            1 if self.cheap_sync else LOOP_ATTEMPTS if self.compiled else DEVICE_SYNC_EVERY)))
         self.y0 = y0
         self.explicit.coefficients(y0)  # (built before any block: a compiled one takes them as inputs)
         self.times = times.to(torch.float64)  # time is float64 whatever the state's dtype
@@ -144,7 +150,9 @@ class PerCueSolve:
             torch.nextafter(self.breaks, torch.full_like(self.breaks, -math.inf)) if self.jumps else self.breaks)
         self.constant_after = -math.inf if time_dependence is None else time_dependence.constant_after
         self.span = float(self.times[-1] - self.times[0])
-        self.ring = RecordingRing(self.times, y0, window, 2 * CROSSINGS * max(self.sync_every, BLOCK_ATTEMPTS))
+        # (a compiled loop carries its ring from attempt to attempt: a small one)
+        self.ring = RecordingRing(self.times, y0, window, 2 * CROSSINGS * (1 if self.compiled else self.sync_every),
+                                  LOOP_RING_BYTES if self.compiled else RING_BYTES)
         # Recording times one step may cross: fixed steps land on the next one.
         self.crossings = (self.ring.window if self.cheap_sync else CROSSINGS) if self.adaptive else 1
         self.convergence_time = torch.full((batch,), math.nan, dtype=torch.float64)
@@ -212,6 +220,19 @@ class PerCueSolve:
         batch = self.y0.shape[0]
         w = WorkingBatch.start(self.times[:1].expand(batch).clone(), self.y0.clone(), self.method == "rosenbrock23")
         self.field.all_rows = w.rows
+        w = (compiled_start(self, w) if self.compiled else None) or self.begin(w)
+        self._switch_time[w.implicit] = float(self.times[0])
+        self._replan(w)
+        return w
+
+    @property
+    def start_calls(self) -> int:
+        """The field's calls in :meth:`begin`."""
+        return int(self.adaptive or self.steady is not None) + int(self.adaptive and not self.first_step)
+
+    def begin(self, w: WorkingBatch) -> WorkingBatch:
+        """The starting batch ``w`` with its derivative, first step size and status (touches no
+        state of the solve: a compiled start runs it)."""
         if self.adaptive or self.steady is not None:
             w.f = self.field(w.t, w.y, w.rows)
             w.counts[NFE] += 1
@@ -231,8 +252,6 @@ class PerCueSolve:
             w.status = torch.where((w.status == RUNNING) & self.steady.reached(w.derivative(), w.y), STEADY, w.status)
         if not self.adaptive:
             w.f = None
-        self._switch_time[w.implicit] = float(self.times[0])
-        self._replan(w)
         return w
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -248,7 +267,7 @@ class PerCueSolve:
             if bool((w.status == RUNNING).any()):
                 stepped = None
                 if self.compiled and self._plan == "explicit":
-                    stepped = compiled_block(self, w, torch.tensor(self.ring.horizon(self._done_rows)))
+                    stepped = compiled_loop(self, w, torch.tensor(self.ring.horizon(self._done_rows)))
                 if stepped is not None:
                     w = stepped
                 else:
@@ -261,11 +280,11 @@ class PerCueSolve:
                 keep = running.nonzero().squeeze(-1)
                 if len(keep) == 0:
                     break
-                if not self.compiled:  # (a compiled block keeps its shapes: stopped cues ride along)
+                if not self.compiled:  # (a compiled loop keeps its shapes: stopped cues ride along)
                     w = w.take(keep)
             self._replan(w)
             if self.compile_setting is None and not self.compiled and repays(self, w):
-                self._enter_compiled()
+                self._enter_compiled(w)
             # Every running cue has written the rows before it.
             complete = int(torch.where(w.status == RUNNING, w.idx, len(self.times)).min())
             if complete > self._done_rows:
@@ -283,12 +302,19 @@ class PerCueSolve:
         if last > done:
             yield self.ring.read(done, last)
 
-    def _enter_compiled(self) -> None:
-        """Go on in compiled blocks (the auto rule found the run long enough): a fixed number of
-        recording crossings per step, as on a GPU, and blocks of :data:`BLOCK_ATTEMPTS`."""
+    def _enter_compiled(self, w: WorkingBatch) -> None:
+        """Go on in compiled loops (the auto rule found the run long enough): a fixed number of
+        recording crossings per step, as on a GPU, at most :data:`LOOP_ATTEMPTS` attempts per
+        loop, and a ring the size a loop carries."""
         self.compiled, self.cheap_sync = True, False
         self.crossings = CROSSINGS if self.adaptive else 1
-        self.sync_every = max(1, int(self._sync_asked or BLOCK_ATTEMPTS))
+        self.sync_every = max(1, int(self._sync_asked or LOOP_ATTEMPTS))
+        self._fit_ring(w)
+
+    def _fit_ring(self, w: WorkingBatch | None) -> None:
+        """The ring a compiled loop carries: :data:`LOOP_RING_BYTES` of rows (or the window asked)."""
+        self.ring.refit(self._window_asked or self.ring.fitting(2 * CROSSINGS, LOOP_RING_BYTES), self._done_rows,
+                        self._written(w))
 
     #: What :meth:`snapshot` saves of the solve itself (the working batch and the ring apart).
     _SNAPSHOT = ("_done_rows", "_ended", "wall_time", "host_syncs", "attempts", "convergence_time", "_switch_time",
@@ -300,14 +326,18 @@ class PerCueSolve:
         the per-cue records, the working batch, the recording rows that cues ahead already wrote,
         and the counters. Tensors are the solve's own (save them before it goes on)."""
         ring, w = self.ring, self._w
-        # Rows up to the farthest cue's are written: a running cue's, or one that stopped there.
-        reach = max(ring.reached, int(w.idx.max()) if w is not None and len(w.idx) else 0)
-        ahead = torch.arange(self._done_rows, max(reach, self._done_rows), device=ring.rows.device)
+        ahead = torch.arange(self._done_rows, self._written(w), device=ring.rows.device)
         return {**{name: getattr(self, name) for name in self._SNAPSHOT},
                 "field": (self.field.calls, self.field.rows),
                 "batch": None if w is None else {f.name: getattr(w, f.name) for f in dataclasses.fields(w)},
                 "ring": {"ahead": ring.rows[ahead % ring.window], "held": ring.held, "stop_row": ring.stop_row,
                          "reached": ring.reached, "any_held": ring.any_held}}
+
+    def _written(self, w: WorkingBatch | None) -> int:
+        """One past the farthest recording row written: by a running cue ahead, or one that
+        stopped there."""
+        reach = max(self.ring.reached, int(w.idx.max()) if w is not None and len(w.idx) else 0)
+        return max(reach, self._done_rows)
 
     def restore(self, snapshot: dict) -> None:
         """Go on from a :meth:`snapshot` of a solve of the same problem (its tensors may be on
@@ -328,6 +358,8 @@ class PerCueSolve:
                 self.field.all_rows = w.rows
             self._w = w
             self._replan(w)
+        if self.compiled:  # (the default rule had switched the run to compiled loops)
+            self._fit_ring(self._w)
 
     def _replan(self, w: WorkingBatch) -> None:
         """Which cues take which method until the next host look (deciding it costs a look, so a
@@ -360,17 +392,28 @@ class PerCueSolve:
         return w
 
     def _explicit(self, w: WorkingBatch, horizon: int | torch.Tensor) -> WorkingBatch:
-        frame = self._frame(w, horizon)
-        trial = self.explicit.attempt(w, frame)
-        out, failure = self._finish(w, frame, trial)
-        if trial.probe is not None:
-            switch = stiffness_switch(out, frame.active, trial.accept, frame.h, *trial.probe, failure)
+        out, _, switch = self.explicit_attempt(w, horizon, self.ring.rows)
+        if switch is not None:
             self._switch_time[out.rows] = torch.where(switch, out.t, self._switch_time[out.rows])
         return out
 
+    def explicit_attempt(self, w: WorkingBatch, horizon: int | torch.Tensor,
+                         record: torch.Tensor) -> tuple[WorkingBatch, torch.Tensor, torch.Tensor | None]:
+        """One explicit attempt of ``w`` (advanced in place), its recording crossings written
+        into ``record`` (:meth:`RecordingRing.write`): the batch, the record, and which cues the
+        stiffness test switched now (None: no test). Touches no state of the solve itself, so
+        that a compiled loop can run it (:mod:`neurodyn.solve.compiled`)."""
+        frame = self._frame(w, horizon)
+        trial = self.explicit.attempt(w, frame)
+        out, failure, record = self._finish(w, frame, trial, record)
+        switch = None
+        if trial.probe is not None:
+            switch = stiffness_switch(out, frame.active, trial.accept, frame.h, *trial.probe, failure)
+        return out, record, switch
+
     def _implicit(self, w: WorkingBatch, horizon: int | torch.Tensor) -> WorkingBatch:
         frame = self._frame(w, horizon)
-        return self._finish(w, frame, self.implicit.attempt(w, frame))[0]
+        return self._finish(w, frame, self.implicit.attempt(w, frame), self.ring.rows)[0]
 
     def _frame(self, w: WorkingBatch, horizon: int | torch.Tensor) -> Frame:
         """The attempt's frame: a cue beyond the ring's ``horizon`` (a whole window ahead) waits;
@@ -385,18 +428,21 @@ class PerCueSolve:
         h = torch.where(lands, limit - w.t, w.h)
         return Frame(active, lands, h, torch.where(lands, limit, w.t + h))
 
-    def _finish(self, w: WorkingBatch, frame: Frame, trial: Trial) -> tuple[WorkingBatch, torch.Tensor]:
-        """Counters, recording, the new state of accepted cues, and their status; also each cue's
-        new failure code (0: none). The batch is this loop's own: it is advanced in place
-        (cheaper than a copy per attempt)."""
+    def _finish(self, w: WorkingBatch, frame: Frame, trial: Trial,
+                record: torch.Tensor) -> tuple[WorkingBatch, torch.Tensor, torch.Tensor]:
+        """Counters, recording (into ``record``), the new state of accepted cues, and their
+        status; also each cue's new failure code (0: none) and the record written. The batch is
+        this loop's own: it is advanced in place (cheaper than a copy per attempt), its counters
+        in a copy (a compiled loop may not write into what it carries)."""
         active, accept, h, h_next = frame.active, trial.accept, frame.h, trial.h_next
+        w.counts = w.counts.clone()
         w.counts[NFE] += active * trial.stages
         w.counts[ACCEPTED] += accept
         w.counts[REJECTED] += active & ~accept
         crossed = (torch.searchsorted(self.times, trial.t_new, right=True) - w.idx).clamp(min=0) * accept
         # On the CPU a look at how many times were crossed is free; on a GPU it would sync.
         n_cross = int(crossed.max()) if self.cheap_sync else self.crossings
-        self.ring.write(w, h, crossed, n_cross, trial.interpolate)
+        record = self.ring.write(record, w, h, crossed, n_cross, trial.interpolate)
         acc = accept[:, None]
         t_out = torch.where(accept, trial.t_new, w.t)
         # States decaying to 0 go subnormal, which x86 CPUs compute on 100x slower: set to 0.
@@ -423,7 +469,7 @@ class PerCueSolve:
         w.failure = torch.where(failure > 0, failure, w.failure)
         w.t, w.y, w.f, w.h, w.idx = t_out, y_out, f_out, h_next, w.idx + crossed
         w.status = torch.where(failure > 0, FAILED, status)
-        return w, failure
+        return w, failure, record
 
 
     def _over_jumps(self, w: WorkingBatch, t_out: torch.Tensor, y_out: torch.Tensor, f_out: torch.Tensor | None,

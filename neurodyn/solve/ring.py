@@ -24,12 +24,13 @@ class RecordingRing:
     """Rows of the recording grid ``times`` (float64, T) modulo a ``window`` (default: as many as
     fit :data:`RING_BYTES`, at least ``min_window``), for a batch starting at ``y0`` (B, D)."""
 
-    def __init__(self, times: torch.Tensor, y0: torch.Tensor, window: int | None, min_window: int) -> None:
+    def __init__(self, times: torch.Tensor, y0: torch.Tensor, window: int | None, min_window: int,
+                 max_bytes: int = RING_BYTES) -> None:
         batch, dims = y0.shape
         self.times, self.dtype = times, y0.dtype
         self.grid = torch.cat([times, times.new_full((1,), math.inf)])  # +inf: past the end
-        row_bytes = max(1, batch * dims * y0.element_size())
-        self.window = min(len(times), window or max(min_window, RING_BYTES // row_bytes))
+        self.row_bytes = max(1, batch * dims * y0.element_size())
+        self.window = min(len(times), window or self.fitting(min_window, max_bytes))
         self.rows = y0.new_empty(self.window + 1, batch, dims)  # rows modulo the window; last: scratch
         self.rows[0] = y0
         self.any_held = False
@@ -37,20 +38,40 @@ class RecordingRing:
         self.stop_row = torch.full((batch,), len(times), dtype=torch.long, device=y0.device)  # first row held
         self.reached = 1  # the latest row a stopped cue had reached
 
+    def fitting(self, min_window: int, max_bytes: int) -> int:
+        """As many rows as fit ``max_bytes``, at least ``min_window``."""
+        return max(min_window, max_bytes // self.row_bytes)
+
+    def refit(self, window: int, done_rows: int, written: int) -> None:
+        """Keep ``window`` rows from now on (more where the rows written but not yet read, from
+        ``done_rows`` up to ``written``, need them)."""
+        window = min(len(self.times), max(window, written - done_rows + 1))
+        if window == self.window:
+            return
+        kept = torch.arange(done_rows, max(done_rows, written), device=self.rows.device)
+        rows = self.rows.new_empty(window + 1, *self.rows.shape[1:])
+        rows[kept % window] = self.rows[kept % self.window]
+        self.rows, self.window = rows, window
+
     def horizon(self, done_rows: int) -> int:
         """The last row the ring can take while rows before ``done_rows`` are still unread."""
         return min(len(self.times) - 1, done_rows + self.window - 1)
 
-    def write(self, w: WorkingBatch, h: torch.Tensor, crossed: torch.Tensor, n_cross: int,
-              interpolate: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def write(self, rows: torch.Tensor, w: WorkingBatch, h: torch.Tensor, crossed: torch.Tensor, n_cross: int,
+              interpolate: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Write the states at the (at most ``n_cross``) recording times each cue's accepted step
-        crossed, by the step's dense output; rows not written go to the scratch row."""
+        crossed, by the step's dense output, into ``rows``; rows not written go to the scratch
+        row. The ring's own :attr:`rows` are written in place; any other buffer (a compiled
+        loop's carried copy, which it may not mutate) is written into a new one, returned."""
         scratch = window = self.window
+        own = rows is self.rows
         for j in range(n_cross):
             target = w.idx + j
             theta = ((self.grid[target.clamp(max=len(self.times))] - w.t) / h).clamp(0.0, 1.0)[:, None]
+            index = (torch.where(crossed > j, target % window, scratch), w.rows)
             value = interpolate(theta.to(w.y.dtype))
-            self.rows[torch.where(crossed > j, target % window, scratch), w.rows] = value
+            rows = rows.index_put_(index, value) if own else rows.index_put(index, value)
+        return rows
 
     def hold(self, cues: torch.Tensor, stop_rows: torch.Tensor, states: torch.Tensor) -> None:
         """Hold ``states`` for the stopped ``cues`` from their ``stop_rows`` on."""
