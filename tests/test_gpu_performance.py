@@ -54,3 +54,18 @@ def test_the_per_cue_engine_matches_torchdiffeq_on_the_gpu(bank):
                                                                  engine="torchdiffeq"))
     np.testing.assert_allclose(ours.v.values, ref.v.values, atol=1e-4)
     assert ours.attrs["host_syncs"] < ours.attrs["steps_accepted"]  # one look per 16 steps
+
+
+def test_the_compiled_loop_matches_the_eager_engine_on_the_gpu(bank):
+    """The per-cue engine's compiled while_loop (inductor's Triton kernels) on a GPU."""
+    memories, _ = bank
+    net = from_preset("mchn-l2", memories[:1000], beta=10.0)
+    q = memories[:64].clone()
+    q[:, 392:] = 0.0
+    monitor = Monitor(("v",), n_times=21)
+    solver = Solver("dopri5", rtol=1e-5, atol=1e-7, engine="per-cue")
+    eager = simulate(net, q, 10.0, monitor=monitor, method=solver)
+    ran = simulate(net, q, 10.0, monitor=monitor, method=Solver("dopri5", rtol=1e-5, atol=1e-7, engine="per-cue",
+                                                                 compile=True))
+    assert ran.attrs["solver_compiled_blocks"] > 0
+    np.testing.assert_allclose(ran.v.values, eager.v.values, atol=1e-4)

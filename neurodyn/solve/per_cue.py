@@ -267,7 +267,8 @@ class PerCueSolve:
             if bool((w.status == RUNNING).any()):
                 stepped = None
                 if self.compiled and self._plan == "explicit":
-                    stepped = compiled_loop(self, w, torch.tensor(self.ring.horizon(self._done_rows)))
+                    horizon = torch.tensor(self.ring.horizon(self._done_rows), device=w.y.device)
+                    stepped = compiled_loop(self, w, horizon)
                 if stepped is not None:
                     w = stepped
                 else:
