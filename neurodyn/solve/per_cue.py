@@ -433,10 +433,11 @@ class PerCueSolve:
                 record: torch.Tensor) -> tuple[WorkingBatch, torch.Tensor, torch.Tensor]:
         """Counters, recording (into ``record``), the new state of accepted cues, and their
         status; also each cue's new failure code (0: none) and the record written. The batch is
-        this loop's own: it is advanced in place (cheaper than a copy per attempt), its counters
-        in a copy (a compiled loop may not write into what it carries)."""
+        this loop's own: it is advanced in place (cheaper than a copy per attempt); compiled,
+        its counters are advanced in a copy (a compiled loop may not write into what it carries)."""
         active, accept, h, h_next = frame.active, trial.accept, frame.h, trial.h_next
-        w.counts = w.counts.clone()
+        if torch.compiler.is_compiling():
+            w.counts = w.counts.clone()
         w.counts[NFE] += active * trial.stages
         w.counts[ACCEPTED] += accept
         w.counts[REJECTED] += active & ~accept
