@@ -111,6 +111,11 @@ CARRIED = ("t", "y", "f", "h", "idx", "status", "counts", "implicit", "stiff_ste
            "rejected", "failure")
 
 
+def _carried(w: WorkingBatch) -> list[str]:
+    """The fields of :data:`CARRIED` that ``w`` has (``f`` is None for fixed-step methods)."""
+    return [name for name in CARRIED if getattr(w, name) is not None]
+
+
 def _batch(w: WorkingBatch, names: list[str], values: Sequence[torch.Tensor]) -> WorkingBatch:
     """``w`` with the tensors ``values`` of the fields ``names`` (of :data:`CARRIED`; the others
     None)."""
@@ -125,7 +130,7 @@ def _loop(solve: PerCueSolve, w: WorkingBatch, record: torch.Tensor, horizon: to
     implicit method, or ``limit`` attempts: the attempts taken, the record (the ring's rows) and
     the batch's :data:`CARRIED` tensors, advanced. One ``while_loop``: inductor compiles the
     attempt once, whatever the number of attempts."""
-    names = [name for name in CARRIED if getattr(w, name) is not None]
+    names = _carried(w)
 
     def batch(values: tuple[torch.Tensor, ...]) -> WorkingBatch:
         return _batch(w, names, values)
@@ -178,7 +183,7 @@ def compiled_loop(solve: PerCueSolve, w: WorkingBatch, horizon: torch.Tensor) ->
         return None
     attempts, solve.ring.rows, *values = looped
     entered = w.implicit
-    w = _batch(w, [name for name in CARRIED if getattr(w, name) is not None], values)
+    w = _batch(w, _carried(w), values)
     switched = w.implicit & ~entered  # (each stopped stepping when it switched: its time is the switch's)
     solve._switch_time[w.rows] = torch.where(switched, w.t, solve._switch_time[w.rows])
     taken = int(attempts)

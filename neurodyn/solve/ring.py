@@ -60,11 +60,12 @@ class RecordingRing:
     def write(self, rows: torch.Tensor, w: WorkingBatch, h: torch.Tensor, crossed: torch.Tensor, n_cross: int,
               interpolate: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Write the states at the (at most ``n_cross``) recording times each cue's accepted step
-        crossed, by the step's dense output, into ``rows``; rows not written go to the scratch
-        row. The ring's own :attr:`rows` are written in place; any other buffer (a compiled
-        loop's carried copy, which it may not mutate) is written into a new one, returned."""
+        crossed, by the step's dense output, into ``rows`` (the ring's own :attr:`rows`, or a
+        compiled loop's carried copy); rows not written go to the scratch row. Returns the rows
+        written: ``rows`` itself eagerly, a new buffer inside a compiled function (a compiled
+        loop may not write into what it carries)."""
         scratch = window = self.window
-        own = rows is self.rows
+        own = not torch.compiler.is_compiling()
         for j in range(n_cross):
             target = w.idx + j
             theta = ((self.grid[target.clamp(max=len(self.times))] - w.t) / h).clamp(0.0, 1.0)[:, None]
