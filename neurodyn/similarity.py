@@ -18,6 +18,7 @@ in closed form for the dot product and the squared Euclidean distance and by aut
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 
 from . import triton_distance
+from .compiling import CompiledOnceRepaid, plain
 from .named import import_named
 from .numerics import derived, divide_nonzero
 
@@ -75,47 +77,123 @@ def manhattan_distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return _minkowski(memories, g, 1)
 
 
+#: (cue, memory, unit) terms per eager chunk (8 MB per temporary in float64; at least one cue
+#: per chunk). The temporaries are reused from call to call (:class:`TermBuffers`).
+CHUNK_ELEMENTS = 2**20
+#: Terms a fused kernel computes eagerly before it compiles
+#: (:class:`~neurodyn.compiling.CompiledOnceRepaid`), chosen by the ski-rental rule: keep paying
+#: the eager form's excess until it adds up to one compilation, so that a run that compiles
+#: spends at most about twice what the better choice in hindsight would have. Measured
+#: (docs/performance.md, "Fused distance kernels", float64, B = 100, N = 1,000, I = 784): the
+#: compiled kernels save about 1 ns per term (eagerly 1.7-1.8 ns, compiled 0.65-0.85 ns), and
+#: compiling costs about 5 s (the first kernel of a process, with inductor's on-disk cache), so
+#: 2^32 terms (4.3 s saved had it compiled at once). A digits run (100 x 100 x 64 terms per
+#: call) stays eager; an MNIST run at 100 cues compiles after about 55 calls. ``math.inf`` keeps
+#: every kernel eager, 0 compiles at the first call.
+FUSED_AFTER: float = 2**32
+
+
+class TermBuffers:
+    """Temporaries of one kernel's (cue, memory, unit) terms, reused from call to call (one set
+    per thread). A fresh tensor of a chunk's size is a fresh mapping of memory that faults in
+    page by page: with fresh temporaries (and chunks of 2^25 terms) the smoothed Manhattan
+    distance and drive took 1.27 s at B = 100, N = 1,000, I = 784 in float64, with reused ones
+    (and chunks of 2^20) 0.26 s (docs/performance.md, "Fused distance kernels")."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def take(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised tensor of ``shape`` with ``like``'s dtype and device."""
+        store: dict[str, torch.Tensor] = self._local.__dict__.setdefault("store", {})
+        numel = math.prod(shape)
+        buffer = store.get(name)
+        if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device:
+            buffer = store[name] = torch.empty(numel, dtype=like.dtype, device=like.device)
+        return buffer[:numel].view(shape)
+
+
+def _chunks(g: torch.Tensor, memories: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The cues ``g`` in chunks of about :data:`CHUNK_ELEMENTS` (cue, memory, unit) terms."""
+    return g.split(max(1, CHUNK_ELEMENTS // max(1, memories.numel())))
+
+
+def _smooth_manhattan_fused(memories: torch.Tensor, g: torch.Tensor, delta: float) -> torch.Tensor:
+    """The smoothed Manhattan distance (:func:`smooth_manhattan`) as one expression, which
+    inductor computes as one reduction without the (cue, memory, unit) temporaries."""
+    return torch.sqrt((memories[None, :, :] - g[:, None, :]) ** 2 + delta * delta).sum(-1) - memories.shape[1] * delta
+
+
+def _smooth_manhattan_drive_fused(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor,
+                                  delta: float) -> torch.Tensor:
+    """The drive of the negative smoothed Manhattan distance as one expression (as
+    :func:`_smooth_manhattan_fused`)."""
+    diff = memories[None, :, :] - g[:, None, :]
+    return (f[:, :, None] * diff * torch.rsqrt(diff * diff + delta * delta)).sum(1)
+
+
 def smooth_manhattan(delta: float) -> tuple[Distance, Callable[..., torch.Tensor]]:
     """The Manhattan distance smoothed at temperature ``delta``, ``sum_i sqrt((g_i - m_i)^2 +
     delta^2) - delta`` (within ``delta`` per unit of ``|g - m|_1``, and equal as ``delta -> 0``),
     and the closed-form drive of its negative, ``sum_mu f_mu (m_mu - g) / sqrt((g - m_mu)^2 +
     delta^2)``. The exact distance's gradient jumps where a unit crosses a stored value, so its
     gradient dynamics slide along those surfaces and explicit solvers crawl (docs/theory.md).
-    Both go through (cue, memory, unit) temporaries in chunks of about ``JS_CHUNK_ELEMENTS``."""
-
+    Eagerly both go through (cue, memory, unit) temporaries in chunks of about
+    :data:`CHUNK_ELEMENTS`; after :data:`FUSED_AFTER` terms each is compiled into one fused
+    reduction."""
+    buffers = TermBuffers()
     # The right-hand side asks for the scores and then, with the same g, for the drive: the
-    # (cue, memory, unit) differences and roots of a one-chunk batch are kept from the first call
-    # for the second (the drive then consumes them), which saves a third of a step's work
-    # (measured on digits, B = N = 100).
-    kept: dict[str, Any] = {}
+    # differences and roots of a one-chunk batch stay in the buffers from the first call for the
+    # second (the drive then consumes them), which saves a third of a step's work (measured on
+    # digits, B = N = 100). ``held`` names the batch whose terms the buffers hold.
+    held: dict[str, Any] = {}
 
-    def compute(memories: torch.Tensor, g: torch.Tensor) -> list[tuple[slice, torch.Tensor, torch.Tensor]]:
-        rows = max(1, JS_CHUNK_ELEMENTS // max(1, memories.shape[0] * memories.shape[1]))
-        parts = []
-        for start in range(0, len(g), rows):
-            part = slice(start, start + rows)
-            diff = memories[None, :, :] - g[part, None, :]
-            # In place where possible: the temporaries dominate the cost (torch.hypot with a
-            # scalar is 5x slower on the CPU, measured).
-            parts.append((part, diff, (diff * diff).add_(delta * delta).sqrt_()))
-        return parts
+    def terms(memories: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        held.clear()
+        shape = (len(g), *memories.shape)
+        diff = torch.sub(memories[None, :, :], g[:, None, :], out=buffers.take("diff", shape, g))
+        # In place: torch.hypot with a scalar is 5x slower on the CPU (measured).
+        return diff, torch.mul(diff, diff, out=buffers.take("root", shape, g)).add_(delta * delta).sqrt_()
 
-    def chunks(memories: torch.Tensor, g: torch.Tensor,
-               consume: bool) -> list[tuple[slice, torch.Tensor, torch.Tensor]]:
-        key = (memories._version, g._version)
-        same = kept.get("memories", lambda: None)() is memories and kept.get("g", lambda: None)() is g
-        parts = kept.pop("parts") if same and kept.get("key") == key and "parts" in kept else compute(memories, g)
-        kept.clear()
-        if not consume and len(parts) == 1 and not g.requires_grad:
-            kept.update(memories=weakref.ref(memories), g=weakref.ref(g), key=key, parts=parts)
-        return parts
+    def batch(memories: torch.Tensor, g: torch.Tensor) -> tuple[Any, ...]:
+        return weakref.ref(memories), weakref.ref(g), memories._version, g._version
+
+    def holds(memories: torch.Tensor, g: torch.Tensor) -> bool:
+        key = held.get("batch")
+        return key is not None and key[0]() is memories and key[1]() is g and key[2:] == batch(memories, g)[2:]
+
+    def chunked_distance(memories: torch.Tensor, g: torch.Tensor, _delta: float) -> torch.Tensor:
+        parts = _chunks(g, memories)
+        if not plain(memories, g):
+            return torch.cat([_smooth_manhattan_fused(memories, part, delta) for part in parts])
+        out = torch.cat([terms(memories, part)[1].sum(-1) - memories.shape[1] * delta for part in parts])
+        if len(parts) == 1:
+            held["batch"] = batch(memories, g)
+        return out
+
+    def chunked_drive(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor, _delta: float) -> torch.Tensor:
+        if not plain(memories, g, f):
+            return torch.cat([_smooth_manhattan_drive_fused(memories, part, fp, delta)
+                              for part, fp in zip(_chunks(g, memories), _chunks(f, memories), strict=True)])
+        shape = (len(g), *memories.shape)
+        out = []
+        for part, fp in zip(_chunks(g, memories), _chunks(f, memories), strict=True):
+            if holds(memories, g):
+                diff, root = buffers.take("diff", shape, g), buffers.take("root", shape, g)
+            else:
+                diff, root = terms(memories, part)
+            out.append(torch.bmm(fp[:, None, :], diff.div_(root)).squeeze(1))
+        held.clear()
+        return torch.cat(out)
+
+    distance_kernel = CompiledOnceRepaid(_smooth_manhattan_fused, chunked_distance, FUSED_AFTER)
+    drive_kernel = CompiledOnceRepaid(_smooth_manhattan_drive_fused, chunked_drive, FUSED_AFTER)
 
     def distance(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        return torch.cat([root.sum(-1) - memories.shape[1] * delta for _, _, root in chunks(memories, g, False)])
+        return distance_kernel(len(g) * memories.numel(), memories, g, delta)
 
     def drive(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.bmm(f[part, None, :], diff.div_(root)).squeeze(1)
-                          for part, diff, root in chunks(memories, g, True)])
+        return drive_kernel(len(g) * memories.numel(), memories, g, f, delta)
 
     return distance, drive
 
@@ -157,25 +235,43 @@ def make_kl(eps: float, reverse: bool) -> Distance:
     return kl
 
 
-JS_CHUNK_ELEMENTS = 2**25  # about 128 MB of float32 per temporary
+def _js_cross(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sum_i p_i log m_i`` and ``sum_i q_i log m_i`` for every pair, ``m = (p + q) / 2``, shapes
+    (B, N): the Jensen-Shannon divergence's cross terms, one logarithm per (cue, memory, unit)."""
+    logmix = torch.log(0.5 * (p[:, None, :] + q[None, :, :]))
+    return (p[:, None, :] * logmix).sum(-1), (q[None, :, :] * logmix).sum(-1)
 
 
 def make_js(eps: float) -> Distance:
+    buffers = TermBuffers()
+
+    def chunk(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`_js_cross` of one chunk of cues in the reused temporaries."""
+        shape = (len(p), *q.shape)
+        logmix = torch.add(p[:, None, :], q[None, :, :], out=buffers.take("logmix", shape, p)).mul_(0.5).log_()
+        cross_p = torch.bmm(logmix, p[:, :, None]).squeeze(-1)
+        return cross_p, torch.mul(logmix, q[None, :, :], out=buffers.take("product", shape, p)).sum(-1)
+
+    def chunked(p: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cross terms with cues in chunks of about :data:`CHUNK_ELEMENTS` terms (the eager form)."""
+        each = chunk if plain(p, q) else _js_cross
+        cross_p, cross_q = zip(*(each(part, q) for part in _chunks(p, q)), strict=True)
+        return torch.cat(cross_p), torch.cat(cross_q)
+
+    # The cross terms are compiled into one fused reduction after FUSED_AFTER terms.
+    cross_kernel = CompiledOnceRepaid(_js_cross, chunked, FUSED_AFTER)
+
     def js(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Jensen-Shannon divergence ``KL(p||m)/2 + KL(q||m)/2``, ``m = (p+q)/2``, sum-normalized."""
-        p, q = _sum_normalized(g, eps), _sum_normalized(memories, eps)
-        # The mixture's log is needed for every (cue, memory, unit): cues go in chunks so that
-        # a chunk's B x N x I temporaries stay near JS_CHUNK_ELEMENTS values.
-        rows = max(1, JS_CHUNK_ELEMENTS // max(1, q.shape[0] * q.shape[1]))
-        entropy_q = (q * torch.log(q)).sum(-1)[None, :]
-        out = []
-        for pc in p.split(rows):
-            logmix = torch.log(0.5 * (pc[:, None, :] + q[None, :, :]))
-            entropy_p = (pc * torch.log(pc)).sum(-1, keepdim=True)
-            cross_p, cross_q = (pc[:, None, :] * logmix).sum(-1), (q[None, :, :] * logmix).sum(-1)
-            magnitude = 0.5 * (entropy_p.abs() + cross_p.abs() + entropy_q.abs() + cross_q.abs())
-            out.append(_floor_rounding(0.5 * (entropy_p - cross_p + entropy_q - cross_q), magnitude))
-        return torch.cat(out)
+        p = _sum_normalized(g, eps)
+        # The memories' side is kept per bank (a logarithm per stored unit: at one cue on MNIST
+        # it cost as much as the cross terms).
+        q = derived(f"sum_normalized:{eps!r}", lambda: _sum_normalized(memories, eps), memories)
+        entropy_q = derived(f"entropy:{eps!r}", lambda: (q * torch.log(q)).sum(-1), memories)[None, :]
+        entropy_p = (p * torch.log(p)).sum(-1, keepdim=True)
+        cross_p, cross_q = cross_kernel(len(p) * q.numel(), p, q)
+        magnitude = 0.5 * (entropy_p.abs() + cross_p.abs() + entropy_q.abs() + cross_q.abs())
+        return _floor_rounding(0.5 * (entropy_p - cross_p + entropy_q - cross_q), magnitude)
 
     return js
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 import xarray as xr
 
+import neurodyn.compiling as compiling
 import neurodyn.solve.compiled as compiled
 from neurodyn import Cues, Monitor, Solver, from_preset, simulate
 from neurodyn.errors import SolverWarning
@@ -27,7 +28,7 @@ from neurodyn.solve.status import FAILED, FINISHED
 @pytest.fixture(autouse=True)
 def traced_only(monkeypatch, request) -> None:
     if "slow" not in request.keywords:
-        monkeypatch.setattr(compiled, "BACKEND", "eager")
+        monkeypatch.setattr(compiling, "BACKEND", "eager")
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +157,20 @@ def test_every_similarity_runs_in_the_compiled_loop(similarity) -> None:
     tensor would reach ``while_loop`` as a second, aliasing input, which it refuses)."""
     memories = torch.rand(12, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     network = from_preset("mchn-l2", memories, similarity=similarity, separation="softmax:4", dynamics="projection")
+    cues = memories[:3] * 0.8
+    eager = simulate(network, cues, 2.0, method=Solver("dopri5", rtol=1e-8, atol=1e-10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SolverWarning)
+        ran = simulate(network, cues, 2.0, method=Solver("dopri5", rtol=1e-8, atol=1e-10, compile=True))
+    assert ran.attrs["solver_compiled_blocks"] > 0
+    np.testing.assert_allclose(ran.v_final.values, eager.v_final.values, atol=1e-6)
+
+
+def test_smoothed_manhattan_gradient_dynamics_run_in_the_compiled_loop() -> None:
+    """The smoothed Manhattan drive keeps the distance's temporaries for the drive eagerly; in the
+    loop its fused expression is traced instead (no state kept across calls)."""
+    memories = torch.rand(12, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    network = from_preset("mchn-l2", memories, similarity="manhattan", dynamics="gradient")
     cues = memories[:3] * 0.8
     eager = simulate(network, cues, 2.0, method=Solver("dopri5", rtol=1e-8, atol=1e-10))
     with warnings.catch_warnings():

@@ -307,16 +307,30 @@ def test_bad_specs_raise_informative_value_error(args, kwargs, needle):
     assert needle in str(info.value)
 
 
-def test_js_in_query_chunks_equals_one_block(monkeypatch):
-    """Jensen-Shannon bounds its B x N x I temporaries by chunking the cues; the result is the same."""
+@pytest.mark.parametrize("spec", ["js", "manhattan:smooth=0.05", "manhattan:inverse,smooth=0.05"])
+def test_chunked_terms_equal_one_block(monkeypatch, spec):
+    """The Jensen-Shannon and smoothed Manhattan kernels bound their B x N x I temporaries by
+    chunking the cues, and reuse them from call to call; the scores and drives are the same as in
+    one block, with or without an autograd graph, and whatever was computed in between."""
     from neurodyn import similarity as sim_module
 
     gen = torch.Generator().manual_seed(0)
     m, g = torch.rand(7, 20, generator=gen, dtype=torch.float64), torch.rand(9, 20, generator=gen, dtype=torch.float64)
-    whole = sim_module.make_similarity("js")(m, g)
-    monkeypatch.setattr(sim_module, "JS_CHUNK_ELEMENTS", 7 * 20 * 2)  # two cues per chunk
-    chunked = sim_module.make_similarity("js")(m, g)
-    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-14)
+    other, f = torch.rand(9, 20, generator=gen, dtype=torch.float64), torch.rand(9, 7, generator=gen, dtype=torch.float64)
+    whole = sim_module.make_similarity(spec)
+    expected = (whole(m, g), whole.gradient(m, g, f))
+    monkeypatch.setattr(sim_module, "CHUNK_ELEMENTS", 7 * 20 * 2)  # two cues per chunk
+    for chunks in (1, 5):
+        monkeypatch.setattr(sim_module, "CHUNK_ELEMENTS", 7 * 20 * chunks)
+        sim = sim_module.make_similarity(spec)
+        for _ in range(2):  # the second time through reused temporaries
+            torch.testing.assert_close(sim(m, g), expected[0], rtol=0, atol=1e-14)
+            sim(m, other)  # the terms of another batch in the temporaries in between
+            torch.testing.assert_close(sim.gradient(m, g, f), expected[1], rtol=1e-13, atol=1e-14)
+        with torch.enable_grad():
+            x = g.clone().requires_grad_(True)
+            sim(m, x).sum().backward()
+        torch.testing.assert_close(x.grad, sim.gradient(m, g, torch.ones_like(f)), rtol=1e-12, atol=1e-12)
 
 
 def test_squared_norms_are_kept_until_the_memories_change():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import neurodyn.solve.compiled as solve_compiled
+import neurodyn.compiling as compiling
 from neurodyn import Monitor, simulate
 from neurodyn.network import Network
 from neurodyn.spiking import LIF, Poisson, SpikingMemory
@@ -24,7 +24,7 @@ F64 = torch.float64
 @pytest.fixture(autouse=True)
 def traced_only(monkeypatch, request) -> None:
     if "slow" not in request.keywords:
-        monkeypatch.setattr(solve_compiled, "BACKEND", "eager")
+        monkeypatch.setattr(compiling, "BACKEND", "eager")
 
 
 def network(n: int = 12, i: int = 24, similarity: str = "biased_dot") -> tuple[Network, torch.Tensor]:

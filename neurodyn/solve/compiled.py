@@ -30,7 +30,6 @@ does not depend on the machine's load.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch._higher_order_ops.while_loop import while_loop
 
+from ..compiling import call_compiled
 from ..errors import SolverWarning
 from .status import RUNNING, WorkingBatch
 
@@ -65,46 +65,6 @@ REPAYS_AFTER = 100_000
 #: projection does not extrapolate a first transient (a stiff cue crawls at first, and a model
 #: matrix run whose first 64 attempts projected 10^5 finished in a few thousand).
 PROBE_ATTEMPTS = 5_000
-#: The ``torch.compile`` backend (tests trace with ``"eager"``, which checks the loop traces whole
-#: without generating code).
-BACKEND = "inductor"
-
-
-#: Configurations (shapes, dtypes, the settings a compiled function reads as constants) one
-#: process compiles it for. Dynamo's default, 8, fails the ninth with ``fullgraph``: a sweep over parameters
-#: in one process would stop there.
-RECOMPILE_LIMIT = 256
-
-
-@functools.cache
-def _compiled(fn: Callable[..., Any], backend: str, device: str) -> Any:
-    """``fn`` compiled once per process, backend and device type (dynamo keeps a graph per
-    shape, dtype and setting it guards on; inductor caches the generated code on disk across
-    processes). Whole (``fullgraph``): a function it cannot trace fails at once instead of
-    falling back silently. On the CPU inductor's wrapper is C++ too (``cpp_wrapper``): its
-    Python wrapper spent about 0.2 ms per call launching kernels and allocating buffers
-    (measured with the unrolled blocks of attempts the loop replaced: 6.4 against 5.6 ms for a
-    whole solve at N = 100, B = 32)."""
-    options: dict[str, Any] | None = {"cpp_wrapper": True} if backend == "inductor" and device == "cpu" else None
-    return torch.compile(fn, backend=backend, fullgraph=True, dynamic=False, options=options)
-
-
-def call_compiled(fn: Callable[..., Any], device: torch.device, *args: Any) -> tuple[Any, str | None]:
-    """``fn(*args)`` compiled by :data:`BACKEND` for ``device``: (its result, None), or (None,
-    why) when it cannot be compiled (a function ``torch.compile`` cannot trace whole). Dynamo's
-    limit on configurations is raised to :data:`RECOMPILE_LIMIT` only when a new one needs it
-    (patching it on every call cost 20 us)."""
-    compiled = _compiled(fn, BACKEND, device.type)
-    try:
-        try:
-            return compiled(*args), None
-        except torch._dynamo.exc.FailOnRecompileLimitHit:
-            with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-                return compiled(*args), None
-    except (torch._dynamo.exc.TorchDynamoException, torch._dynamo.exc.FailOnRecompileLimitHit) as err:
-        return None, _reason(err)
-
-
 #: The working batch's tensors a compiled loop carries from attempt to attempt (``rows`` and
 #: ``jac`` do not change on the explicit path).
 CARRIED = ("t", "y", "f", "h", "idx", "status", "counts", "implicit", "stiff_steps", "calm_steps", "jac_age",
@@ -148,15 +108,6 @@ def _loop(solve: PerCueSolve, w: WorkingBatch, record: torch.Tensor, horizon: to
 
     start = torch.zeros((), dtype=torch.long, device=w.y.device)
     return while_loop(going, attempt, (start, record, *(getattr(w, name) for name in names)))
-
-
-def _reason(err: Exception) -> str:
-    """Why dynamo could not trace: its first line, and the explanation a higher-order operator's
-    error gives after it ("Got graph break/error:")."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    explained = [line.removeprefix("Explanation: ") for line in lines if line.startswith("Explanation: ")]
-    head = lines[0] if lines else type(err).__name__
-    return f"{head} {explained[0]}" if explained and head.endswith(":") else head
 
 
 def _begin(solve: PerCueSolve, w: WorkingBatch) -> tuple[torch.Tensor | None, ...]:

@@ -26,7 +26,7 @@ default) for runs of at least :data:`REPAYS_AFTER` steps. Measured at N = 1,000:
 cache, so a cold compilation repays after 100,000 to 800,000 steps. Only LIF
 neurons with rate value neurons and an input constant in time compile
 (:func:`compile_reason` says why not otherwise). The backend and the limit on configurations
-are the rate solver's (:mod:`neurodyn.solve.compiled`).
+are :mod:`neurodyn.compiling`'s.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
+from ..compiling import call_compiled
 from ..errors import SolverWarning
-from ..solve.compiled import call_compiled
 from .neurons import LIF, LIFState, lif_drive, lif_step
 from .paths import MemoryPath
 
