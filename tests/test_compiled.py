@@ -151,26 +151,15 @@ def test_a_compiled_run_restored_from_any_yield_goes_on_as_the_uninterrupted_one
         assert resumed.stats.compiled_blocks == whole.stats.compiled_blocks
 
 
-@pytest.mark.parametrize("similarity", SIMILARITIES)
-def test_every_similarity_runs_in_the_compiled_loop(similarity) -> None:
+@pytest.mark.parametrize(("similarity", "dynamics"),
+                         [(name, "projection") for name in SIMILARITIES] + [("manhattan", "gradient")])
+def test_every_similarity_runs_in_the_compiled_loop(similarity, dynamics) -> None:
     """Each built-in field traces into the loop whole (a view such as ``memories.T`` of a captured
-    tensor would reach ``while_loop`` as a second, aliasing input, which it refuses)."""
+    tensor would reach ``while_loop`` as a second, aliasing input, which it refuses). The smoothed
+    Manhattan drive of gradient dynamics remembers eagerly which batch its buffers hold; in the
+    loop its fused expression is traced instead."""
     memories = torch.rand(12, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    network = from_preset("mchn-l2", memories, similarity=similarity, separation="softmax:4", dynamics="projection")
-    cues = memories[:3] * 0.8
-    eager = simulate(network, cues, 2.0, method=Solver("dopri5", rtol=1e-8, atol=1e-10))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SolverWarning)
-        ran = simulate(network, cues, 2.0, method=Solver("dopri5", rtol=1e-8, atol=1e-10, compile=True))
-    assert ran.attrs["solver_compiled_blocks"] > 0
-    np.testing.assert_allclose(ran.v_final.values, eager.v_final.values, atol=1e-6)
-
-
-def test_smoothed_manhattan_gradient_dynamics_run_in_the_compiled_loop() -> None:
-    """The smoothed Manhattan drive keeps the distance's temporaries for the drive eagerly; in the
-    loop its fused expression is traced instead (no state kept across calls)."""
-    memories = torch.rand(12, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    network = from_preset("mchn-l2", memories, similarity="manhattan", dynamics="gradient")
+    network = from_preset("mchn-l2", memories, similarity=similarity, separation="softmax:4", dynamics=dynamics)
     cues = memories[:3] * 0.8
     eager = simulate(network, cues, 2.0, method=Solver("dopri5", rtol=1e-8, atol=1e-10))
     with warnings.catch_warnings():
