@@ -98,7 +98,12 @@ class TermBuffers:
     per thread). A fresh tensor of a chunk's size is a fresh mapping of memory that faults in
     page by page: with fresh temporaries (and chunks of 2^25 terms) the smoothed Manhattan
     distance and drive took 1.27 s at B = 100, N = 1,000, I = 784 in float64, with reused ones
-    (and chunks of 2^20) 0.26 s (docs/performance.md, "Fused distance kernels")."""
+    (and chunks of 2^20) 0.26 s (docs/performance.md, "Fused distance kernels"). They live as
+    long as the similarity, two chunks' worth (12.5 MB for MNIST's 1,000 memories in float64);
+    a chunk larger than :attr:`KEPT_MAX` terms (one cue of a very large bank) gets fresh ones."""
+
+    #: Terms of the largest temporary kept (128 MB in float64).
+    KEPT_MAX = 2**24
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -107,6 +112,8 @@ class TermBuffers:
         """An uninitialised tensor of ``shape`` with ``like``'s dtype and device."""
         store: dict[str, torch.Tensor] = self._local.__dict__.setdefault("store", {})
         numel = math.prod(shape)
+        if numel > self.KEPT_MAX:
+            return torch.empty(shape, dtype=like.dtype, device=like.device)
         buffer = store.get(name)
         if buffer is None or buffer.numel() < numel or buffer.dtype != like.dtype or buffer.device != like.device:
             buffer = store[name] = torch.empty(numel, dtype=like.dtype, device=like.device)
@@ -145,7 +152,7 @@ def smooth_manhattan(delta: float) -> tuple[Distance, Callable[..., torch.Tensor
     # The right-hand side asks for the scores and then, with the same g, for the drive: the
     # differences and roots of a one-chunk batch stay in the buffers from the first call for the
     # second (the drive then consumes them), which saves a third of a step's work (measured on
-    # digits, B = N = 100). ``held`` names the batch whose terms the buffers hold.
+    # digits, B = N = 100). ``held`` keeps them with the batch they belong to.
     held: dict[str, Any] = {}
 
     def terms(memories: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,22 +173,20 @@ def smooth_manhattan(delta: float) -> tuple[Distance, Callable[..., torch.Tensor
         parts = _chunks(g, memories)
         if not plain(memories, g):
             return torch.cat([_smooth_manhattan_fused(memories, part, delta) for part in parts])
-        out = torch.cat([terms(memories, part)[1].sum(-1) - memories.shape[1] * delta for part in parts])
-        if len(parts) == 1:
-            held["batch"] = batch(memories, g)
-        return out
+        if len(parts) > 1:
+            return torch.cat([terms(memories, part)[1].sum(-1) - memories.shape[1] * delta for part in parts])
+        diff, root = terms(memories, g)
+        if diff.numel() <= TermBuffers.KEPT_MAX:  # (fresh temporaries are not held on to)
+            held.update(batch=batch(memories, g), terms=(diff, root))
+        return root.sum(-1) - memories.shape[1] * delta
 
     def chunked_drive(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor, _delta: float) -> torch.Tensor:
         if not plain(memories, g, f):
             return torch.cat([_smooth_manhattan_drive_fused(memories, part, fp, delta)
                               for part, fp in zip(_chunks(g, memories), _chunks(f, memories), strict=True)])
-        shape = (len(g), *memories.shape)
         out = []
         for part, fp in zip(_chunks(g, memories), _chunks(f, memories), strict=True):
-            if holds(memories, g):
-                diff, root = buffers.take("diff", shape, g), buffers.take("root", shape, g)
-            else:
-                diff, root = terms(memories, part)
+            diff, root = held["terms"] if holds(memories, g) else terms(memories, part)
             out.append(torch.bmm(fp[:, None, :], diff.div_(root)).squeeze(1))
         held.clear()
         return torch.cat(out)

@@ -319,13 +319,17 @@ def test_chunked_terms_equal_one_block(monkeypatch, spec):
     other, f = torch.rand(9, 20, generator=gen, dtype=torch.float64), torch.rand(9, 7, generator=gen, dtype=torch.float64)
     whole = sim_module.make_similarity(spec)
     expected = (whole(m, g), whole.gradient(m, g, f))
-    monkeypatch.setattr(sim_module, "CHUNK_ELEMENTS", 7 * 20 * 2)  # two cues per chunk
-    for chunks in (1, 5):
+    # one chunk, held for the drive; chunks of 5 and 4 cues; one chunk over KEPT_MAX (fresh temporaries)
+    for chunks, kept_max in ((9, 2**24), (5, 2**24), (9, 7 * 20)):
         monkeypatch.setattr(sim_module, "CHUNK_ELEMENTS", 7 * 20 * chunks)
+        monkeypatch.setattr(sim_module.TermBuffers, "KEPT_MAX", kept_max)
         sim = sim_module.make_similarity(spec)
-        for _ in range(2):  # the second time through reused temporaries
+        for between in (None, other, None):  # the later times through reused temporaries
+            if between is not None:
+                sim(m, between)  # the terms of another batch in the temporaries in between
             torch.testing.assert_close(sim(m, g), expected[0], rtol=0, atol=1e-14)
-            sim(m, other)  # the terms of another batch in the temporaries in between
+            torch.testing.assert_close(sim.gradient(m, g, f), expected[1], rtol=1e-13, atol=1e-14)
+            sim(m, other)
             torch.testing.assert_close(sim.gradient(m, g, f), expected[1], rtol=1e-13, atol=1e-14)
         with torch.enable_grad():
             x = g.clone().requires_grad_(True)
