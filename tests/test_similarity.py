@@ -348,6 +348,11 @@ def test_squared_norms_are_kept_until_the_memories_change():
     torch.testing.assert_close(squared_norms(memories), (memories * memories).sum(-1))
     before = len(DERIVED)
     assert squared_norms(memories[1:]).shape == (4,) and len(DERIVED) == before  # views: not kept
+    kept = squared_norms(memories)
+    assert squared_norms(memories) is kept
+    memories.requires_grad_(True)  # a graph is wanted: computed with it, the kept value not used
+    assert squared_norms(memories).requires_grad
+    memories.requires_grad_(False)
     key = ("squared_norms", id(memories))
     assert key in DERIVED
     del memories
