@@ -173,12 +173,13 @@ def smooth_manhattan(delta: float) -> tuple[Distance, Callable[..., torch.Tensor
         parts = _chunks(g, memories)
         if not plain(memories, g):
             return torch.cat([_smooth_manhattan_fused(memories, part, delta) for part in parts])
-        if len(parts) > 1:
-            return torch.cat([terms(memories, part)[1].sum(-1) - memories.shape[1] * delta for part in parts])
-        diff, root = terms(memories, g)
-        if diff.numel() <= TermBuffers.KEPT_MAX:  # (fresh temporaries are not held on to)
+        out = []
+        for part in parts:
+            diff, root = terms(memories, part)
+            out.append(root.sum(-1) - memories.shape[1] * delta)
+        if len(parts) == 1 and diff.numel() <= TermBuffers.KEPT_MAX:  # (fresh temporaries are not held on to)
             held.update(batch=batch(memories, g), terms=(diff, root))
-        return root.sum(-1) - memories.shape[1] * delta
+        return torch.cat(out)
 
     def chunked_drive(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor, _delta: float) -> torch.Tensor:
         if not plain(memories, g, f):
