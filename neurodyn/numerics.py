@@ -20,19 +20,27 @@ def derived(name: str, compute: Callable[[], torch.Tensor], *sources: torch.Tens
     if torch.compiler.is_compiling():
         return compute()
     key = (name, *map(id, sources))
-    versions = tuple(s._version for s in sources)
     entry = DERIVED.get(key)  # (only sources that are no view and need no graph are entered)
-    alive = entry is not None and all(ref() is s for ref, s in zip(entry[0], sources, strict=True))
-    if alive and entry is not None and entry[1] == versions and not any(s.requires_grad for s in sources):
+    if entry is not None and _unchanged(entry, sources):  # (the common case: a plain loop, no generators)
         return entry[2]
     if any(s.requires_grad or s._base is not None for s in sources):
         return compute()
+    alive = entry is not None and all(ref() is s for ref, s in zip(entry[0], sources, strict=True))
     value = compute()
     if not alive:
         for source in sources:
             weakref.finalize(source, DERIVED.pop, key, None)
-    DERIVED[key] = (tuple(weakref.ref(s) for s in sources), versions, value)
+    DERIVED[key] = (tuple(weakref.ref(s) for s in sources), tuple(s._version for s in sources), value)
     return value
+
+
+def _unchanged(entry: tuple, sources: tuple[torch.Tensor, ...]) -> bool:
+    """Whether a :data:`DERIVED` entry was computed from these very ``sources``, none modified
+    since, and none needing a graph now."""
+    for ref, version, source in zip(entry[0], entry[1], sources, strict=True):
+        if ref() is not source or source._version != version or source.requires_grad:
+            return False
+    return True
 
 
 def flush_subnormal(x: torch.Tensor) -> torch.Tensor:
@@ -44,8 +52,19 @@ def flush_subnormal(x: torch.Tensor) -> torch.Tensor:
     operands about 100x slower, which doubled the float32 Manhattan run's wall time (1.2 s
     against 0.66 s with this flush, docs/performance.md). The change is below any tolerance. A
     local flush rather than ``torch.set_flush_denormal``, a process-wide switch with no getter
-    that a library could not restore."""
-    return torch.where(x.abs() < torch.finfo(x.dtype).tiny, 0.0, x)
+    that a library could not restore. One kernel (``hardshrink`` up to the largest subnormal
+    number keeps NaN and infinities): this runs on every step."""
+    return torch.hardshrink(x, LARGEST_SUBNORMAL[x.dtype])
+
+
+def _largest(dtype: torch.dtype) -> float:
+    """The largest subnormal number of a floating-point ``dtype`` (one below its smallest normal)."""
+    tiny = torch.tensor(torch.finfo(dtype).tiny, dtype=dtype)
+    return float(torch.nextafter(tiny, torch.zeros_like(tiny)))
+
+
+#: The largest subnormal number per floating-point dtype (a table: compiled code reads it as a constant).
+LARGEST_SUBNORMAL = {dtype: _largest(dtype) for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 
 
 def flush_subnormal_nonnegative(x: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """What a run adds to its Dataset beside the recorded time series: per cue, the final state,
 the recalled pattern and the targets; the solver's or the spiking stepping's statistics; and
 the provenance (the model and its memories, the cue, the Lyapunov facts, versions).
-:func:`~neurodyn.simulation.simulate` calls these once the run is done."""
+:func:`~neurodyn.simulation.simulate` calls these once the run is done. Each returns the
+variables to add (attributes go straight into the Dataset's): the caller adds them in one
+update, since every update aligns the whole Dataset again (a millisecond each for a small run)."""
 
 from __future__ import annotations
 
@@ -18,13 +20,13 @@ from .network import Cue, Cues, Network
 from .network.timecourse import Timecourse
 from .record import Monitor, spike_variables
 from .record.provenance import flat_attributes, package_versions
-from .record.reopen import add_model
+from .record.reopen import model_record
 from .solve import EXPLICIT, IMPLICIT, STATUS_NAMES, CueStats, Integration, Solver, SolverWarning
 from .spiking import SpikingMemory, SpikingRun
 
 
-def add_per_cue_record(ds: xr.Dataset, network: Network, queries: torch.Tensor, final_packed: torch.Tensor,
-                        targets: torch.Tensor | None, target_index: np.ndarray | None) -> None:
+def per_cue_record(network: Network, queries: torch.Tensor, final_packed: torch.Tensor,
+                   targets: torch.Tensor | None, target_index: np.ndarray | None) -> dict[str, tuple]:
     """Per cue: the query, the final value state, the recalled pattern, and the (checked) targets."""
     final_v = final_packed[..., :network.n_features]
     per_cue: dict[str, tuple[tuple[str, ...], torch.Tensor, str]] = {
@@ -39,31 +41,32 @@ def add_per_cue_record(ds: xr.Dataset, network: Network, queries: torch.Tensor, 
     if targets is not None:
         per_cue["target"] = (("cue", "unit"), targets.to(dtype=network.memories.dtype),
                              "pattern the cue should recall")
-    # One update: every assignment to a Dataset aligns it again (milliseconds for small runs).
-    ds.update({name: (dims, value.detach().cpu().numpy(), {"long_name": long_name, "units": "1"})
-               for name, (dims, value, long_name) in per_cue.items()})
-    if "unit" not in ds.coords:
-        ds.coords["unit"] = ("unit", np.arange(network.n_features), {"long_name": "value neuron index", "units": "1"})
+    variables: dict[str, tuple] = {
+        name: (dims, value.detach().cpu().numpy(), {"long_name": long_name, "units": "1"})
+        for name, (dims, value, long_name) in per_cue.items()}
+    variables["unit"] = ("unit", np.arange(network.n_features), {"long_name": "value neuron index", "units": "1"})
     if target_index is not None:
-        ds["target_index"] = ("cue", target_index, {"long_name": "index of the stored pattern the cue comes from",
-                                                    "units": "1"})
+        variables["target_index"] = ("cue", target_index, {
+            "long_name": "index of the stored pattern the cue comes from", "units": "1"})
+    return variables
 
 
-def add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiking: SpikingMemory | None,
-                    duration: float, seed: int | None) -> None:
+def provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiking: SpikingMemory | None,
+               duration: float, seed: int | None) -> dict[str, tuple | xr.DataArray]:
     """What ran: the model (and its memories: :mod:`~neurodyn.record.reopen`), the cue mode, the
     Lyapunov facts, dtype, device, seed and versions."""
-    add_model(ds, network)
+    variables: dict[str, tuple | xr.DataArray] = {**model_record(ds.attrs, network)}
     clamped, timed = cue.clamp is not None, cue.gain is not None
+    times = ds["time"].values
     if cue.gain is not None:
-        ds["input_gain"] = recorded_gain(cue.gain.course, ds["time"].values)
+        variables["input_gain"] = recorded_gain(cue.gain.course, times)
     if cue.clamp is not None:
-        ds["clamp"] = (("cue", "unit"), cue.clamp.cpu().numpy().astype(np.int8),
-                       {"long_name": "value units held at their initial state (1: held)", "units": "1"})
+        variables["clamp"] = (("cue", "unit"), cue.clamp.cpu().numpy().astype(np.int8),
+                              {"long_name": "value units held at their initial state (1: held)", "units": "1"})
     ds.attrs.update({
         "title": f"neurodyn {'spiking ' if spiking is not None else ''}recall with {network.name}",
         "duration": duration,
-        "stopped_at": float(ds.time[-1]),
+        "stopped_at": float(times[-1]),
         "cue_mode": cues.mode,
         "cue_strength": float(cues.strength),
         "started_at": float(cues.start_time),
@@ -81,6 +84,7 @@ def add_provenance(ds: xr.Dataset, network: Network, cues: Cues, cue: Cue, spiki
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "Conventions": "CF-1.10",
     })
+    return variables
 
 
 def recorded_gain(course: Timecourse, times: np.ndarray) -> xr.DataArray:
@@ -108,7 +112,7 @@ def shift_times(ds: xr.Dataset, offset: float) -> None:
             ds[name] = ds[name].copy(data=ds[name].values + offset)
 
 
-def add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_units: str) -> None:
+def solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_units: str) -> dict[str, tuple]:
     """Steady-state convergence per cue and the solver's provenance and statistics."""
     when = ("time of the step after which the cue was at steady state (NaN: never)" if solver.per_cue else
             "first recorded time at steady state (NaN: never)")
@@ -142,7 +146,7 @@ def add_solver_record(ds: xr.Dataset, run: Integration, solver: Solver, time_uni
         "steps_rejected": stats.rejected_steps,
         "wall_time_s": stats.wall_time,
     })
-    ds.update(records)
+    return records
 
 
 def _per_cue_stats(per_cue: CueStats, time_units: str) -> dict[str, tuple]:

@@ -331,8 +331,11 @@ def _dot_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> t
 
 
 def _biased_dot(memories: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``g.M_mu - |M_mu|^2 / 2``: the negative squared distance without its ``-|g|^2/2`` term."""
-    return g @ memories.t() - 0.5 * squared_norms(memories)
+    """``g.M_mu - |M_mu|^2 / 2``: the negative squared distance without its ``-|g|^2/2`` term.
+    The bias ``-|M_mu|^2 / 2`` is kept with the bank and added by the product itself (one kernel
+    for a batch of cues: at N = 100, B = 32 a third of this function's cost was the bias)."""
+    bias = derived("negative_half_squared_norms", lambda: -0.5 * squared_norms(memories), memories)
+    return torch.addmm(bias, g, memories.t()) if g.dim() == 2 else g @ memories.t() + bias
 
 
 def _neg_sq_euclidean_gradient(memories: torch.Tensor, g: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .network.timecourse import as_timecourse
 from .record import Monitor, Observables, Recorder, ZarrStore, spiking_monitor
 from .record.progress import progress_bar
 from .record.resume import fingerprint_parts, interrupted_run
-from .run_record import add_per_cue_record, add_provenance, add_solver_record, add_spiking_record, shift_times
+from .run_record import add_spiking_record, per_cue_record, provenance, shift_times, solver_record
 from .solve import Integration, Solver, integrate
 from .spiking import SpikingMemory, SpikingRun
 
@@ -95,12 +95,13 @@ def simulate(network: Network, cues: Cues | torch.Tensor, duration: float = 20.0
         ds = recorder.dataset()
         if isinstance(run, Integration):
             assert isinstance(solver, Solver)
-            add_per_cue_record(ds, network, queries, run.final_state(last), targets, target_index)
-            add_solver_record(ds, run, solver, monitor.time_units)
+            variables = {**per_cue_record(network, queries, run.final_state(last), targets, target_index),
+                         **solver_record(ds, run, solver, monitor.time_units)}
         else:
-            add_per_cue_record(ds, network, queries, last, targets, target_index)
-            add_spiking_record(ds, run, monitor)
-        add_provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)
+            ds.update(per_cue_record(network, queries, last, targets, target_index))
+            add_spiking_record(ds, run, monitor)  # (which reads the targets)
+            variables = {}
+        ds.update({**variables, **provenance(ds, network, cues, cue, spiking, float(times_np[-1]), seed)})
         if cues.start_time:
             shift_times(ds, cues.start_time)
         return recorder.finish(ds)
@@ -233,7 +234,7 @@ def _run(network: Network, cue: Cue, times_np: np.ndarray, method: Solver | Spik
     n_v = network.n_features
 
     def unpack(y: torch.Tensor) -> State:
-        return State(y[..., :n_v], None if network.fast_memory else y[..., n_v:])
+        return State(y, None) if network.fast_memory else State(y[..., :n_v], y[..., n_v:])
 
     def rhs(t: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         return _pack(network.velocity(unpack(y), cue.select(rows), t))

@@ -357,7 +357,8 @@ class Network:
             dv = dv + current
         if cue.clamp is not None:
             dv = dv.masked_fill(cue.clamp, 0.0)
-        dv = dv / self.tau_v
+        if self.tau_v != 1.0:  # (a division per right-hand side otherwise)
+            dv = dv / self.tau_v
         dh = None if self.tau_h is None else (self.scores(g) - state.memory()) / self.tau_h
         return State(dv, dh)
 

@@ -32,24 +32,27 @@ def sha256(array: torch.Tensor | np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
 
 
-def add_model(ds: xr.Dataset, network: Network) -> None:
-    """The model's settings as ``model_*`` attributes, and its memories (see the module docstring)."""
-    ds.attrs.update({f"model_{key}": value for key, value in network.settings().items()})
+def model_record(attrs: dict, network: Network) -> dict[str, tuple]:
+    """The model's settings as ``model_*`` attributes (into ``attrs``), and its memories as the
+    variables to add (see the module docstring)."""
+    attrs.update({f"model_{key}": value for key, value in network.settings().items()})
     if network.shards is not None:  # (a rank holds a slice of the bank: the file cannot rebuild it)
-        ds.attrs["memories_in_file"] = 0
-        return
+        attrs["memories_in_file"] = 0
+        return {}
     m = network.memories
-    ds.attrs["memories_sha256"] = sha256(m)
+    attrs["memories_sha256"] = sha256(m)
     size = m.numel() * m.element_size() + (0 if network.projection is None else
                                            network.projection.numel() * network.projection.element_size())
-    ds.attrs["memories_in_file"] = int(size <= MEMORIES_IN_FILE)
+    attrs["memories_in_file"] = int(size <= MEMORIES_IN_FILE)
     if size > MEMORIES_IN_FILE:
-        return
-    ds["memories"] = (("stored", "unit"), m.detach().cpu().numpy(),
-                      {"long_name": "stored patterns M (one per row)", "units": "1"})
+        return {}
+    variables = {"memories": (("stored", "unit"), m.detach().cpu().numpy(),
+                              {"long_name": "stored patterns M (one per row)", "units": "1"})}
     if network.projection is not None:
-        ds["projection"] = (("stored", "output"), network.projection.detach().cpu().numpy(),
-                            {"long_name": "projection P of the stored patterns (one row per memory)", "units": "1"})
+        variables["projection"] = (("stored", "output"), network.projection.detach().cpu().numpy(),
+                                   {"long_name": "projection P of the stored patterns (one row per memory)",
+                                    "units": "1"})
+    return variables
 
 
 class Run(NamedTuple):

@@ -49,7 +49,7 @@ class ErrorControl:
         scale = torch.maximum(y.abs(), y_new.abs()).mul_(self.rtol).add_(self.atol)
         # One reduction: this runs every attempt.
         norm = torch.linalg.vector_norm(err.div_(scale), dim=-1).double() / math.sqrt(err.shape[-1])
-        return torch.where(torch.isfinite(norm), norm, math.inf)
+        return torch.nan_to_num(norm, nan=math.inf, posinf=math.inf)  # (a norm is never -inf)
 
     @staticmethod
     def next_step(h_tried: torch.Tensor, active: torch.Tensor, lands: torch.Tensor, h: torch.Tensor,
@@ -58,11 +58,14 @@ class ErrorControl:
         each. ``h_tried``: the step the cue wanted; ``lands``: whether ``h`` was cut short to land
         on the recording grid (then the next step does not shrink); a non-finite trial shrinks it
         as much as allowed; inactive cues keep ``h_tried``."""
-        accept = active & (err_norm <= 1.0)  # NaN or infinite trials have err_norm = inf
-        factor = (SAFETY * err_norm.clamp_min(1e-30).pow(-1.0 / order)).clamp(MAX_SHRINK, MAX_GROWTH)
-        factor = torch.where(err_norm <= 1.0, factor.clamp_min(1.0), factor.clamp_max(1.0))
-        proposed = torch.where(accept & lands, torch.maximum(h_tried, h * factor), h * factor)
-        return accept, torch.where(active, torch.where(torch.isfinite(err_norm), proposed, h * MAX_SHRINK), h_tried)
+        within = err_norm <= 1.0  # NaN or infinite trials have err_norm = inf, so factor MAX_SHRINK
+        accept = active & within
+        factor = err_norm.clamp_min(1e-30).pow_(-1.0 / order).mul_(SAFETY).clamp_(MAX_SHRINK, MAX_GROWTH)
+        # An accepted step does not shrink the next; a rejected one's factor is below SAFETY < 1.
+        factor = torch.maximum(factor, within.to(factor.dtype))
+        h_factor = h * factor
+        proposed = torch.where(accept & lands, torch.maximum(h_tried, h_factor), h_factor)
+        return accept, torch.where(active, proposed, h_tried)
 
 
 @dataclass(frozen=True)

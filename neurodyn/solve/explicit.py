@@ -8,7 +8,7 @@ import torch
 from .control import ErrorControl
 from .status import WorkingBatch
 from .step import CountedField, Frame, Trial
-from .tableau import Coefficients, Tableau, combine
+from .tableau import Coefficients, Tableau, combine, combine_per_cue, dense_weights
 
 
 class ExplicitStep:
@@ -47,18 +47,14 @@ class ExplicitStep:
             accept, h_next = frame.active & torch.isfinite(y_new).all(-1), w.h
         y = w.y
 
-        terms: list[torch.Tensor] = []  # the polynomial's terms, built at the first recording time crossed
-
         def interpolate(theta: torch.Tensor) -> torch.Tensor:
-            """Hairer's dense output of dopri5 at fractions ``theta`` (b, 1) of the step."""
-            if not terms:
-                dy = y_new - y
-                bspl = hc * k[0] - dy
-                terms.extend((dy, bspl, dy - hc * k[-1] - bspl, hc * combine(coef.dense, k)))
-            dy, bspl, r4, r5 = terms
-            return y + theta * (dy + (1 - theta) * (bspl + theta * (r4 + (1 - theta) * r5)))
+            """Hairer's dense output of dopri5 at fractions ``theta`` (b, n, 1) of the step."""
+            return combine_per_cue(y, dense_weights(coef, theta, hc), k)
+
+        def new_state(theta: torch.Tensor) -> torch.Tensor:
+            """No dense output (fixed steps land on the recording times): the new state."""
+            return y_new[:, None].expand(*theta.shape[:2], -1)
 
         return Trial(accept, h_next, frame.t_new, y_new, k[-1] if tab.fsal else None,
-                     len(tab.c) - (1 if tab.fsal else 0),
-                     interpolate if tab.dense is not None else lambda theta: y_new,
+                     len(tab.c) - (1 if tab.fsal else 0), interpolate if tab.dense is not None else new_state,
                      (k[-1] - k[-2], y_new - y_prev) if self.probe else None)

@@ -150,6 +150,8 @@ class PerCueSolve:
             torch.nextafter(self.breaks, torch.full_like(self.breaks, -math.inf)) if self.jumps else self.breaks)
         self.constant_after = -math.inf if time_dependence is None else time_dependence.constant_after
         self.span = float(self.times[-1] - self.times[0])
+        # (indexed once, not on every attempt; a copy: a view would alias times in a compiled loop)
+        self.t_end = self.times[-1].clone()
         # (a compiled loop carries its ring from attempt to attempt: a small one)
         self.ring = RecordingRing(self.times, y0, window, 2 * CROSSINGS * (1 if self.compiled else self.sync_every),
                                   LOOP_RING_BYTES if self.compiled else RING_BYTES)
@@ -359,6 +361,9 @@ class PerCueSolve:
                 self.field.all_rows = w.rows
             self._w = w
             self._replan(w)
+            # (no cue attempted more often than the solve: :meth:`_may_fail` relies on it)
+            if len(w.rows):
+                self.attempts = max(self.attempts, int((w.counts[ACCEPTED] + w.counts[REJECTED]).max()))
         if self.compiled:  # (the default rule had switched the run to compiled loops)
             self._fit_ring(self._w)
 
@@ -425,8 +430,9 @@ class PerCueSolve:
         # t never leaves a sliver of a step.
         if self.landing is not None:  # (and onto the field's next break)
             limit = torch.minimum(limit, self.landing[torch.searchsorted(self.landing, w.t, right=True)])
-        lands = w.h >= (limit - w.t) * (1 - (1e-6 if self.adaptive else 1e-3))
-        h = torch.where(lands, limit - w.t, w.h)
+        gap = limit - w.t
+        lands = w.h >= gap * (1 - (1e-6 if self.adaptive else 1e-3))
+        h = torch.where(lands, gap, w.h)
         return Frame(active, lands, h, torch.where(lands, limit, w.t + h))
 
     def _finish(self, w: WorkingBatch, frame: Frame, trial: Trial,
@@ -452,26 +458,46 @@ class PerCueSolve:
         f_out = None if trial.f_new is None else torch.where(acc, trial.f_new, w.derivative())
         if self.jumps and self.landing is not None:
             t_out, f_out = self._over_jumps(w, t_out, y_out, f_out, accept)
-        status = torch.where(accept & (trial.t_new >= self.times[-1]), FINISHED, w.status)
+        status = torch.where(accept & (trial.t_new >= self.t_end), FINISHED, w.status)
         if self.steady is not None:
             speed_f = f_out if f_out is not None else self.field(t_out, y_out, w.rows)
             w.counts[NFE] += 0 if f_out is not None else accept
             at_rest = accept & (status == RUNNING) & self.steady.reached(speed_f, y_out)
             status = torch.where(at_rest & (t_out >= self.constant_after), STEADY, status)
+        w.rejected = torch.where(active, ~accept, w.rejected)
+        if self._may_fail(active, accept):
+            failure = self._failures(w, active, accept, h_next, t_out, trial.y_new)
+            w.failure = torch.where(failure > 0, failure, w.failure)
+            status = torch.where(failure > 0, FAILED, status)
+        else:
+            failure = torch.zeros_like(w.failure)
+        w.t, w.y, w.f, w.h, w.idx, w.status = t_out, y_out, f_out, h_next, w.idx + crossed, status
+        return w, failure, record
+
+    def _may_fail(self, active: torch.Tensor, accept: torch.Tensor) -> bool:
+        """Whether a cue may fail on this attempt: inside a compiled loop or on a GPU, always
+        (looking costs a sync); on the CPU, only when a cue that stepped rejected its step
+        (underflow and non-finite states reject) or some cue may have spent its max_steps
+        attempts (a cue attempts at most once per attempt of the solve). This skips a dozen
+        kernels on nearly every attempt."""
+        if not self.cheap_sync or torch.compiler.is_compiling():
+            return True
+        return self.attempts > self.max_steps or not torch.equal(accept, active)
+
+    def _failures(self, w: WorkingBatch, active: torch.Tensor, accept: torch.Tensor, h_next: torch.Tensor,
+                  t_out: torch.Tensor, y_new: torch.Tensor) -> torch.Tensor:
+        """Each cue's failure code on this attempt (0: none): over its step budget, a step size
+        that underflowed, or a state that is no longer finite."""
         over = w.counts[ACCEPTED] + w.counts[REJECTED] > self.max_steps
         # Underflow: the step no longer moves time at float64's resolution of the time span.
         tiny = 64 * torch.finfo(torch.float64).eps * torch.clamp_min(t_out.abs(), self.span)
         underflow = ~accept & (h_next <= tiny)
-        finite = torch.isfinite(trial.y_new).all(-1)  # (a non-finite derivative makes the next trial's state so)
+        # (a non-finite derivative makes the next trial's state so; amax keeps NaN: half isfinite's cost)
+        finite = y_new.abs().amax(-1) < math.inf
         # A step size that collapsed on non-finite trials, or a fixed step to a non-finite state.
         blown = (underflow | (not self.adaptive)) & ~finite
         failure = torch.where(over, OVER_BUDGET, torch.where(blown, NOT_FINITE, torch.where(underflow, UNDERFLOW, 0)))
-        failure = failure * active
-        w.rejected = torch.where(active, ~accept, w.rejected)
-        w.failure = torch.where(failure > 0, failure, w.failure)
-        w.t, w.y, w.f, w.h, w.idx = t_out, y_out, f_out, h_next, w.idx + crossed
-        w.status = torch.where(failure > 0, FAILED, status)
-        return w, failure, record
+        return failure * active
 
 
     def _over_jumps(self, w: WorkingBatch, t_out: torch.Tensor, y_out: torch.Tensor, f_out: torch.Tensor | None,

@@ -28,7 +28,9 @@ class RecordingRing:
                  max_bytes: int = RING_BYTES) -> None:
         batch, dims = y0.shape
         self.times, self.dtype = times, y0.dtype
-        self.grid = torch.cat([times, times.new_full((1,), math.inf)])  # +inf: past the end
+        # +inf past the end, as far as a step's crossings may look (no clamp on every attempt)
+        self.grid = torch.cat([times, times.new_full((max(len(times), CROSSINGS),), math.inf)])
+        self.crossing = torch.arange(max(len(times), CROSSINGS), device=times.device)  # (j = 0, 1, ...)
         self.row_bytes = max(1, batch * dims * y0.element_size())
         self.window = min(len(times), window or self.fitting(min_window, max_bytes))
         self.rows = y0.new_empty(self.window + 1, batch, dims)  # rows modulo the window; last: scratch
@@ -60,19 +62,21 @@ class RecordingRing:
     def write(self, rows: torch.Tensor, w: WorkingBatch, h: torch.Tensor, crossed: torch.Tensor, n_cross: int,
               interpolate: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Write the states at the (at most ``n_cross``) recording times each cue's accepted step
-        crossed, by the step's dense output, into ``rows`` (the ring's own :attr:`rows`, or a
+        crossed, by the step's dense output (``interpolate(theta)``: fractions (b, n, 1) of the
+        step to states (b, n, D)), into ``rows`` (the ring's own :attr:`rows`, or a
         compiled loop's carried copy); rows not written go to the scratch row. Returns the rows
         written: ``rows`` itself eagerly, a new buffer inside a compiled function (a compiled
         loop may not write into what it carries)."""
-        scratch = window = self.window
-        own = not torch.compiler.is_compiling()
-        for j in range(n_cross):
-            target = w.idx + j
-            theta = ((self.grid[target.clamp(max=len(self.times))] - w.t) / h).clamp(0.0, 1.0)[:, None]
-            index = (torch.where(crossed > j, target % window, scratch), w.rows)
-            value = interpolate(theta.to(w.y.dtype))
-            rows = rows.index_put_(index, value) if own else rows.index_put(index, value)
-        return rows
+        if n_cross == 0:
+            return rows
+        # Every crossing at once: the j-th recording time after each cue's last, (b, n_cross).
+        j = self.crossing[:n_cross]
+        target = w.idx[:, None] + j
+        theta = ((self.grid[target] - w.t[:, None]) / h[:, None]).clamp_(0.0, 1.0)
+        index = (torch.where(crossed[:, None] > j, target % self.window, self.window),  # (the last row: scratch)
+                 w.rows[:, None].expand_as(target))
+        value = interpolate(theta[..., None].to(w.y.dtype))
+        return rows.index_put(index, value) if torch.compiler.is_compiling() else rows.index_put_(index, value)
 
     def hold(self, cues: torch.Tensor, stop_rows: torch.Tensor, states: torch.Tensor) -> None:
         """Hold ``states`` for the stopped ``cues`` from their ``stop_rows`` on."""

@@ -83,8 +83,10 @@ class Rosenbrock23:
         accept, h_next = self.control.next_step(w.h, active, frame.lands, h, err_norm, self.order)
 
         def interpolate(theta: torch.Tensor) -> torch.Tensor:
-            """ode23s's dense output: ``y + h (s(1-s) k1 + s(s-2d) k2) / (1-2d)``."""
-            return y + hc * (theta * (1 - theta) * k1 + theta * (theta - 2 * GAMMA) * k2) / (1 - 2 * GAMMA)
+            """ode23s's dense output at fractions ``theta`` (b, n, 1) of the step: ``y + h (s(1-s)
+            k1 + s(s-2d) k2) / (1-2d)``."""
+            c1, c2 = (theta * (1 - theta) / (1 - 2 * GAMMA), theta * (theta - 2 * GAMMA) / (1 - 2 * GAMMA))
+            return y[:, None] + hc[:, None] * (c1 * k1[:, None] + c2 * k2[:, None])
 
         w.jac, w.jac_age = jac, torch.where(need, 0, w.jac_age) + accept
         return Trial(accept, h_next, frame.t_new, y_new, f2, 2, interpolate)

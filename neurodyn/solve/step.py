@@ -59,7 +59,7 @@ class Frame(NamedTuple):
 class Trial(NamedTuple):
     """A method's attempt: which cues ``accept``, their next step size, the new time, state and
     (FSAL or implicit methods) derivative, the evaluations per cue it took (``stages``), the dense
-    output ``interpolate(theta)`` at fractions (b, 1) of the step, and for the stiffness test the
+    output ``interpolate(theta)``, states (b, n, D) at fractions (b, n, 1) of the step, and for the stiffness test the
     last two stages' and states' differences (``probe``, explicit dopri5 only)."""
 
     accept: torch.Tensor

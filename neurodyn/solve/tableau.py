@@ -53,12 +53,16 @@ TABLEAUS = {
 
 class Coefficients(NamedTuple):
     """A tableau's coefficients as tensors: ``a``, row ``i`` the ``i`` coefficients of stage ``i``;
-    ``b``, ``error``, ``dense`` (S,), zeros where the tableau has none."""
+    ``b``, ``error`` (S,), zeros where the tableau has none; ``dense`` (4, S): the dense output
+    as polynomials in the fraction ``theta`` of the step, row ``p`` the coefficients of
+    ``theta^(p+1)`` (:func:`dense_weights`; zeros where the tableau has none), and ``powers``
+    the exponents 1 to 4."""
 
     a: tuple[torch.Tensor, ...]
     b: torch.Tensor
     error: torch.Tensor
     dense: torch.Tensor
+    powers: torch.Tensor
 
     @classmethod
     def of(cls, tab: Tableau, dtype: torch.dtype, device: torch.device) -> Coefficients:
@@ -67,8 +71,20 @@ class Coefficients(NamedTuple):
         def as_tensor(values: tuple[float, ...] | None) -> torch.Tensor:
             return torch.tensor(values if values else (0.0,) * n, dtype=dtype, device=device)
 
+        b = torch.tensor(tab.b, dtype=torch.float64)
+        dense = torch.zeros(4, n, dtype=torch.float64)
+        if tab.dense is not None:
+            # Hairer's CONTD5 (valid for an FSAL pair: the last stage is f at the new point):
+            # y(theta) = y + theta (dy + (1 - theta) (bspl + theta (r4 + (1 - theta) r5))), with
+            # dy = h sum b_j k_j, bspl = h k_1 - dy, r4 = 2 dy - h k_1 - h k_S and
+            # r5 = h sum d_j k_j, is linear in the stages: y + h sum_j w_j(theta) k_j, where w_j is
+            # the polynomial below (its value at theta = 1 is b_j, its slope at 0 is 1 for k_1).
+            first, last, d = torch.eye(n, dtype=torch.float64)[0], torch.eye(n, dtype=torch.float64)[-1], \
+                torch.tensor(tab.dense, dtype=torch.float64)
+            dense = torch.stack((first, 3 * b - 2 * first - last + d, -2 * b + first + last - 2 * d, d))
         return cls(tuple(as_tensor(row)[:i] for i, row in enumerate(tab.a)), as_tensor(tab.b),
-                   as_tensor(tab.error), as_tensor(tab.dense))
+                   as_tensor(tab.error), dense.to(dtype=dtype, device=device),
+                   torch.arange(1, 5, dtype=dtype, device=device))
 
 
 def combine(coefficients: torch.Tensor, stages: torch.Tensor) -> torch.Tensor:
@@ -78,3 +94,19 @@ def combine(coefficients: torch.Tensor, stages: torch.Tensor) -> torch.Tensor:
     if torch.compiler.is_compiling():
         return (coefficients.view(-1, 1, 1) * stages).sum(0)
     return (coefficients @ stages.flatten(1)).view(stages.shape[1:])
+
+
+def dense_weights(coef: Coefficients, theta: torch.Tensor, hc: torch.Tensor) -> torch.Tensor:
+    """The stages' weights ``h w_j(theta)`` (B, n, S) of the dense output at fractions ``theta``
+    (B, n, 1) of steps ``hc`` (B, 1): three small kernels, where evaluating Hairer's nested form
+    on the states took sixteen of the states' size per recording time."""
+    return (theta.pow(coef.powers) @ coef.dense) * hc[:, :, None]
+
+
+def combine_per_cue(y: torch.Tensor, weights: torch.Tensor, stages: torch.Tensor) -> torch.Tensor:
+    """``y + sum_j w_bnj k_bj`` (B, n, D) for states ``y`` (B, D), weights (B, n, S) and stages
+    (S, B, D): one batched product eagerly; a fused sum inside a compiled function (as
+    :func:`combine`)."""
+    if torch.compiler.is_compiling():
+        return y[:, None] + (weights.permute(2, 0, 1)[..., None] * stages[:, :, None]).sum(0)
+    return torch.baddbmm(y[:, None, :], weights, stages.transpose(0, 1))
