@@ -249,3 +249,27 @@ def test_solver_settings_are_checked():
     with pytest.raises(SolverError, match="max_steps"):
         simulate(from_preset("mchn", torch.eye(3) * 1e3), torch.ones(1, 3), 10.0,
                  method=Solver("dopri5", engine="torchdiffeq", max_steps=3, rtol=1e-12, atol=1e-14))
+
+
+def test_dense_output_weights_are_hairers_nested_form_expanded():
+    """The dense output as weights of the stages (one batched product) is Hairer's CONTD5, and at
+    the end of the step it is the new state."""
+    from neurodyn.solve.tableau import DOPRI5, Coefficients, combine, combine_per_cue, dense_weights
+
+    gen = torch.Generator().manual_seed(0)
+    coef = Coefficients.of(DOPRI5, torch.float64, torch.device("cpu"))
+    k = torch.randn(7, 5, 3, generator=gen, dtype=torch.float64)
+    y, hc = torch.randn(5, 3, generator=gen, dtype=torch.float64), torch.rand(5, 1, generator=gen, dtype=torch.float64)
+    y_new = y + hc * combine(coef.b, k)
+    d = torch.tensor(DOPRI5.dense, dtype=torch.float64)
+    theta = torch.tensor([0.0, 0.13, 0.5, 0.91, 1.0], dtype=torch.float64)[None, :, None].expand(5, -1, -1)
+    got = combine_per_cue(y, dense_weights(coef, theta, hc), k)  # (5 cues, 5 fractions, 3)
+    # Hairer's nested form, on the states
+    dy = y_new - y
+    bspl = hc * k[0] - dy
+    r4, r5 = dy - hc * k[-1] - bspl, hc * combine(d, k)
+    th = theta[..., 0, None].transpose(0, 1)  # (fractions, cues, 1)
+    nested = (y + th * (dy + (1 - th) * (bspl + th * (r4 + (1 - th) * r5)))).transpose(0, 1)
+    torch.testing.assert_close(got, nested, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(got[:, -1], y_new, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(got[:, 0], y, rtol=0, atol=0)
