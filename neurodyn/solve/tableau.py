@@ -99,14 +99,25 @@ def combine(coefficients: torch.Tensor, stages: torch.Tensor) -> torch.Tensor:
 def dense_weights(coef: Coefficients, theta: torch.Tensor, hc: torch.Tensor) -> torch.Tensor:
     """The stages' weights ``h w_j(theta)`` (B, n, S) of the dense output at fractions ``theta``
     (B, n, 1) of steps ``hc`` (B, 1): three small kernels, where evaluating Hairer's nested form
-    on the states took sixteen of the states' size per recording time."""
+    on the states took sixteen of the states' size per recording time. Inside a compiled
+    function by Horner's rule: the powers and the product there ran the compiled loop about
+    10% slower than the nested form it replaced (N = 100, B = 32); Horner's rule runs it as fast
+    as before, within this machine's noise."""
+    if torch.compiler.is_compiling():
+        weights = coef.dense[-1]
+        for power in range(len(coef.dense) - 2, -1, -1):
+            weights = coef.dense[power] + theta * weights
+        return theta * weights * hc[:, :, None]
     return (theta.pow(coef.powers) @ coef.dense) * hc[:, :, None]
 
 
 def combine_per_cue(y: torch.Tensor, weights: torch.Tensor, stages: torch.Tensor) -> torch.Tensor:
     """``y + sum_j w_bnj k_bj`` (B, n, D) for states ``y`` (B, D), weights (B, n, S) and stages
-    (S, B, D): one batched product eagerly; a fused sum inside a compiled function (as
-    :func:`combine`)."""
+    (S, B, D): one batched product eagerly; inside a compiled function the sum over the stages
+    written out, which inductor fuses into one element-wise kernel."""
     if torch.compiler.is_compiling():
-        return y[:, None] + (weights.permute(2, 0, 1)[..., None] * stages[:, :, None]).sum(0)
+        out = y[:, None]
+        for j in range(len(stages)):
+            out = out + weights[..., j, None] * stages[j][:, None]
+        return out
     return torch.baddbmm(y[:, None, :], weights, stages.transpose(0, 1))
