@@ -361,9 +361,6 @@ class PerCueSolve:
                 self.field.all_rows = w.rows
             self._w = w
             self._replan(w)
-            # (no cue attempted more often than the solve: :meth:`_may_fail` relies on it)
-            if len(w.rows):
-                self.attempts = max(self.attempts, int((w.counts[ACCEPTED] + w.counts[REJECTED]).max()))
         if self.compiled:  # (the default rule had switched the run to compiled loops)
             self._fit_ring(self._w)
 

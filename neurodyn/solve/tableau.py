@@ -79,8 +79,8 @@ class Coefficients(NamedTuple):
             # dy = h sum b_j k_j, bspl = h k_1 - dy, r4 = 2 dy - h k_1 - h k_S and
             # r5 = h sum d_j k_j, is linear in the stages: y + h sum_j w_j(theta) k_j, where w_j is
             # the polynomial below (its value at theta = 1 is b_j, its slope at 0 is 1 for k_1).
-            first, last, d = torch.eye(n, dtype=torch.float64)[0], torch.eye(n, dtype=torch.float64)[-1], \
-                torch.tensor(tab.dense, dtype=torch.float64)
+            eye, d = torch.eye(n, dtype=torch.float64), torch.tensor(tab.dense, dtype=torch.float64)
+            first, last = eye[0], eye[-1]
             dense = torch.stack((first, 3 * b - 2 * first - last + d, -2 * b + first + last - 2 * d, d))
         return cls(tuple(as_tensor(row)[:i] for i, row in enumerate(tab.a)), as_tensor(tab.b),
                    as_tensor(tab.error), dense.to(dtype=dtype, device=device),
